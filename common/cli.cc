@@ -1,0 +1,44 @@
+#include "common/cli.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+
+namespace tessera {
+
+std::vector<char*> ParseCommandLine(int argc, char** argv, absl::string_view usage) {
+  absl::SetProgramUsageMessage(usage);
+  absl::FlagsUsageConfig config;
+  config.contains_help_flags = [](absl::string_view file) {
+    return !absl::StrContains(file, "absl/");
+  };
+  config.contains_helpshort_flags = config.contains_help_flags;
+  config.normalize_filename = [](absl::string_view file) { return std::string(file); };
+  absl::SetFlagsUsageConfig(config);
+
+  // `--foo-bar[=value]` -> `--foo_bar[=value]` when foo_bar is a defined flag
+  // (so a value that merely starts with a dash is left alone), up to `--`.
+  for (int i = 1; i < argc; ++i) {
+    char* arg = argv[i];
+    if (std::strcmp(arg, "--") == 0) break;
+    if (arg[0] != '-') continue;
+    char* name = arg + (arg[1] == '-' ? 2 : 1);
+    char* end = std::strchr(name, '=');
+    if (end == nullptr) end = name + std::strlen(name);
+    std::string normalized(name, end);
+    std::replace(normalized.begin(), normalized.end(), '-', '_');
+    const bool known = absl::FindCommandLineFlag(normalized) != nullptr ||
+                       (absl::StartsWith(normalized, "no") &&
+                        absl::FindCommandLineFlag(normalized.substr(2)) != nullptr);
+    if (known) std::replace(name, end, '-', '_');
+  }
+  return absl::ParseCommandLine(argc, argv);
+}
+
+}  // namespace tessera

@@ -1,0 +1,19 @@
+// Command-line parsing for Tessera's binaries, over absl flags.
+//
+// Flags are defined with underscores (absl's rule) and may be written with
+// dashes, vLLM-style: `--max-num-seqs 8` and `--max_num_seqs=8` are the same.
+// `--help` lists every Tessera flag (absl shows only the main file's by
+// default). Call once at the start of main; not thread-safe.
+#pragma once
+
+#include <vector>
+
+#include "absl/strings/string_view.h"
+
+namespace tessera {
+
+// Parses argv (exits on an unknown flag, --help or --version, as absl does)
+// and returns the positional arguments, argv[0] first.
+std::vector<char*> ParseCommandLine(int argc, char** argv, absl::string_view usage);
+
+}  // namespace tessera

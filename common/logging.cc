@@ -1,0 +1,19 @@
+#include "common/logging.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace tessera {
+
+absl::Status InitLogging(absl::string_view level, absl::string_view tag) {
+  auto lvl = spdlog::level::from_str(std::string(level));
+  if (lvl == spdlog::level::off && level != "off") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--log-level: unknown level '", level,
+                     "' (expected trace, debug, info, warn, error, critical or off)"));
+  }
+  spdlog::set_level(lvl);
+  spdlog::set_pattern(absl::StrCat("[%Y-%m-%d %H:%M:%S.%e] [%^%l%$] [", tag, "] %v"));
+  return absl::OkStatus();
+}
+
+}  // namespace tessera

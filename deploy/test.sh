@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds Tessera and runs every test suite.
+#   bash deploy/test.sh                 # all labels
+#   TESSERA_TEST_LABELS=unit bash deploy/test.sh
+# Environment: BUILD_DIR (default build), JOBS (default: cores), CMAKE_ARGS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash deploy/install-deps.sh
+BUILD_DIR=${BUILD_DIR:-build}
+JOBS=${JOBS:-$(nproc)}
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-}
+cmake --build "$BUILD_DIR" -j"$JOBS"
+
+label_args=()
+if [ -n "${TESSERA_TEST_LABELS:-}" ]; then label_args=(-L "$TESSERA_TEST_LABELS"); fi
+ctest --test-dir "$BUILD_DIR" -j2 --output-on-failure --timeout 600 "${label_args[@]}"

@@ -1,0 +1,95 @@
+// tessera-generate under mpirun reproduces llama2.c's greedy stories260K
+// continuations (at least each prompt's safe_prefix tokens) at TP=1, 2 and 4,
+// and refuses a model it cannot split with a clear message.
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/testing/stories.h"
+#include "tests/testing/subprocess.h"
+
+namespace tessera {
+namespace {
+
+std::string Mpirun(int ranks) {
+  return std::string(TESSERA_MPIEXEC) + " " + TESSERA_MPIRUN_FLAGS_STR + " -np " +
+         std::to_string(ranks) + " ";
+}
+
+std::string GenerateBinary() {
+  return std::string(TESSERA_BINARY_DIR) + "/worker/tessera-generate";
+}
+
+class GenerateTpTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(GenerateTpTest, ReproducesGreedyReference) {
+  TESSERA_REQUIRE_STORIES();
+  const int tp = GetParam();
+  const auto refs = testing::LoadGreedyReference();
+  const std::string prompts =
+      (std::filesystem::temp_directory_path() /
+       ("tessera_prompts_" + std::to_string(tp) + "_" + std::to_string(getpid()) + ".jsonl"))
+          .string();
+  {
+    std::ofstream f(prompts);
+    for (const auto& r : refs) {
+      f << nlohmann::json{{"prompt_token_ids", r.prompt}, {"max_tokens", 64}, {"ignore_eos", true}}
+               .dump()
+        << "\n";
+    }
+  }
+  const auto result = testing::RunCommand(
+      Mpirun(tp) + GenerateBinary() + " --model " + testing::StoriesDir() + " --prompts " +
+          prompts + " --json --temperature 0 --threads 1 --num-kv-blocks 256 --log-level warn",
+      240);
+  std::filesystem::remove(prompts);
+  ASSERT_EQ(result.exit_code, 0) << result.out;
+  std::istringstream lines(result.out);
+  std::string line;
+  size_t i = 0;
+  while (std::getline(lines, line)) {
+    if (line.empty() || line[0] != '{') continue;
+    ASSERT_LT(i, refs.size()) << "more outputs than prompts: " << line;
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j.at("prompt_token_ids").get<std::vector<int32_t>>(), refs[i].prompt);
+    const auto out = j.at("output_token_ids").get<std::vector<int32_t>>();
+    ASSERT_EQ(out.size(), 64u) << line;
+    for (int k = 0; k < refs[i].safe_prefix; ++k) {
+      ASSERT_EQ(out[k], refs[i].generated[k])
+          << "TP=" << tp << " prompt " << i << ": first difference at generated token " << k;
+    }
+    EXPECT_EQ(j.at("finish_reason"), "length");
+    EXPECT_EQ(j.at("usage").at("completion_tokens"), 64);
+    ++i;
+  }
+  EXPECT_EQ(i, refs.size()) << result.out;
+}
+
+INSTANTIATE_TEST_SUITE_P(TensorParallel, GenerateTpTest, ::testing::Values(1, 2, 4),
+                         [](const auto& info) { return "TP" + std::to_string(info.param); });
+
+TEST(GenerateErrorsTest, UnsplittableHeadCount) {
+  TESSERA_REQUIRE_STORIES();
+  // stories260K has 4 KV heads: 8 ranks cannot each hold one.
+  const auto result =
+      testing::RunCommand(Mpirun(8) + GenerateBinary() + " --model " + testing::StoriesDir() +
+                              " --prompt-ids 1 --threads 1 --num-kv-blocks 16 2>&1",
+                          120);
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(
+      result.out.find("num_key_value_heads (4) must be at least the tensor-parallel size (8)"),
+      std::string::npos)
+      << result.out;
+}
+
+TEST(GenerateErrorsTest, MissingModelDirectory) {
+  const auto result =
+      testing::RunCommand(GenerateBinary() + " --model /nonexistent/model --prompt-ids 1 2>&1", 60);
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.out.find("/nonexistent/model"), std::string::npos) << result.out;
+}
+
+}  // namespace
+}  // namespace tessera

@@ -1,0 +1,67 @@
+#include "worker/flags.h"
+
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "common/status_macros.h"
+
+ABSL_FLAG(std::string, model, "",
+          "Hugging Face model directory: config.json + *.safetensors (single or sharded)");
+ABSL_FLAG(std::string, dummy, "",
+          "Use random weights of a named shape instead of --model: tiny, smollm2-135m, "
+          "qwen3-0.6b, llama3-8b");
+ABSL_FLAG(uint64_t, dummy_seed, 0, "Seed of the --dummy weights");
+ABSL_FLAG(std::string, dtype, "auto",
+          "Compute dtype: auto, float32, bfloat16, float16 (the CPU path is float32)");
+ABSL_FLAG(int, block_size, 16, "Tokens per KV-cache block");
+ABSL_FLAG(int, max_model_len, 0,
+          "Longest prompt + output in tokens; 0 = the model's max_position_embeddings");
+ABSL_FLAG(int, max_num_seqs, 256, "Sequences running in one step at most");
+ABSL_FLAG(int, max_num_batched_tokens, 2048, "Tokens in one step at most (prefill chunk budget)");
+ABSL_FLAG(std::string, kv_cache_memory, "2GiB",
+          "KV cache memory per rank on the CPU path (e.g. 4GiB, 512MiB)");
+ABSL_FLAG(int64_t, num_kv_blocks, 0,
+          "Number of KV blocks per rank; overrides --kv-cache-memory and "
+          "--gpu-memory-utilization when set");
+ABSL_FLAG(bool, enable_prefix_caching, true, "Reuse cached KV blocks of identical prompt prefixes");
+ABSL_FLAG(bool, enable_chunked_prefill, true,
+          "Split long prompts across steps within --max-num-batched-tokens");
+ABSL_FLAG(std::string, scheduling_policy, "fcfs",
+          "fcfs (arrival order) or priority (lower priority value first, then arrival)");
+ABSL_FLAG(int, max_waiting, 4096,
+          "Waiting requests at most; past it new requests get RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, threads, 0, "CPU threads per rank; 0 = the node's cores / ranks on the node");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, critical or off");
+
+namespace tessera {
+
+absl::StatusOr<ReplicaOptions> ReplicaOptionsFromFlags(int local_ranks) {
+  ReplicaOptions o;
+  o.model_dir = absl::GetFlag(FLAGS_model);
+  o.dummy_preset = absl::GetFlag(FLAGS_dummy);
+  o.dummy_seed = absl::GetFlag(FLAGS_dummy_seed);
+  o.dtype = absl::GetFlag(FLAGS_dtype);
+  o.cache.block_size = absl::GetFlag(FLAGS_block_size);
+  o.cache.num_blocks = absl::GetFlag(FLAGS_num_kv_blocks);
+  o.cache.enable_prefix_caching = absl::GetFlag(FLAGS_enable_prefix_caching);
+  auto mem = ParseByteSize(absl::GetFlag(FLAGS_kv_cache_memory));
+  if (!mem.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--kv-cache-memory: ", mem.status().message()));
+  }
+  o.kv_cache_memory = *mem;
+  o.sched.max_model_len = absl::GetFlag(FLAGS_max_model_len);
+  o.sched.max_num_seqs = absl::GetFlag(FLAGS_max_num_seqs);
+  o.sched.max_num_batched_tokens = absl::GetFlag(FLAGS_max_num_batched_tokens);
+  o.sched.enable_chunked_prefill = absl::GetFlag(FLAGS_enable_chunked_prefill);
+  o.sched.max_waiting = absl::GetFlag(FLAGS_max_waiting);
+  ASSIGN_OR_RETURN(o.sched.policy, ParseSchedulingPolicy(absl::GetFlag(FLAGS_scheduling_policy)));
+  o.threads = absl::GetFlag(FLAGS_threads);
+  o.local_ranks = local_ranks;
+  if (o.threads < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--threads must be 0 (auto) or positive, got ", o.threads));
+  }
+  return o;
+}
+
+}  // namespace tessera

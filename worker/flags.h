@@ -1,0 +1,20 @@
+// Command-line flags shared by every binary that runs a replica rank
+// (tessera-generate, tessera-worker), with vLLM's names where one exists, and
+// their conversion into ReplicaOptions. Read once at start-up.
+#pragma once
+
+#include <string>
+
+#include "absl/flags/declare.h"
+#include "absl/status/statusor.h"
+#include "worker/replica.h"
+
+ABSL_DECLARE_FLAG(std::string, log_level);
+
+namespace tessera {
+
+// Builds ReplicaOptions from the flags; INVALID_ARGUMENT naming the flag.
+// `local_ranks` is the number of ranks sharing this node's cores.
+absl::StatusOr<ReplicaOptions> ReplicaOptionsFromFlags(int local_ranks);
+
+}  // namespace tessera

@@ -1,0 +1,527 @@
+#include "worker/model/model_config.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+
+namespace tessera {
+namespace {
+
+using json = nlohmann::json;
+
+// Typed, range-checked access to the fields of one JSON object; every error
+// names the source file and the field.
+class Fields {
+ public:
+  Fields(const json& object, std::string source, std::string prefix = "")
+      : object_(object), source_(std::move(source)), prefix_(std::move(prefix)) {}
+
+  absl::Status Error(absl::string_view field, absl::string_view message) const {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source_, ": field \"", prefix_, field, "\" ", message));
+  }
+  absl::Status Unimplemented(absl::string_view field, absl::string_view message) const {
+    return absl::UnimplementedError(
+        absl::StrCat(source_, ": field \"", prefix_, field, "\" ", message));
+  }
+
+  // The field's value, or nullptr when it is absent or JSON null.
+  const json* Get(absl::string_view field) const {
+    auto it = object_.find(std::string(field));
+    if (it == object_.end() || it->is_null()) return nullptr;
+    return &*it;
+  }
+
+  absl::StatusOr<int64_t> Int(absl::string_view field, const json& v, int64_t min,
+                              int64_t max) const {
+    int64_t value = 0;
+    if (v.is_number_unsigned()) {
+      uint64_t u = v.get<uint64_t>();
+      if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+        return Error(field, absl::StrCat("is out of range (got ", u, ")"));
+      }
+      value = static_cast<int64_t>(u);
+    } else if (v.is_number_integer()) {
+      value = v.get<int64_t>();
+    } else if (v.is_number_float() && std::isfinite(v.get<double>()) &&
+               std::floor(v.get<double>()) == v.get<double>() &&
+               std::fabs(v.get<double>()) < 9e15) {
+      value = static_cast<int64_t>(v.get<double>());
+    } else {
+      return Error(field, absl::StrCat("must be an integer (got ", v.dump(), ")"));
+    }
+    if (value < min || value > max) {
+      return Error(field, absl::StrCat("must be in [", min, ", ", max, "] (got ", value, ")"));
+    }
+    return value;
+  }
+
+  absl::StatusOr<int64_t> RequiredInt(absl::string_view field, int64_t min = 1,
+                                      int64_t max = std::numeric_limits<int32_t>::max()) const {
+    const json* v = Get(field);
+    if (v == nullptr) return Error(field, "is missing");
+    return Int(field, *v, min, max);
+  }
+
+  absl::StatusOr<int64_t> OptionalInt(absl::string_view field, int64_t fallback, int64_t min = 1,
+                                      int64_t max = std::numeric_limits<int32_t>::max()) const {
+    const json* v = Get(field);
+    if (v == nullptr) return fallback;
+    return Int(field, *v, min, max);
+  }
+
+  absl::StatusOr<double> OptionalDouble(absl::string_view field, double fallback) const {
+    const json* v = Get(field);
+    if (v == nullptr) return fallback;
+    if (!v->is_number())
+      return Error(field, absl::StrCat("must be a number (got ", v->dump(), ")"));
+    double d = v->get<double>();
+    if (!std::isfinite(d)) return Error(field, "must be finite");
+    return d;
+  }
+
+  absl::StatusOr<double> RequiredDouble(absl::string_view field) const {
+    if (Get(field) == nullptr) return Error(field, "is missing");
+    return OptionalDouble(field, 0.0);
+  }
+
+  absl::StatusOr<bool> OptionalBool(absl::string_view field, bool fallback) const {
+    const json* v = Get(field);
+    if (v == nullptr) return fallback;
+    if (!v->is_boolean()) {
+      return Error(field, absl::StrCat("must be true or false (got ", v->dump(), ")"));
+    }
+    return v->get<bool>();
+  }
+
+  absl::StatusOr<std::optional<std::string>> OptionalString(absl::string_view field) const {
+    const json* v = Get(field);
+    if (v == nullptr) return std::optional<std::string>();
+    if (!v->is_string())
+      return Error(field, absl::StrCat("must be a string (got ", v->dump(), ")"));
+    return std::optional<std::string>(v->get<std::string>());
+  }
+
+ private:
+  const json& object_;
+  std::string source_;
+  std::string prefix_;
+};
+
+struct Architecture {
+  const char* name;
+  const char* model_type;
+  int64_t default_max_position_embeddings;  // Hugging Face's default for the type
+};
+constexpr Architecture kArchitectures[] = {
+    {"LlamaForCausalLM", "llama", 2048},
+    {"MistralForCausalLM", "mistral", 4096 * 32},
+    {"Qwen2ForCausalLM", "qwen2", 32768},
+    {"Qwen3ForCausalLM", "qwen3", 32768},
+};
+
+std::string SupportedArchitectures() {
+  std::vector<std::string> names;
+  for (const Architecture& a : kArchitectures) names.push_back(a.name);
+  return absl::StrJoin(names, ", ");
+}
+
+absl::StatusOr<DType> ParseTorchDtype(const Fields& f, absl::string_view field,
+                                      const std::string& name) {
+  if (name == "float32" || name == "float") return DType::kFloat32;
+  if (name == "float16" || name == "half") return DType::kFloat16;
+  if (name == "bfloat16") return DType::kBFloat16;
+  return f.Error(field, absl::StrCat("must be float32, float16 or bfloat16 (got \"", name, "\")"));
+}
+
+// rope_scaling (or the scaling part of transformers v5's rope_parameters).
+absl::StatusOr<ops::RopeScaling> ParseRopeScaling(const json& v, const std::string& source,
+                                                  absl::string_view field) {
+  ops::RopeScaling scaling;
+  if (!v.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ": field \"", field, "\" must be an object or null (got ", v.dump(), ")"));
+  }
+  Fields f(v, source, absl::StrCat(field, "."));
+  ASSIGN_OR_RETURN(std::optional<std::string> rope_type, f.OptionalString("rope_type"));
+  if (!rope_type) {
+    ASSIGN_OR_RETURN(rope_type, f.OptionalString("type"));
+  }
+  if (!rope_type) return f.Error("rope_type", "is missing");
+  if (*rope_type == "default") return scaling;
+  if (*rope_type == "linear") {
+    scaling.type = ops::RopeScaling::Type::kLinear;
+    ASSIGN_OR_RETURN(scaling.factor, f.RequiredDouble("factor"));
+    return scaling;
+  }
+  if (*rope_type == "llama3") {
+    scaling.type = ops::RopeScaling::Type::kLlama3;
+    ASSIGN_OR_RETURN(scaling.factor, f.RequiredDouble("factor"));
+    ASSIGN_OR_RETURN(scaling.low_freq_factor, f.RequiredDouble("low_freq_factor"));
+    ASSIGN_OR_RETURN(scaling.high_freq_factor, f.RequiredDouble("high_freq_factor"));
+    ASSIGN_OR_RETURN(
+        scaling.original_max_position_embeddings,
+        f.RequiredInt("original_max_position_embeddings", 1, std::numeric_limits<int64_t>::max()));
+    return scaling;
+  }
+  return f.Unimplemented("rope_type", absl::StrCat("\"", *rope_type,
+                                                   "\" is not supported (supported: llama3, "
+                                                   "linear, default)"));
+}
+
+absl::Status ParseInto(const json& root, const std::string& src, ModelConfig& c) {
+  if (!root.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(src, ": the config must be a JSON object"));
+  }
+  Fields f(root, src);
+
+  // Architecture and model type.
+  ASSIGN_OR_RETURN(std::optional<std::string> model_type, f.OptionalString("model_type"));
+  if (const json* archs = f.Get("architectures")) {
+    if (!archs->is_array() || archs->empty() || !(*archs)[0].is_string()) {
+      return f.Error("architectures",
+                     absl::StrCat("must be a non-empty list of strings (got ", archs->dump(), ")"));
+    }
+    c.architecture = (*archs)[0].get<std::string>();
+  } else if (model_type) {
+    for (const Architecture& a : kArchitectures) {
+      if (*model_type == a.model_type) c.architecture = a.name;
+    }
+    if (c.architecture.empty()) {
+      return f.Unimplemented("model_type", absl::StrCat("\"", *model_type,
+                                                        "\" is not supported and no "
+                                                        "\"architectures\" are given (supported: ",
+                                                        SupportedArchitectures(), ")"));
+    }
+  } else {
+    return f.Error("architectures", "is missing (and so is \"model_type\")");
+  }
+  int64_t default_max_positions = 0;
+  for (const Architecture& a : kArchitectures) {
+    if (c.architecture == a.name) {
+      c.model_type = a.model_type;
+      default_max_positions = a.default_max_position_embeddings;
+    }
+  }
+  if (c.model_type.empty()) {
+    return f.Unimplemented("architectures", absl::StrCat("names \"", c.architecture,
+                                                         "\", which is not supported (supported: ",
+                                                         SupportedArchitectures(), ")"));
+  }
+  const bool is_qwen2 = c.model_type == "qwen2";
+  const bool is_qwen3 = c.model_type == "qwen3";
+
+  // Shapes.
+  ASSIGN_OR_RETURN(int64_t hidden, f.RequiredInt("hidden_size"));
+  ASSIGN_OR_RETURN(int64_t inter, f.RequiredInt("intermediate_size"));
+  ASSIGN_OR_RETURN(int64_t layers, f.RequiredInt("num_hidden_layers"));
+  ASSIGN_OR_RETURN(int64_t heads, f.RequiredInt("num_attention_heads"));
+  ASSIGN_OR_RETURN(int64_t kv_heads, f.OptionalInt("num_key_value_heads", heads));
+  ASSIGN_OR_RETURN(int64_t head_dim, f.OptionalInt("head_dim", hidden / heads));
+  ASSIGN_OR_RETURN(int64_t vocab, f.RequiredInt("vocab_size"));
+  ASSIGN_OR_RETURN(c.max_position_embeddings,
+                   f.OptionalInt("max_position_embeddings", default_max_positions, 1,
+                                 std::numeric_limits<int64_t>::max()));
+  c.hidden_size = static_cast<int>(hidden);
+  c.intermediate_size = static_cast<int>(inter);
+  c.num_hidden_layers = static_cast<int>(layers);
+  c.num_attention_heads = static_cast<int>(heads);
+  c.num_key_value_heads = static_cast<int>(kv_heads);
+  c.head_dim = static_cast<int>(head_dim);
+  c.vocab_size = static_cast<int>(vocab);
+
+  // Norm, rope.
+  ASSIGN_OR_RETURN(c.rms_norm_eps, f.OptionalDouble("rms_norm_eps", 1e-6));
+  const json* rope_parameters = f.Get("rope_parameters");  // transformers >= 5
+  double default_theta = 10000.0;
+  if (rope_parameters != nullptr && rope_parameters->is_object()) {
+    Fields rp(*rope_parameters, src, "rope_parameters.");
+    ASSIGN_OR_RETURN(default_theta, rp.OptionalDouble("rope_theta", default_theta));
+  }
+  ASSIGN_OR_RETURN(c.rope_theta, f.OptionalDouble("rope_theta", default_theta));
+  if (const json* rs = f.Get("rope_scaling")) {
+    ASSIGN_OR_RETURN(c.rope_scaling, ParseRopeScaling(*rs, src, "rope_scaling"));
+  } else if (rope_parameters != nullptr) {
+    ASSIGN_OR_RETURN(c.rope_scaling, ParseRopeScaling(*rope_parameters, src, "rope_parameters"));
+  }
+
+  // Biases, norms, embeddings.
+  ASSIGN_OR_RETURN(c.tie_word_embeddings, f.OptionalBool("tie_word_embeddings", false));
+  ASSIGN_OR_RETURN(bool attention_bias, f.OptionalBool("attention_bias", false));
+  if (is_qwen2) {
+    // Hugging Face's Qwen2 always has q/k/v biases and never an o_proj bias.
+    c.attention_bias = true;
+    c.o_proj_bias = false;
+  } else {
+    c.attention_bias = attention_bias;
+    c.o_proj_bias = attention_bias;
+  }
+  c.qk_norm = is_qwen3;
+  ASSIGN_OR_RETURN(bool mlp_bias, f.OptionalBool("mlp_bias", false));
+  if (mlp_bias) return f.Unimplemented("mlp_bias", "is true; MLP biases are not supported");
+
+  // Sliding-window attention is not implemented: refuse a window that would
+  // ever be active (Hugging Face's Llama has none and ignores the field).
+  bool window_active = c.model_type == "mistral";
+  if (is_qwen2 || is_qwen3) {
+    ASSIGN_OR_RETURN(window_active, f.OptionalBool("use_sliding_window", false));
+  }
+  if (window_active) {
+    ASSIGN_OR_RETURN(int64_t window,
+                     f.OptionalInt("sliding_window", 0, 0, std::numeric_limits<int64_t>::max()));
+    if (window > 0 && window < c.max_position_embeddings) {
+      return f.Unimplemented(
+          "sliding_window",
+          absl::StrCat("is ", window, ", below max_position_embeddings (",
+                       c.max_position_embeddings, "); sliding-window attention is not supported"));
+    }
+  }
+
+  // Special tokens.
+  if (const json* bos = f.Get("bos_token_id")) {
+    ASSIGN_OR_RETURN(int64_t id,
+                     f.Int("bos_token_id", *bos, 0, std::numeric_limits<int32_t>::max()));
+    c.bos_token_id = static_cast<int32_t>(id);
+  }
+  if (const json* eos = f.Get("eos_token_id")) {
+    if (eos->is_array()) {
+      for (const json& e : *eos) {
+        ASSIGN_OR_RETURN(int64_t id,
+                         f.Int("eos_token_id", e, 0, std::numeric_limits<int32_t>::max()));
+        c.eos_token_ids.push_back(static_cast<int32_t>(id));
+      }
+    } else {
+      ASSIGN_OR_RETURN(int64_t id,
+                       f.Int("eos_token_id", *eos, 0, std::numeric_limits<int32_t>::max()));
+      c.eos_token_ids.push_back(static_cast<int32_t>(id));
+    }
+  }
+
+  // Dtype and activation.
+  ASSIGN_OR_RETURN(std::optional<std::string> dtype, f.OptionalString("torch_dtype"));
+  const char* dtype_field = "torch_dtype";
+  if (!dtype) {
+    ASSIGN_OR_RETURN(dtype, f.OptionalString("dtype"));
+    dtype_field = "dtype";
+  }
+  if (dtype) {
+    ASSIGN_OR_RETURN(c.torch_dtype, ParseTorchDtype(f, dtype_field, *dtype));
+  }
+  ASSIGN_OR_RETURN(std::optional<std::string> act, f.OptionalString("hidden_act"));
+  if (act) c.hidden_act = *act;
+  if (c.hidden_act != "silu") {
+    return f.Unimplemented("hidden_act",
+                           absl::StrCat("is \"", c.hidden_act, "\"; only \"silu\" is supported"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Invalid(absl::string_view field, absl::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat("field \"", field, "\" ", message));
+}
+
+}  // namespace
+
+absl::Status ModelConfig::Validate() const {
+  auto positive = [](absl::string_view field, int64_t v) -> absl::Status {
+    if (v <= 0) return Invalid(field, absl::StrCat("must be positive (got ", v, ")"));
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(positive("hidden_size", hidden_size));
+  RETURN_IF_ERROR(positive("intermediate_size", intermediate_size));
+  RETURN_IF_ERROR(positive("num_hidden_layers", num_hidden_layers));
+  RETURN_IF_ERROR(positive("num_attention_heads", num_attention_heads));
+  RETURN_IF_ERROR(positive("num_key_value_heads", num_key_value_heads));
+  RETURN_IF_ERROR(positive("head_dim", head_dim));
+  RETURN_IF_ERROR(positive("vocab_size", vocab_size));
+  RETURN_IF_ERROR(positive("max_position_embeddings", max_position_embeddings));
+  if (num_attention_heads % num_key_value_heads != 0) {
+    return Invalid(
+        "num_attention_heads",
+        absl::StrCat("(", num_attention_heads, ") must be a multiple of num_key_value_heads (",
+                     num_key_value_heads, ")"));
+  }
+  if (head_dim % 2 != 0) {
+    return Invalid("head_dim",
+                   absl::StrCat("must be even for rotary embeddings (got ", head_dim, ")"));
+  }
+  if (!(rms_norm_eps > 0) || !std::isfinite(rms_norm_eps)) {
+    return Invalid("rms_norm_eps", absl::StrCat("must be positive (got ", rms_norm_eps, ")"));
+  }
+  if (!(rope_theta > 0) || !std::isfinite(rope_theta)) {
+    return Invalid("rope_theta", absl::StrCat("must be positive (got ", rope_theta, ")"));
+  }
+  switch (rope_scaling.type) {
+    case ops::RopeScaling::Type::kNone:
+      break;
+    case ops::RopeScaling::Type::kLinear:
+      if (!(rope_scaling.factor > 0)) {
+        return Invalid("rope_scaling.factor",
+                       absl::StrCat("must be positive (got ", rope_scaling.factor, ")"));
+      }
+      break;
+    case ops::RopeScaling::Type::kLlama3:
+      if (!(rope_scaling.factor > 0)) {
+        return Invalid("rope_scaling.factor",
+                       absl::StrCat("must be positive (got ", rope_scaling.factor, ")"));
+      }
+      if (!(rope_scaling.low_freq_factor > 0) ||
+          !(rope_scaling.high_freq_factor > rope_scaling.low_freq_factor)) {
+        return Invalid(
+            "rope_scaling.high_freq_factor",
+            absl::StrCat("must exceed low_freq_factor > 0 (got low ", rope_scaling.low_freq_factor,
+                         ", high ", rope_scaling.high_freq_factor, ")"));
+      }
+      if (rope_scaling.original_max_position_embeddings <= 0) {
+        return Invalid("rope_scaling.original_max_position_embeddings",
+                       absl::StrCat("must be positive (got ",
+                                    rope_scaling.original_max_position_embeddings, ")"));
+      }
+      break;
+  }
+  if (bos_token_id && (*bos_token_id < 0 || *bos_token_id >= vocab_size)) {
+    return Invalid("bos_token_id", absl::StrCat("(", *bos_token_id, ") must be below vocab_size (",
+                                                vocab_size, ")"));
+  }
+  for (int32_t eos : eos_token_ids) {
+    if (eos < 0 || eos >= vocab_size) {
+      return Invalid("eos_token_id",
+                     absl::StrCat("(", eos, ") must be below vocab_size (", vocab_size, ")"));
+    }
+  }
+  if (hidden_act != "silu") {
+    return Invalid("hidden_act", absl::StrCat("must be \"silu\" (got \"", hidden_act, "\")"));
+  }
+  if (qk_norm && model_type != "qwen3") {
+    return Invalid("model_type", absl::StrCat("\"", model_type, "\" has no q/k norm"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ModelConfig> ParseModelConfig(absl::string_view json_text,
+                                             absl::string_view source_name) {
+  const std::string src(source_name);
+  json root;
+  try {
+    root = json::parse(json_text.begin(), json_text.end());
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(src, ": invalid JSON: ", e.what()));
+  }
+  ModelConfig config;
+  try {
+    RETURN_IF_ERROR(ParseInto(root, src, config));
+  } catch (const json::exception& e) {  // defensive: the accessors check types first
+    return absl::InvalidArgumentError(absl::StrCat(src, ": ", e.what()));
+  }
+  absl::Status valid = config.Validate();
+  if (!valid.ok()) {
+    return absl::Status(valid.code(), absl::StrCat(src, ": ", valid.message()));
+  }
+  return config;
+}
+
+absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir) {
+  const std::string path = model_dir + "/config.json";
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return absl::DataLossError(absl::StrCat("error reading ", path));
+  return ParseModelConfig(text.str(), path);
+}
+
+std::vector<std::string> DummyPresetNames() {
+  return {"tiny", "smollm2-135m", "qwen3-0.6b", "llama3-8b"};
+}
+
+absl::StatusOr<ModelConfig> DummyModelConfig(absl::string_view preset) {
+  ModelConfig c;
+  c.architecture = "LlamaForCausalLM";
+  c.model_type = "llama";
+  c.hidden_act = "silu";
+  // Dummy models run with the byte tokenizer (common/tokenizer.h), so every
+  // preset uses its special ids, whatever the real model's tokenizer says.
+  c.bos_token_id = 1;
+  c.eos_token_ids = {2};
+  if (preset == "tiny") {
+    // A made-up small Llama for fast tests.
+    c.hidden_size = 64;
+    c.intermediate_size = 192;
+    c.num_hidden_layers = 2;
+    c.num_attention_heads = 4;
+    c.num_key_value_heads = 2;
+    c.head_dim = 16;
+    c.vocab_size = 512;
+    c.max_position_embeddings = 2048;
+    c.rope_theta = 10000.0;
+    c.rms_norm_eps = 1e-5;
+    c.tie_word_embeddings = true;
+    c.torch_dtype = DType::kFloat32;
+  } else if (preset == "smollm2-135m") {
+    // HuggingFaceTB/SmolLM2-135M.
+    c.hidden_size = 576;
+    c.intermediate_size = 1536;
+    c.num_hidden_layers = 30;
+    c.num_attention_heads = 9;
+    c.num_key_value_heads = 3;
+    c.head_dim = 64;
+    c.vocab_size = 49152;
+    c.max_position_embeddings = 8192;
+    c.rope_theta = 100000.0;
+    c.rms_norm_eps = 1e-5;
+    c.tie_word_embeddings = true;
+    c.torch_dtype = DType::kBFloat16;
+  } else if (preset == "qwen3-0.6b") {
+    // Qwen/Qwen3-0.6B: head_dim 128 although hidden / heads = 64.
+    c.architecture = "Qwen3ForCausalLM";
+    c.model_type = "qwen3";
+    c.hidden_size = 1024;
+    c.intermediate_size = 3072;
+    c.num_hidden_layers = 28;
+    c.num_attention_heads = 16;
+    c.num_key_value_heads = 8;
+    c.head_dim = 128;
+    c.vocab_size = 151936;
+    c.max_position_embeddings = 40960;
+    c.rope_theta = 1000000.0;
+    c.rms_norm_eps = 1e-6;
+    c.tie_word_embeddings = true;
+    c.qk_norm = true;
+    c.torch_dtype = DType::kBFloat16;
+  } else if (preset == "llama3-8b") {
+    // meta-llama/Meta-Llama-3-8B (Llama 3.0: no rope scaling).
+    c.hidden_size = 4096;
+    c.intermediate_size = 14336;
+    c.num_hidden_layers = 32;
+    c.num_attention_heads = 32;
+    c.num_key_value_heads = 8;
+    c.head_dim = 128;
+    c.vocab_size = 128256;
+    c.max_position_embeddings = 8192;
+    c.rope_theta = 500000.0;
+    c.rms_norm_eps = 1e-5;
+    c.tie_word_embeddings = false;
+    c.torch_dtype = DType::kBFloat16;
+  } else {
+    return absl::NotFoundError(absl::StrCat("unknown dummy preset \"", preset, "\" (known: ",
+                                            absl::StrJoin(DummyPresetNames(), ", "), ")"));
+  }
+  RETURN_IF_ERROR(c.Validate());
+  return c;
+}
+
+std::string LlamaWeightNames::Layer(int i, absl::string_view suffix) {
+  return absl::StrCat("model.layers.", i, ".", suffix);
+}
+
+}  // namespace tessera
