@@ -1,4 +1,4 @@
-// Process-wide logging through spdlog. `InitLogging` sets the pattern and level
+// Process-wide logging through spdlog, to stderr. `InitLogging` sets the pattern and level
 // once at start-up (thread-safe after that: spdlog's default logger is
 // thread-safe). Use spdlog::info/warn/error directly elsewhere.
 #pragma once
