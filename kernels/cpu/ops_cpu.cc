@@ -120,9 +120,13 @@ void Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
                 1);
     return;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(m),
-              static_cast<int>(k), 1.f, x.data_as<const float>(), static_cast<int>(k),
-              w.data_as<const float>(), static_cast<int>(k), beta, o, static_cast<int>(m));
+  // The same product computed as out^T = w @ x^T in column-major terms, so the
+  // large operand (the weight) is OpenBLAS's M side, packed once per call,
+  // and the few activation rows are the N side. Row-major out [n, m] is
+  // column-major [m, n]: no transpose of the result is needed.
+  cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
+              static_cast<int>(k), 1.f, w.data_as<const float>(), static_cast<int>(k),
+              x.data_as<const float>(), static_cast<int>(k), beta, o, static_cast<int>(m));
 }
 
 void SiluAndMul(const Tensor& x, Tensor& out) {
