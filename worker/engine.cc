@@ -60,7 +60,9 @@ absl::Status Engine::AddRequest(EngineRequest r) {
   return scheduler_.AddRequest(std::move(seq));
 }
 
-bool Engine::Abort(const std::string& request_id) { return scheduler_.Abort(request_id); }
+bool Engine::Abort(const std::string& request_id, FinishReason reason) {
+  return scheduler_.Abort(request_id, reason);
+}
 
 absl::StatusOr<std::vector<RequestOutput>> Engine::Step() {
   std::vector<RequestOutput> results;

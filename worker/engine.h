@@ -61,7 +61,7 @@ class Engine {
   absl::Status AddRequest(EngineRequest request);
   // Ends a request in any state; its final output (reason kAbort) comes with
   // the next Step(). False when the id is unknown or already finished.
-  bool Abort(const std::string& request_id);
+  bool Abort(const std::string& request_id, FinishReason reason = FinishReason::kAbort);
 
   // Runs one step (nothing when idle) and returns what it produced. An error
   // means a collective or the forward pass failed (e.g. a rank is gone): the

@@ -32,6 +32,11 @@ absl::Status RunFollower(ModelExecutor& executor, Communicator& comm) {
       case v1::StepPlan::KIND_FORWARD:
         RETURN_IF_ERROR(executor.Execute(plan, logits));
         break;
+      case v1::StepPlan::KIND_HEARTBEAT:
+        // The idle leader checking that every rank is alive: a barrier, as a
+        // small broadcast can complete at the root without the receivers.
+        RETURN_IF_ERROR(comm.Barrier());
+        break;
       case v1::StepPlan::KIND_UNSPECIFIED:
       default:  // proto enums are open: any other value is a protocol error
         return absl::DataLossError(

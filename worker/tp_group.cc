@@ -24,6 +24,11 @@ constexpr int64_t kMaxChunk = int64_t{1} << 30;
 // Timed waits spin on MPI_Test this long before sleeping between tests.
 constexpr auto kSpinFor = std::chrono::microseconds(200);
 constexpr auto kPollSleep = std::chrono::microseconds(20);
+// A wait this long means the rank is idle (e.g. a follower between requests):
+// poll slowly, trading up to a millisecond on the first step after idleness
+// for a follower that does not burn a core while the replica has no work.
+constexpr auto kIdleAfter = std::chrono::milliseconds(5);
+constexpr auto kIdlePollSleep = std::chrono::milliseconds(1);
 
 std::vector<int64_t> GatherShape(const Tensor& in, int size) {
   std::vector<int64_t> shape;
@@ -250,7 +255,11 @@ class MpiCommunicator final : public Communicator {
             absl::StrCat(call, " did not complete within ", timeout_.count(), " ms on rank ", rank_,
                          " of ", size_, ": a rank is dead, hung or out of step"));
       }
-      if (now - start > kSpinFor) std::this_thread::sleep_for(kPollSleep);
+      if (now - start > kIdleAfter) {
+        std::this_thread::sleep_for(kIdlePollSleep);
+      } else if (now - start > kSpinFor) {
+        std::this_thread::sleep_for(kPollSleep);
+      }
     }
   }
 

@@ -1,0 +1,281 @@
+// tessera-worker: one replica of the model behind gRPC.
+//
+//   mpirun -np N tessera-worker (--model DIR | --dummy tiny) --port P [--router ADDR]
+//
+// Rank 0 (the leader) serves tessera.v1.Worker and tessera.v1.Llm, with
+// grpc.health.v1 and server reflection, runs the engine thread and broadcasts
+// each step plan; ranks 1..N-1 follow the plans (RunFollower) until the
+// leader's shutdown plan. SIGTERM, SIGINT, SIGUSR1 (which mpirun forwards to
+// every rank) or the Drain RPC drain the leader; followers ignore those signals
+// and leave with the leader's shutdown plan. A failed step (a rank died or
+// hung past --step-timeout) turns health NOT_SERVING, ends in-flight requests
+// with UNAVAILABLE and aborts the whole MPI job (exit non-zero).
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "common/cli.h"
+#include "common/logging.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "worker/engine_loop.h"
+#include "worker/flags.h"
+#include "worker/kv_event_hub.h"
+#include "worker/registration.h"
+#include "worker/service.h"
+
+ABSL_FLAG(std::string, host, "0.0.0.0", "Address the gRPC server listens on (rank 0)");
+ABSL_FLAG(int, port, 50051, "gRPC port of rank 0; 0 = pick a free port (see --port-file)");
+ABSL_FLAG(std::string, port_file, "",
+          "After the server listens, rank 0 writes the bound port here (atomically: write + "
+          "rename)");
+ABSL_FLAG(double, shutdown_timeout, 30.0,
+          "Seconds a drain (Drain RPC, SIGTERM, SIGINT, SIGUSR1) lets in-flight requests "
+          "finish; the rest then end with UNAVAILABLE and the process still exits 0");
+ABSL_FLAG(double, step_timeout, 30.0,
+          "Seconds one collective of the leader may take before the replica is declared "
+          "failed (a rank died or hung): health NOT_SERVING, requests UNAVAILABLE, exit 1. "
+          "0 = no limit");
+ABSL_FLAG(int, idle_heartbeat_ms, 1000,
+          "When idle, the leader checks the other ranks with an empty plan this often (ms); "
+          "0 = never");
+ABSL_FLAG(std::string, router, "",
+          "Router address (host:port of its client port) to register with and heartbeat; "
+          "empty = just serve");
+ABSL_FLAG(std::string, worker_id, "", "This worker's id at the router; default host:port");
+ABSL_FLAG(std::string, advertise_address, "",
+          "host:port the router should use to reach this worker; default the listening "
+          "address (this host's name when --host is 0.0.0.0 or ::)");
+ABSL_FLAG(int, heartbeat_interval_ms, 1000,
+          "Router heartbeat interval (ms) unless the router's RegisterWorker reply sets one");
+ABSL_FLAG(std::string, router_api_key, "",
+          "Sent as 'authorization: Bearer KEY' to the router's Registry, when set");
+ABSL_FLAG(int, max_logprobs, 20, "Largest `logprobs` (top-n per token) a request may ask");
+ABSL_FLAG(int, max_kv_watch_batches, 1024,
+          "KV event batches a WatchKvEvents client may fall behind before its stream ends "
+          "with RESOURCE_EXHAUSTED (it then resubscribes for a fresh snapshot)");
+
+namespace tessera {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string HostName() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
+  return buf;
+}
+
+absl::Status WritePortFile(const std::string& path, int port) {
+  const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << port << "\n";
+    out.close();
+    if (!out) return absl::InternalError(absl::StrCat("--port-file: cannot write ", tmp));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("--port-file: cannot rename ", tmp, " to ", path, ": ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+void SetServing(grpc::Server& server, bool serving) {
+  grpc::HealthCheckServiceInterface* health = server.GetHealthCheckService();
+  if (health == nullptr) return;
+  health->SetServingStatus("", serving);
+  health->SetServingStatus("tessera.v1.Worker", serving);
+  health->SetServingStatus("tessera.v1.Llm", serving);
+}
+
+sigset_t DrainSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGUSR1);
+  return set;
+}
+
+int RunLeader(Replica& replica) {
+  const auto shutdown_timeout = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(std::max(0.0, absl::GetFlag(FLAGS_shutdown_timeout))));
+  KvEventHub hub(replica.cache.block_size,
+                 static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_max_kv_watch_batches))));
+  EngineLoopOptions loop_options;
+  loop_options.max_waiting = replica.sched.max_waiting;
+  loop_options.idle_heartbeat_interval =
+      std::chrono::milliseconds(std::max(0, absl::GetFlag(FLAGS_idle_heartbeat_ms)));
+  EngineLoop loop(*replica.engine, *replica.comm, &hub, loop_options);
+
+  ServiceContext ctx;
+  ctx.loop = &loop;
+  ctx.hub = &hub;
+  ctx.tokenizer = replica.tokenizer.get();
+  ctx.limits.model_name = replica.model_name;
+  ctx.limits.vocab_size = static_cast<int32_t>(replica.config.vocab_size);
+  ctx.limits.max_model_len = replica.sched.max_model_len;
+  ctx.limits.max_logprobs = absl::GetFlag(FLAGS_max_logprobs);
+  ctx.block_size = replica.cache.block_size;
+  WorkerService worker_service(ctx);
+  LlmService llm_service(ctx);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  const std::string host = absl::GetFlag(FLAGS_host);
+  const std::string listen = absl::StrCat(host, ":", absl::GetFlag(FLAGS_port));
+  int bound_port = 0;
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &bound_port);
+  builder.RegisterService(&worker_service);
+  builder.RegisterService(&llm_service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || bound_port == 0) {
+    spdlog::error("cannot listen on {}", listen);
+    if (absl::Status s = replica.engine->Shutdown(); !s.ok()) MpiSession::Abort(1);
+    return 1;
+  }
+
+  const std::string advertise =
+      !absl::GetFlag(FLAGS_advertise_address).empty()
+          ? absl::GetFlag(FLAGS_advertise_address)
+          : absl::StrCat(host == "0.0.0.0" || host == "::" || host == "[::]" ? HostName() : host,
+                         ":", bound_port);
+  ctx.worker_id =
+      absl::GetFlag(FLAGS_worker_id).empty() ? advertise : absl::GetFlag(FLAGS_worker_id);
+  std::atomic<bool> drain_started{false};
+  ctx.drain = [&]() {
+    if (!drain_started.exchange(true)) {
+      spdlog::info("draining: no new requests; in-flight ones get up to {} s",
+                   absl::GetFlag(FLAGS_shutdown_timeout));
+    }
+    SetServing(*server, false);
+    return loop.Drain(Clock::now() + shutdown_timeout);
+  };
+
+  loop.Start();
+  SetServing(*server, true);
+  if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
+    if (absl::Status s = WritePortFile(port_file, bound_port); !s.ok()) {
+      spdlog::error("{}", s.message());
+    }
+  }
+  spdlog::info("tessera-worker {} serving {} on {} (port {}), {} rank(s)", ctx.worker_id,
+               replica.model_name, listen, bound_port, replica.comm->size());
+
+  std::unique_ptr<Registration> registration;
+  if (const std::string router = absl::GetFlag(FLAGS_router); !router.empty()) {
+    Registration::Options ro;
+    ro.router = router;
+    ro.worker_id = ctx.worker_id;
+    ro.address = advertise;
+    ro.api_key = absl::GetFlag(FLAGS_router_api_key);
+    ro.heartbeat_interval =
+        std::chrono::milliseconds(std::max(50, absl::GetFlag(FLAGS_heartbeat_interval_ms)));
+    registration = std::make_unique<Registration>(std::move(ro));
+    registration->Start();
+  }
+
+  // Signals are blocked in every thread; this one takes them (sigtimedwait),
+  // so no work happens in a signal handler.
+  std::atomic<bool> stop_signals{false};
+  std::thread signal_thread([&] {
+    const sigset_t set = DrainSignals();
+    timespec poll{0, 200 * 1000 * 1000};
+    while (!stop_signals.load()) {
+      const int sig = sigtimedwait(&set, nullptr, &poll);
+      if (sig <= 0) continue;
+      spdlog::info("received signal {} ({})", sig, strsignal(sig));
+      ctx.drain();
+    }
+  });
+
+  const absl::Status status = loop.Wait();
+  SetServing(*server, false);
+  if (registration) registration->Stop();
+  if (!status.ok()) {
+    spdlog::error("replica failed, aborting the MPI job: {}", status);
+    // In-flight streams already ended with UNAVAILABLE; stay up a moment so
+    // health checkers see NOT_SERVING and the streams' statuses go out.
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    MpiSession::Abort(1);
+  }
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  stop_signals = true;
+  signal_thread.join();
+  spdlog::info("drained; exiting");
+  return 0;
+}
+
+}  // namespace
+}  // namespace tessera
+
+int main(int argc, char** argv) {
+  tessera::ParseCommandLine(
+      argc, argv,
+      "tessera-worker: one model replica behind gRPC (tessera.v1.Worker and tessera.v1.Llm).\n"
+      "  tessera-worker (--model DIR | --dummy tiny) [--port P | --port 0 --port-file F] "
+      "[--router ADDR]\n"
+      "  mpirun -np N tessera-worker ...   (tensor parallelism over N ranks; rank 0 serves)\n"
+      "Drain: the Drain RPC, or SIGTERM/SIGINT to rank 0, or SIGUSR1 to mpirun (it forwards\n"
+      "SIGUSR1 to every rank; SIGTERM/SIGINT to mpirun kill the whole job at once).");
+  // Before MPI and gRPC start threads, so that every thread inherits the mask:
+  // the drain signals are taken by the leader's signal thread, and stay
+  // blocked (ignored) on the followers. mpirun still ends a job with SIGKILL.
+  const sigset_t drain_signals = tessera::DrainSignals();
+  pthread_sigmask(SIG_BLOCK, &drain_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto mpi = tessera::MpiSession::Init(&argc, &argv);
+  if (!mpi.ok()) {
+    std::fprintf(stderr, "tessera-worker: %s\n", std::string(mpi.status().message()).c_str());
+    return 1;
+  }
+  const int rank = (*mpi)->world_rank();
+  if (auto s = tessera::InitLogging(absl::GetFlag(FLAGS_log_level), absl::StrCat("worker r", rank));
+      !s.ok()) {
+    std::fprintf(stderr, "tessera-worker: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  auto options = tessera::ReplicaOptionsFromFlags((*mpi)->local_size());
+  tessera::MpiCommunicatorOptions comm_options;
+  if (rank == 0) {
+    comm_options.timeout = std::chrono::milliseconds(
+        static_cast<int64_t>(std::max(0.0, absl::GetFlag(FLAGS_step_timeout)) * 1000));
+  }
+  absl::StatusOr<std::unique_ptr<tessera::Communicator>> comm =
+      (*mpi)->world_size() > 1 ? tessera::MakeMpiCommunicator(comm_options)
+                               : absl::StatusOr<std::unique_ptr<tessera::Communicator>>(
+                                     tessera::MakeSingleProcessCommunicator());
+  absl::StatusOr<std::unique_ptr<tessera::Replica>> replica =
+      !options.ok() ? absl::StatusOr<std::unique_ptr<tessera::Replica>>(options.status())
+      : !comm.ok()  ? absl::StatusOr<std::unique_ptr<tessera::Replica>>(comm.status())
+                    : tessera::BuildReplica(*options, std::move(*comm));
+  if (!replica.ok()) {
+    spdlog::error("{}", replica.status().message());
+    if ((*mpi)->world_size() > 1) tessera::MpiSession::Abort(2);
+    return 2;
+  }
+  if (rank == 0) return tessera::RunLeader(**replica);
+  absl::Status status = tessera::RunFollower(*(*replica)->executor, *(*replica)->comm);
+  if (!status.ok()) {
+    spdlog::error("{}", status.message());
+    tessera::MpiSession::Abort(1);
+  }
+  return 0;
+}
