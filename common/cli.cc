@@ -9,17 +9,25 @@
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 
 namespace tessera {
 
 std::vector<char*> ParseCommandLine(int argc, char** argv, absl::string_view usage) {
-  absl::SetProgramUsageMessage(usage);
+  absl::SetProgramUsageMessage(absl::StrCat(
+      usage, "\n  Flags may be written with dashes or underscores: --max-num-seqs = --max_num_seqs."));
   absl::FlagsUsageConfig config;
   config.contains_help_flags = [](absl::string_view file) {
     return !absl::StrContains(file, "absl/");
   };
   config.contains_helpshort_flags = config.contains_help_flags;
-  config.normalize_filename = [](absl::string_view file) { return std::string(file); };
+  // "Flags from worker/flags.cc", not from an absolute build path.
+  config.normalize_filename = [](absl::string_view file) {
+    constexpr absl::string_view kThisFile = __FILE__;
+    const absl::string_view root = kThisFile.substr(0, kThisFile.size() - sizeof("common/cli.cc") + 1);
+    if (absl::StartsWith(file, root)) file.remove_prefix(root.size());
+    return std::string(file);
+  };
   absl::SetFlagsUsageConfig(config);
 
   // `--foo-bar[=value]` -> `--foo_bar[=value]` when foo_bar is a defined flag

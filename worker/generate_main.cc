@@ -225,7 +225,7 @@ absl::Status RunLeader(Replica& replica) {
 int main(int argc, char** argv) {
   tessera::ParseCommandLine(
       argc, argv,
-      "tessera-generate: offline batch generation.\n"
+      "offline batch generation.\n"
       "  tessera-generate --model DIR (--prompt TEXT | --prompt-ids \"1 2 3\" | --prompts "
       "FILE.jsonl) [--max-tokens N] [--temperature T] [--ignore-eos] [--json]\n"
       "  mpirun -np N tessera-generate ...   (tensor parallelism over N ranks)");

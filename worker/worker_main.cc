@@ -228,7 +228,7 @@ int RunLeader(Replica& replica) {
 int main(int argc, char** argv) {
   tessera::ParseCommandLine(
       argc, argv,
-      "tessera-worker: one model replica behind gRPC (tessera.v1.Worker and tessera.v1.Llm).\n"
+      "one model replica behind gRPC (tessera.v1.Worker and tessera.v1.Llm).\n"
       "  tessera-worker (--model DIR | --dummy tiny) [--port P | --port 0 --port-file F] "
       "[--router ADDR]\n"
       "  mpirun -np N tessera-worker ...   (tensor parallelism over N ranks; rank 0 serves)\n"
