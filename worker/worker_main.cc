@@ -10,12 +10,16 @@
 // and leave with the leader's shutdown plan. A failed step (a rank died or
 // hung past --step-timeout) turns health NOT_SERVING, ends in-flight requests
 // with UNAVAILABLE and aborts the whole MPI job (exit non-zero).
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -111,6 +115,36 @@ sigset_t DrainSignals() {
   return set;
 }
 
+// Drain signals reach the leader through a self-pipe: the handler only writes
+// the signal number (async-signal-safe), whichever thread the kernel picks —
+// also a thread some library started before main() with the signals unblocked.
+int g_signal_pipe[2] = {-1, -1};
+
+extern "C" void OnDrainSignal(int sig) {
+  const int saved_errno = errno;
+  const unsigned char byte = static_cast<unsigned char>(sig);
+  [[maybe_unused]] const ssize_t n = write(g_signal_pipe[1], &byte, 1);
+  errno = saved_errno;
+}
+
+// Leader: drain signals are written to the self-pipe. Followers: ignored (they
+// leave on the leader's shutdown plan; mpirun still ends a job with SIGKILL).
+absl::Status InstallDrainSignalHandlers(bool leader) {
+  if (leader && pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+    return absl::InternalError(absl::StrCat("pipe2: ", strerror(errno)));
+  }
+  for (const int sig : {SIGTERM, SIGINT, SIGUSR1}) {
+    struct sigaction sa = {};
+    sa.sa_handler = leader ? OnDrainSignal : SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(sig, &sa, nullptr) != 0) {
+      return absl::InternalError(absl::StrCat("sigaction(", sig, "): ", strerror(errno)));
+    }
+  }
+  return absl::OkStatus();
+}
+
 int RunLeader(Replica& replica) {
   const auto shutdown_timeout = std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double>(std::max(0.0, absl::GetFlag(FLAGS_shutdown_timeout))));
@@ -190,17 +224,20 @@ int RunLeader(Replica& replica) {
     registration->Start();
   }
 
-  // Signals are blocked in every thread; this one takes them (sigtimedwait),
-  // so no work happens in a signal handler.
+  // The signal thread reads the self-pipe (InstallDrainSignalHandlers), so no
+  // work happens in a signal handler.
   std::atomic<bool> stop_signals{false};
   std::thread signal_thread([&] {
     const sigset_t set = DrainSignals();
-    timespec poll{0, 200 * 1000 * 1000};
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+    pollfd pfd{g_signal_pipe[0], POLLIN, 0};
     while (!stop_signals.load()) {
-      const int sig = sigtimedwait(&set, nullptr, &poll);
-      if (sig <= 0) continue;
-      spdlog::info("received signal {} ({})", sig, strsignal(sig));
-      ctx.drain();
+      if (poll(&pfd, 1, /*timeout_ms=*/200) <= 0) continue;
+      unsigned char sig = 0;
+      while (read(g_signal_pipe[0], &sig, 1) == 1) {
+        spdlog::info("received signal {} ({})", sig, strsignal(sig));
+        ctx.drain();
+      }
     }
   });
 
@@ -234,9 +271,9 @@ int main(int argc, char** argv) {
       "  mpirun -np N tessera-worker ...   (tensor parallelism over N ranks; rank 0 serves)\n"
       "Drain: the Drain RPC, or SIGTERM/SIGINT to rank 0, or SIGUSR1 to mpirun (it forwards\n"
       "SIGUSR1 to every rank; SIGTERM/SIGINT to mpirun kill the whole job at once).");
-  // Before MPI and gRPC start threads, so that every thread inherits the mask:
-  // the drain signals are taken by the leader's signal thread, and stay
-  // blocked (ignored) on the followers. mpirun still ends a job with SIGKILL.
+  // Before MPI and gRPC start threads, so that they inherit the mask and the
+  // drain signals mostly land on the leader's signal thread; the self-pipe
+  // handler (installed below) copes with any thread that has them unblocked.
   const sigset_t drain_signals = tessera::DrainSignals();
   pthread_sigmask(SIG_BLOCK, &drain_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
@@ -249,6 +286,11 @@ int main(int argc, char** argv) {
   const int rank = (*mpi)->world_rank();
   if (auto s = tessera::InitLogging(absl::GetFlag(FLAGS_log_level), absl::StrCat("worker r", rank));
       !s.ok()) {
+    std::fprintf(stderr, "tessera-worker: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  // After MPI_Init, so no handler of the MPI library replaces ours.
+  if (auto s = tessera::InstallDrainSignalHandlers(/*leader=*/rank == 0); !s.ok()) {
     std::fprintf(stderr, "tessera-worker: %s\n", std::string(s.message()).c_str());
     return 2;
   }
