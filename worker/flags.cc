@@ -64,4 +64,16 @@ absl::StatusOr<ReplicaOptions> ReplicaOptionsFromFlags(int local_ranks) {
   return o;
 }
 
+absl::StatusOr<std::unique_ptr<Replica>> BuildReplicaFromFlags(
+    const MpiSession& mpi, const MpiCommunicatorOptions& comm_options) {
+  ASSIGN_OR_RETURN(ReplicaOptions options, ReplicaOptionsFromFlags(mpi.local_size()));
+  std::unique_ptr<Communicator> comm;
+  if (mpi.world_size() > 1) {
+    ASSIGN_OR_RETURN(comm, MakeMpiCommunicator(comm_options));
+  } else {
+    comm = MakeSingleProcessCommunicator();
+  }
+  return BuildReplica(options, std::move(comm));
+}
+
 }  // namespace tessera

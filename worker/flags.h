@@ -8,6 +8,7 @@
 #include "absl/flags/declare.h"
 #include "absl/status/statusor.h"
 #include "worker/replica.h"
+#include "worker/tp_group.h"
 
 ABSL_DECLARE_FLAG(std::string, log_level);
 
@@ -16,5 +17,11 @@ namespace tessera {
 // Builds ReplicaOptions from the flags; INVALID_ARGUMENT naming the flag.
 // `local_ranks` is the number of ranks sharing this node's cores.
 absl::StatusOr<ReplicaOptions> ReplicaOptionsFromFlags(int local_ranks);
+
+// This rank's replica from the flags: the communicator (MPI when the job has
+// several ranks, with `comm_options`; single-process otherwise) and
+// BuildReplica. Collective over the MPI job.
+absl::StatusOr<std::unique_ptr<Replica>> BuildReplicaFromFlags(
+    const MpiSession& mpi, const MpiCommunicatorOptions& comm_options = {});
 
 }  // namespace tessera

@@ -241,18 +241,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tessera-generate: %s\n", std::string(s.message()).c_str());
     return 2;
   }
-  auto options = tessera::ReplicaOptionsFromFlags((*mpi)->local_size());
-  absl::StatusOr<std::unique_ptr<tessera::Communicator>> comm =
-      (*mpi)->world_size() > 1 ? tessera::MakeMpiCommunicator()
-                               : absl::StatusOr<std::unique_ptr<tessera::Communicator>>(
-                                     tessera::MakeSingleProcessCommunicator());
-  absl::StatusOr<std::unique_ptr<tessera::Replica>> replica =
-      !options.ok() ? absl::StatusOr<std::unique_ptr<tessera::Replica>>(options.status())
-      : !comm.ok()  ? absl::StatusOr<std::unique_ptr<tessera::Replica>>(comm.status())
-                    : tessera::BuildReplica(*options, std::move(*comm));
+  absl::StatusOr<std::unique_ptr<tessera::Replica>> replica = tessera::BuildReplicaFromFlags(**mpi);
   if (!replica.ok()) {
     spdlog::error("{}", replica.status().message());
-    tessera::MpiSession::Abort(2);
+    if ((*mpi)->world_size() > 1) tessera::MpiSession::Abort(2);
     return 2;
   }
   if (rank == 0) {

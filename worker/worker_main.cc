@@ -294,20 +294,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tessera-worker: %s\n", std::string(s.message()).c_str());
     return 2;
   }
-  auto options = tessera::ReplicaOptionsFromFlags((*mpi)->local_size());
   tessera::MpiCommunicatorOptions comm_options;
   if (rank == 0) {
     comm_options.timeout = std::chrono::milliseconds(
         static_cast<int64_t>(std::max(0.0, absl::GetFlag(FLAGS_step_timeout)) * 1000));
   }
-  absl::StatusOr<std::unique_ptr<tessera::Communicator>> comm =
-      (*mpi)->world_size() > 1 ? tessera::MakeMpiCommunicator(comm_options)
-                               : absl::StatusOr<std::unique_ptr<tessera::Communicator>>(
-                                     tessera::MakeSingleProcessCommunicator());
   absl::StatusOr<std::unique_ptr<tessera::Replica>> replica =
-      !options.ok() ? absl::StatusOr<std::unique_ptr<tessera::Replica>>(options.status())
-      : !comm.ok()  ? absl::StatusOr<std::unique_ptr<tessera::Replica>>(comm.status())
-                    : tessera::BuildReplica(*options, std::move(*comm));
+      tessera::BuildReplicaFromFlags(**mpi, comm_options);
   if (!replica.ok()) {
     spdlog::error("{}", replica.status().message());
     if ((*mpi)->world_size() > 1) tessera::MpiSession::Abort(2);
