@@ -15,7 +15,8 @@ namespace tessera {
 
 std::vector<char*> ParseCommandLine(int argc, char** argv, absl::string_view usage) {
   absl::SetProgramUsageMessage(absl::StrCat(
-      usage, "\n  Flags may be written with dashes or underscores: --max-num-seqs = --max_num_seqs."));
+      usage,
+      "\n  Flags may be written with dashes or underscores: --max-num-seqs = --max_num_seqs."));
   absl::FlagsUsageConfig config;
   config.contains_help_flags = [](absl::string_view file) {
     return !absl::StrContains(file, "absl/");
@@ -24,7 +25,8 @@ std::vector<char*> ParseCommandLine(int argc, char** argv, absl::string_view usa
   // "Flags from worker/flags.cc", not from an absolute build path.
   config.normalize_filename = [](absl::string_view file) {
     constexpr absl::string_view kThisFile = __FILE__;
-    const absl::string_view root = kThisFile.substr(0, kThisFile.size() - sizeof("common/cli.cc") + 1);
+    const absl::string_view root =
+        kThisFile.substr(0, kThisFile.size() - sizeof("common/cli.cc") + 1);
     if (absl::StartsWith(file, root)) file.remove_prefix(root.size());
     return std::string(file);
   };
