@@ -13,6 +13,7 @@ TP=${3:-1}
 STREAMS=${STREAMS:-32}
 PROMPT_LEN=${PROMPT_LEN:-32}
 OUT_TOKENS=${OUT_TOKENS:-64}
+REPEATS=${REPEATS:-3}  # medians are compared
 KV_BLOCKS=${KV_BLOCKS:-1024}
 GEN=${GEN:-$BUILD_DIR/worker/tessera-generate}
 WORKER=${WORKER:-$BUILD_DIR/worker/tessera-worker}
@@ -44,12 +45,18 @@ for ((i = 0; i < STREAMS; i++)); do
   echo "{\"prompt_token_ids\": [$ids], \"max_tokens\": $OUT_TOKENS, \"ignore_eos\": true, \"temperature\": 0}" >> "$prompts"
 done
 
-echo "== offline: tessera-generate --dummy $PRESET, TP=$TP, $STREAMS requests"
-offline_line=$("${MPIRUN[@]}" -np "$TP" "$GEN" --dummy "$PRESET" --prompts "$prompts" \
-                 --num-kv-blocks "$KV_BLOCKS" --log-level info 2>&1 >/dev/null |
-               grep "output tokens/s" | tail -1)
-echo "$offline_line"
-offline=$(echo "$offline_line" | sed -E 's/.* ([0-9.]+) output tokens\/s.*/\1/')
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+echo "== offline: tessera-generate --dummy $PRESET, TP=$TP, $STREAMS requests, median of $REPEATS"
+offline_rates=()
+for ((rep = 0; rep < REPEATS; rep++)); do
+  offline_line=$("${MPIRUN[@]}" -np "$TP" "$GEN" --dummy "$PRESET" --prompts "$prompts" \
+                   --num-kv-blocks "$KV_BLOCKS" --log-level info 2>&1 >/dev/null |
+                 grep "output tokens/s" | tail -1)
+  echo "$offline_line"
+  offline_rates+=("$(echo "$offline_line" | sed -E 's/.* ([0-9.]+) output tokens\/s.*/\1/')")
+done
+offline=$(printf "%s\n" "${offline_rates[@]}" | median)
 
 echo "== gRPC: tessera-worker --dummy $PRESET, TP=$TP + tessera-bench --concurrency $STREAMS"
 port_file="$tmp/port"
@@ -63,10 +70,17 @@ for _ in $(seq 600); do
 done
 [[ -s $port_file ]] || { echo "the worker wrote no port file in 60 s" >&2; cat "$tmp/worker.log" >&2; exit 1; }
 port=$(tr -dc '0-9' < "$port_file")
-bench_out=$("$BENCH" --target "127.0.0.1:$port" --concurrency "$STREAMS" --requests "$STREAMS" \
-              --prompt-len "$PROMPT_LEN" --max-tokens "$OUT_TOKENS" --vocab-size 500)
-echo "$bench_out"
-grpc=$(echo "$bench_out" | sed -n -E 's/^output tokens\/s: ([0-9.]+).*/\1/p')
+# Each repetition sends other random prompts (--seed), so none hits the
+# prefix cache that the previous one filled.
+grpc_rates=()
+for ((rep = 0; rep < REPEATS; rep++)); do
+  bench_out=$("$BENCH" --target "127.0.0.1:$port" --concurrency "$STREAMS" --requests "$STREAMS" \
+                --prompt-len "$PROMPT_LEN" --max-tokens "$OUT_TOKENS" --vocab-size 500 \
+                --seed "$((rep + 1))")
+  echo "$bench_out"
+  grpc_rates+=("$(echo "$bench_out" | sed -n -E 's/^output tokens\/s: ([0-9.]+).*/\1/p')")
+done
+grpc=$(printf "%s\n" "${grpc_rates[@]}" | median)
 
 echo "== summary"
 awk -v o="$offline" -v g="$grpc" -v p="$PRESET" -v tp="$TP" 'BEGIN {

@@ -11,6 +11,10 @@
 namespace tessera {
 namespace {
 
+grpc::Status NotReady() {
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker is starting; retry shortly");
+}
+
 grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, grpc::Status status) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   reactor->Finish(std::move(status));
@@ -104,6 +108,7 @@ class KvWatchReactor : public grpc::ServerWriteReactor<v1::KvEventBatch> {
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateHandler::Generate(
     grpc::CallbackServerContext* /*ctx*/, const v1::GenerateRequest* request) {
+  if (!context_.IsReady()) return FinishedGenerateReactor(NotReady());
   absl::StatusOr<EngineRequest> r =
       EngineRequestFromProto(*request, context_.limits, *context_.tokenizer);
   if (!r.ok()) return FinishedGenerateReactor(ToGrpcStatus(r.status()));
@@ -128,6 +133,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateHandler::Generate(
 grpc::ServerUnaryReactor* WorkerService::GetLoad(grpc::CallbackServerContext* ctx,
                                                  const v1::GetLoadRequest* /*request*/,
                                                  v1::LoadReport* response) {
+  if (!context_.IsReady()) return FinishUnary(ctx, NotReady());
   const LoadSnapshot load = context_.loop->load();
   response->set_worker_id(context_.worker_id);
   response->set_running(load.running);
@@ -160,6 +166,7 @@ grpc::ServerWriteReactor<v1::KvEventBatch>* WorkerService::WatchKvEvents(
 grpc::ServerUnaryReactor* WorkerService::Drain(grpc::CallbackServerContext* ctx,
                                                const v1::DrainRequest* /*request*/,
                                                v1::DrainResponse* response) {
+  if (!context_.IsReady()) return FinishUnary(ctx, NotReady());
   response->set_in_flight(context_.drain ? context_.drain() : 0);
   return FinishUnary(ctx, grpc::Status::OK);
 }

@@ -34,6 +34,11 @@ struct ServiceContext {
   // Starts a drain (stop admission, finish, exit); returns the requests in
   // flight. Called by the Drain RPC.
   std::function<int()> drain;
+  // worker_id and drain may be set after the server starts (the id can need
+  // the bound port); handlers that read them answer UNAVAILABLE until the
+  // owner stores true here, which publishes them (release/acquire).
+  std::atomic<bool> ready{false};
+  bool IsReady() const { return ready.load(std::memory_order_acquire); }
 };
 
 // Generate, shared by both services: validate -> GenerateStream -> Submit.

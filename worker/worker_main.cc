@@ -201,6 +201,7 @@ int RunLeader(Replica& replica) {
     return loop.Drain(Clock::now() + shutdown_timeout);
   };
 
+  ctx.ready.store(true, std::memory_order_release);  // publishes worker_id and drain
   loop.Start();
   SetServing(*server, true);
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {

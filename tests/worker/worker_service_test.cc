@@ -56,6 +56,7 @@ class WorkerServiceTest : public ::testing::Test {
     ctx_.worker_id = "w-test";
     ctx_.block_size = 16;
     ctx_.drain = [this] { return loop_->Drain(Clock::now() + std::chrono::seconds(30)); };
+    ctx_.ready = true;
     worker_ = std::make_unique<WorkerService>(ctx_);
     llm_ = std::make_unique<LlmService>(ctx_);
     grpc::ServerBuilder b;
@@ -230,6 +231,20 @@ TEST_F(WorkerServiceTest, GetLoadReportsTheReplica) {
   EXPECT_EQ(load.block_size(), 16);
   EXPECT_EQ(load.kv_blocks_total(), 256);
   EXPECT_FALSE(load.draining());
+}
+
+TEST_F(WorkerServiceTest, UnavailableUntilReady) {
+  ctx_.ready = false;  // as between the server's start and its worker id being known
+  grpc::ClientContext load_ctx;
+  v1::LoadReport load;
+  const grpc::Status load_status = worker_stub_->GetLoad(&load_ctx, v1::GetLoadRequest(), &load);
+  EXPECT_EQ(load_status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  grpc::ClientContext drain_ctx;
+  v1::DrainResponse drained;
+  EXPECT_EQ(worker_stub_->Drain(&drain_ctx, v1::DrainRequest(), &drained).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  ctx_.ready = true;
+  EXPECT_EQ(Load().worker_id(), "w-test");
 }
 
 TEST_F(WorkerServiceTest, WatchKvEventsStartsWithASnapshotThenChanges) {
