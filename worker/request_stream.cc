@@ -10,6 +10,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Tokens one coalesced message carries at most (~60 KB with 20 logprobs each).
+constexpr int kMaxTokensPerMessage = 256;
+
 int64_t Micros(Clock::duration d) {
   return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
 }
@@ -130,8 +133,7 @@ void GenerateStream::OnError(absl::Status status) {
     absl::MutexLock lock(&mu_);
     if (ended_ || cancelled_) return;
     ended_ = true;
-    has_pending_ = false;
-    pending_.Clear();
+    pending_.clear();
     final_status_ = ToGrpcStatus(status);
     action = NextAction();
   }
@@ -143,8 +145,12 @@ void GenerateStream::Enqueue(v1::GenerateResponse part, bool last) {
   {
     absl::MutexLock lock(&mu_);
     if (ended_ || cancelled_) return;
-    Merge(pending_, std::move(part));
-    has_pending_ = true;
+    if (!pending_.empty() &&
+        pending_.back().token_ids_size() + part.token_ids_size() <= kMaxTokensPerMessage) {
+      Merge(pending_.back(), std::move(part));
+    } else {
+      pending_.push_back(std::move(part));
+    }
     if (last) {
       ended_ = true;
       final_status_ = grpc::Status::OK;
@@ -158,10 +164,10 @@ GenerateStream::Action GenerateStream::NextAction() {
   Action a;
   if (reactor_ == nullptr || finish_called_ || write_in_flight_) return a;
   a.reactor = reactor_;
-  if (has_pending_ && !cancelled_) {
+  if (!pending_.empty() && !cancelled_) {
     writing_.Clear();
-    writing_.Swap(&pending_);
-    has_pending_ = false;
+    writing_.Swap(&pending_.front());
+    pending_.pop_front();
     write_in_flight_ = true;
     a.write = true;
     return a;
@@ -206,8 +212,7 @@ void GenerateStream::Cancelled() {
     abort = !ended_;
     cancelled_ = true;
     ended_ = true;
-    has_pending_ = false;
-    pending_.Clear();
+    pending_.clear();
     if (!final_status_.has_value() || final_status_->ok()) {
       final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "the request was cancelled");
     }

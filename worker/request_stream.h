@@ -5,8 +5,8 @@
 // calls the reactions (OnWriteDone, OnCancel, OnDone). Outputs are turned into
 // a message on the engine thread and merged into `pending_`; at most one write
 // is in flight, and whatever arrives meanwhile is coalesced into the next
-// message. Reactions never block and never touch engine state: a cancel only
-// queues an abort on the EngineLoop. The reactor object is owned by gRPC and
+// messages (at most kMaxTokensPerMessage tokens each). Reactions never block and never touch engine
+// state: a cancel only queues an abort on the EngineLoop. The reactor object is owned by gRPC and
 // deleted in OnDone; the GenerateStream state is shared (shared_ptr) by the
 // reactor and the engine loop, and it only calls into the reactor while it
 // holds the right to (a write it started, or the Finish it decided), which
@@ -14,6 +14,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -81,8 +82,10 @@ class GenerateStream : public RequestSink, public std::enable_shared_from_this<G
 
   absl::Mutex mu_;
   Reactor* reactor_ ABSL_GUARDED_BY(mu_) = nullptr;  // null after OnDone
-  v1::GenerateResponse pending_ ABSL_GUARDED_BY(mu_);
-  bool has_pending_ ABSL_GUARDED_BY(mu_) = false;
+  // Messages waiting for the write in flight; outputs coalesce into the last
+  // one up to kMaxTokensPerMessage tokens, so no message outgrows a client's
+  // receive limit however far behind the client reads.
+  std::deque<v1::GenerateResponse> pending_ ABSL_GUARDED_BY(mu_);
   v1::GenerateResponse writing_;  // owned by the write in flight
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<grpc::Status> final_status_ ABSL_GUARDED_BY(mu_);  // Finish once writes drain
