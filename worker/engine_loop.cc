@@ -61,10 +61,10 @@ absl::Status EngineLoop::Submit(EngineRequest request, std::shared_ptr<RequestSi
   return absl::OkStatus();
 }
 
-void EngineLoop::Abort(std::string request_id) {
+void EngineLoop::Abort(std::string request_id, const RequestSink* sink) {
   absl::MutexLock lock(&mu_);
   if (done_) return;
-  aborts_.push_back(std::move(request_id));
+  aborts_.emplace_back(std::move(request_id), sink);
 }
 
 int EngineLoop::Drain(Clock::time_point deadline) {
@@ -106,7 +106,7 @@ bool EngineLoop::done() const {
 void EngineLoop::AdmitAll(std::vector<Pending>& pending) {
   for (Pending& p : pending) {
     const std::string id = p.request.request_id;
-    if (sinks_.contains(id)) {
+    if (sinks_.contains(id) || ending_.contains(id)) {
       p.sink->OnError(absl::AlreadyExistsError(
           absl::StrCat("request_id '", id, "' is already in flight on this worker")));
       continue;
@@ -138,7 +138,11 @@ void EngineLoop::Deliver(std::vector<RequestOutput>& outputs) {
   for (RequestOutput& o : outputs) {
     window_tokens_ += static_cast<int64_t>(o.new_tokens.size());
     auto it = sinks_.find(o.request_id);
-    if (it == sinks_.end()) continue;  // ended by its sink (stop string) earlier
+    if (it == sinks_.end()) {
+      // Ended by its sink (stop string) earlier: its final output frees the id.
+      if (o.finished()) ending_.erase(o.request_id);
+      continue;
+    }
     const bool finished = o.finished();
     const bool ended_by_sink = it->second->OnOutput(std::move(o));
     if (finished) {
@@ -146,7 +150,7 @@ void EngineLoop::Deliver(std::vector<RequestOutput>& outputs) {
     } else if (ended_by_sink) {
       const std::string id = it->first;
       sinks_.erase(it);
-      engine_.Abort(id, FinishReason::kStop);  // its final output finds no sink
+      if (engine_.Abort(id, FinishReason::kStop)) ending_.insert(id);
     }
   }
 }
@@ -195,7 +199,7 @@ void EngineLoop::Run() {
   last_collective_ = Clock::now();
   window_start_ = last_collective_;
   std::vector<Pending> pending;
-  std::vector<std::string> aborts;
+  std::vector<std::pair<std::string, const RequestSink*>> aborts;
   absl::Status failure;
   bool timed_out = false;
   while (true) {
@@ -225,8 +229,9 @@ void EngineLoop::Run() {
       deadline = drain_deadline_;
     }
     AdmitAll(pending);
-    for (const std::string& id : aborts) {
-      if (sinks_.contains(id)) engine_.Abort(id);
+    for (const auto& [id, sink] : aborts) {
+      auto it = sinks_.find(id);
+      if (it != sinks_.end() && (sink == nullptr || it->second.get() == sink)) engine_.Abort(id);
     }
     aborts.clear();
 

@@ -26,6 +26,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "worker/engine.h"
@@ -87,8 +88,10 @@ class EngineLoop {
   // UNAVAILABLE while draining or after a failure, RESOURCE_EXHAUSTED past
   // max_waiting; the sink is then not used.
   absl::Status Submit(EngineRequest request, std::shared_ptr<RequestSink> sink);
-  // Aborts the request at the next step (unknown ids are ignored).
-  void Abort(std::string request_id);
+  // Aborts the request at the next step (unknown ids are ignored). With
+  // `sink`, only the request that sink was submitted with: a late cancel can
+  // never end a newer request that reuses the id.
+  void Abort(std::string request_id, const RequestSink* sink = nullptr);
 
   // Starts draining (idempotent; the earliest deadline wins). Returns the
   // requests in flight when called.
@@ -124,7 +127,7 @@ class EngineLoop {
 
   mutable absl::Mutex mu_;
   std::vector<Pending> intake_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::string> aborts_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<std::string, const RequestSink*>> aborts_ ABSL_GUARDED_BY(mu_);
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<std::chrono::steady_clock::time_point> drain_deadline_ ABSL_GUARDED_BY(mu_);
   bool done_ ABSL_GUARDED_BY(mu_) = false;
@@ -135,6 +138,9 @@ class EngineLoop {
 
   // Engine thread only.
   absl::flat_hash_map<std::string, std::shared_ptr<RequestSink>> sinks_;
+  // Ended by their sink (stop string) and aborted in the engine, whose final
+  // output has not come out yet: the id stays taken until it does.
+  absl::flat_hash_set<std::string> ending_;
   std::vector<std::string> unscheduled_;  // admitted, not yet seen running
   std::chrono::steady_clock::time_point last_collective_;
   std::chrono::steady_clock::time_point window_start_;

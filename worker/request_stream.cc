@@ -218,7 +218,7 @@ void GenerateStream::Cancelled() {
     }
     action = NextAction();
   }
-  if (abort) loop_->Abort(options_.request_id);
+  if (abort) loop_->Abort(options_.request_id, this);
   Run(action);
 }
 
@@ -230,7 +230,7 @@ void GenerateStream::Done() {
     abort = !ended_;
     ended_ = true;
   }
-  if (abort) loop_->Abort(options_.request_id);
+  if (abort) loop_->Abort(options_.request_id, this);
 }
 
 }  // namespace tessera

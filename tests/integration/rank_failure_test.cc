@@ -58,7 +58,7 @@ TEST(RankFailureTest, KillRank1Idle) {
   std::string error;
   auto cluster = StartStories(&error);
   ASSERT_NE(cluster, nullptr) << error;
-  ASSERT_EQ(CheckHealth(*cluster->channel(), milliseconds(2000)), HealthState::kServing);
+  ASSERT_EQ(CheckHealth(*cluster->channel(), milliseconds(10000)), HealthState::kServing);
   const auto killed_at = std::chrono::steady_clock::now();
   ASSERT_GT(KillRank1(*cluster), 0);
   ExpectNotServing(*cluster);

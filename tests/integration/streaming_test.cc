@@ -144,7 +144,7 @@ TEST_F(StreamingTest, CancelledStreamsFreeTheirBlocks) {
                         }))
       << "blocks or sequences leaked: " << (load ? load->ShortDebugString() : "GetLoad failed")
       << " (idle: " << idle->ShortDebugString() << ")";
-  EXPECT_EQ(CheckHealth(*cluster_->channel(), milliseconds(2000)), HealthState::kServing);
+  EXPECT_EQ(CheckHealth(*cluster_->channel(), milliseconds(10000)), HealthState::kServing);
 }
 
 }  // namespace

@@ -297,14 +297,14 @@ TEST_F(ValidationTest, FuzzLeavesTheWorkerServingAndClean) {
   EXPECT_GT(codes[grpc::StatusCode::OK], 100) << "too few valid requests to mean anything";
   EXPECT_GT(codes[grpc::StatusCode::INVALID_ARGUMENT], 50);
 
-  ASSERT_EQ(CheckHealth(*cluster_->channel(), milliseconds(2000)), HealthState::kServing);
+  ASSERT_EQ(CheckHealth(*cluster_->channel(), milliseconds(10000)), HealthState::kServing);
   for (size_t i = 0; i < refs_.size(); ++i) {
     const StreamResult r = RunGenerate(cluster_->stub(), GreedyRequest(refs_[i].prompt, 64));
     ExpectCompleteStream(r, refs_[i].prompt.size(), 64, "reference " + std::to_string(i));
     ExpectMatchesReference(r, refs_[i], "reference " + std::to_string(i));
   }
   std::optional<tessera::v1::LoadReport> load;
-  EXPECT_TRUE(PollUntil(milliseconds(5000),
+  EXPECT_TRUE(PollUntil(milliseconds(20000),
                         [&] {
                           load = GetLoad(cluster_->stub());
                           return load && load->running() == 0 && load->waiting() == 0 &&

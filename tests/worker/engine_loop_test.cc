@@ -205,6 +205,52 @@ TEST_F(EngineLoopTest, EngineRefusalsReachTheSink) {
   EXPECT_TRUE(loop->Wait().ok());
 }
 
+TEST_F(EngineLoopTest, AbortOfARefusedDuplicateSparesTheRunningRequest) {
+  // Client b reuses a's id and cancels: its abort names its own sink, so a
+  // runs to the end.
+  auto loop = MakeLoop();
+  loop->Start();
+  auto a = std::make_shared<Collector>();
+  auto b = std::make_shared<Collector>();
+  ASSERT_TRUE(loop->Submit(Greedy("same", 40), a).ok());
+  ASSERT_TRUE(a->WaitTokens(1));
+  ASSERT_TRUE(loop->Submit(Greedy("same", 4), b).ok());
+  loop->Abort("same", b.get());
+  ASSERT_TRUE(b->WaitDone());
+  ASSERT_TRUE(a->WaitDone());
+  ASSERT_TRUE(a->last().has_value());
+  EXPECT_EQ(a->last()->finish_reason, FinishReason::kLength);
+  EXPECT_EQ(a->tokens().size(), 40u);
+  loop->Drain(Clock::now() + std::chrono::seconds(30));
+  EXPECT_TRUE(loop->Wait().ok());
+}
+
+TEST_F(EngineLoopTest, IdOfASinkEndedRequestIsFreeAgainAfterItsFinalOutput) {
+  auto loop = MakeLoop();
+  loop->Start();
+  auto first = std::make_shared<Collector>(/*stop_after=*/3);
+  ASSERT_TRUE(loop->Submit(Greedy("reused", 200), first).ok());
+  ASSERT_TRUE(first->WaitDone());
+  // The same id again: refused while the first one's abort is still in the
+  // engine, accepted once it is out; never handed the first one's output.
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    auto again = std::make_shared<Collector>();
+    ASSERT_TRUE(loop->Submit(Greedy("reused", 5), again).ok());
+    ASSERT_TRUE(again->WaitDone());
+    if (again->error().has_value()) {
+      ASSERT_EQ(again->error()->code(), absl::StatusCode::kAlreadyExists);
+      continue;
+    }
+    ASSERT_TRUE(again->last().has_value());
+    EXPECT_EQ(again->last()->finish_reason, FinishReason::kLength);
+    EXPECT_EQ(again->tokens().size(), 5u);
+    break;
+  }
+  loop->Drain(Clock::now() + std::chrono::seconds(30));
+  EXPECT_TRUE(loop->Wait().ok());
+  EXPECT_EQ(loop->load().kv_blocks_used, 0);
+}
+
 TEST_F(EngineLoopTest, WaitingLimitCountsTheIntakeQueue) {
   EngineLoopOptions o;
   o.max_waiting = 2;
