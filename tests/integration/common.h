@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "tessera/v1/worker.pb.h"
 #include "tests/integration/stream.h"
+#include "tests/integration/worker_cluster.h"
 #include "tests/testing/stories.h"
 
 namespace tessera::testing {
@@ -57,5 +58,36 @@ inline void ExpectMatchesReference(const StreamResult& r, const GreedyReference&
     ASSERT_EQ(r.tokens[k], ref.generated[k]) << "first difference at generated token " << k;
   }
 }
+
+// A suite whose tests share one stories260K worker job, started once by
+// SetUpTestSuite with Derived::ClusterOptions(). Tests skip without the model
+// and fail with the start error when the job did not come up.
+template <typename Derived>
+class SharedStoriesClusterTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!HaveStories()) return;
+    std::string error;
+    cluster_ = WorkerCluster::Start(Derived::ClusterOptions(), &error).release();
+    if (cluster_ == nullptr) start_error_ = error;
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+  void SetUp() override {
+    TESSERA_REQUIRE_STORIES();
+    ASSERT_NE(cluster_, nullptr) << start_error_;
+    refs_ = LoadGreedyReference();
+    ASSERT_EQ(refs_.size(), 3u);
+  }
+  void TearDown() override {
+    if (cluster_ != nullptr) cluster_->PrintLogIfTestFailed();
+  }
+
+  inline static WorkerCluster* cluster_ = nullptr;
+  inline static std::string start_error_;
+  std::vector<GreedyReference> refs_;
+};
 
 }  // namespace tessera::testing

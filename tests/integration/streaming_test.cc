@@ -14,36 +14,12 @@ namespace {
 
 using std::chrono::milliseconds;
 
-class StreamingTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    if (!HaveStories()) return;
-    std::string error;
-    cluster_ =
-        WorkerCluster::Start({.ranks = 2, .worker_args = StoriesWorkerArgs()}, &error).release();
-    if (cluster_ == nullptr) *start_error_ = error;
+class StreamingTest : public SharedStoriesClusterTest<StreamingTest> {
+ public:
+  static WorkerClusterOptions ClusterOptions() {
+    return {.ranks = 2, .worker_args = StoriesWorkerArgs()};
   }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-  void SetUp() override {
-    TESSERA_REQUIRE_STORIES();
-    ASSERT_NE(cluster_, nullptr) << *start_error_;
-    refs_ = LoadGreedyReference();
-    ASSERT_EQ(refs_.size(), 3u);
-  }
-  void TearDown() override {
-    if (cluster_ != nullptr) cluster_->PrintLogIfTestFailed();
-  }
-
-  static WorkerCluster* cluster_;
-  static std::string* start_error_;
-  std::vector<GreedyReference> refs_;
 };
-
-WorkerCluster* StreamingTest::cluster_ = nullptr;
-std::string* StreamingTest::start_error_ = new std::string();
 
 TEST_F(StreamingTest, ConcurrentStreamsMatchReference) {
   const auto idle = GetLoad(cluster_->stub());

@@ -31,40 +31,13 @@ std::string Lower(std::string s) {
   return s;
 }
 
-class ValidationTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    if (!HaveStories()) return;
-    std::string error;
-    cluster_ =
-        WorkerCluster::Start(
-            {.ranks = 1,
-             .worker_args = StoriesWorkerArgs({"--max-model-len", std::to_string(kMaxModelLen)})},
-            &error)
-            .release();
-    if (cluster_ == nullptr) *start_error_ = error;
+class ValidationTest : public SharedStoriesClusterTest<ValidationTest> {
+ public:
+  static WorkerClusterOptions ClusterOptions() {
+    return {.ranks = 1,
+            .worker_args = StoriesWorkerArgs({"--max-model-len", std::to_string(kMaxModelLen)})};
   }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-  void SetUp() override {
-    TESSERA_REQUIRE_STORIES();
-    ASSERT_NE(cluster_, nullptr) << *start_error_;
-    refs_ = LoadGreedyReference();
-    ASSERT_EQ(refs_.size(), 3u);
-  }
-  void TearDown() override {
-    if (cluster_ != nullptr) cluster_->PrintLogIfTestFailed();
-  }
-
-  static WorkerCluster* cluster_;
-  static std::string* start_error_;
-  std::vector<GreedyReference> refs_;
 };
-
-WorkerCluster* ValidationTest::cluster_ = nullptr;
-std::string* ValidationTest::start_error_ = new std::string();
 
 struct BadCase {
   std::string name;
