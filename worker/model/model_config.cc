@@ -440,82 +440,73 @@ absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir) {
   return ParseModelConfig(text.str(), path);
 }
 
+namespace {
+
+// The shapes of the --dummy presets: real models' config.json values.
+struct DummyPreset {
+  const char* name;
+  const char* architecture;
+  const char* model_type;
+  int hidden, intermediate, layers, heads, kv_heads, head_dim, vocab;
+  int64_t max_positions;
+  double rope_theta, rms_norm_eps;
+  bool tied, qk_norm;
+  DType dtype;
+};
+
+constexpr DummyPreset kDummyPresets[] = {
+    // A made-up small Llama for fast tests.
+    {"tiny", "LlamaForCausalLM", "llama", 64, 192, 2, 4, 2, 16, 512, 2048, 10000.0, 1e-5, true,
+     false, DType::kFloat32},
+    // HuggingFaceTB/SmolLM2-135M.
+    {"smollm2-135m", "LlamaForCausalLM", "llama", 576, 1536, 30, 9, 3, 64, 49152, 8192, 100000.0,
+     1e-5, true, false, DType::kBFloat16},
+    // Qwen/Qwen3-0.6B: head_dim 128 although hidden / heads = 64.
+    {"qwen3-0.6b", "Qwen3ForCausalLM", "qwen3", 1024, 3072, 28, 16, 8, 128, 151936, 40960,
+     1000000.0, 1e-6, true, true, DType::kBFloat16},
+    // meta-llama/Meta-Llama-3-8B (Llama 3.0: no rope scaling).
+    {"llama3-8b", "LlamaForCausalLM", "llama", 4096, 14336, 32, 32, 8, 128, 128256, 8192, 500000.0,
+     1e-5, false, false, DType::kBFloat16},
+};
+
+}  // namespace
+
 std::vector<std::string> DummyPresetNames() {
-  return {"tiny", "smollm2-135m", "qwen3-0.6b", "llama3-8b"};
+  std::vector<std::string> names;
+  for (const DummyPreset& p : kDummyPresets) names.emplace_back(p.name);
+  return names;
 }
 
 absl::StatusOr<ModelConfig> DummyModelConfig(absl::string_view preset) {
+  const DummyPreset* p = nullptr;
+  for (const DummyPreset& candidate : kDummyPresets) {
+    if (preset == candidate.name) p = &candidate;
+  }
+  if (p == nullptr) {
+    return absl::NotFoundError(absl::StrCat("unknown dummy preset \"", preset, "\" (known: ",
+                                            absl::StrJoin(DummyPresetNames(), ", "), ")"));
+  }
   ModelConfig c;
-  c.architecture = "LlamaForCausalLM";
-  c.model_type = "llama";
+  c.architecture = p->architecture;
+  c.model_type = p->model_type;
   c.hidden_act = "silu";
   // Dummy models run with the byte tokenizer (common/tokenizer.h), so every
   // preset uses its special ids, whatever the real model's tokenizer says.
   c.bos_token_id = 1;
   c.eos_token_ids = {2};
-  if (preset == "tiny") {
-    // A made-up small Llama for fast tests.
-    c.hidden_size = 64;
-    c.intermediate_size = 192;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 4;
-    c.num_key_value_heads = 2;
-    c.head_dim = 16;
-    c.vocab_size = 512;
-    c.max_position_embeddings = 2048;
-    c.rope_theta = 10000.0;
-    c.rms_norm_eps = 1e-5;
-    c.tie_word_embeddings = true;
-    c.torch_dtype = DType::kFloat32;
-  } else if (preset == "smollm2-135m") {
-    // HuggingFaceTB/SmolLM2-135M.
-    c.hidden_size = 576;
-    c.intermediate_size = 1536;
-    c.num_hidden_layers = 30;
-    c.num_attention_heads = 9;
-    c.num_key_value_heads = 3;
-    c.head_dim = 64;
-    c.vocab_size = 49152;
-    c.max_position_embeddings = 8192;
-    c.rope_theta = 100000.0;
-    c.rms_norm_eps = 1e-5;
-    c.tie_word_embeddings = true;
-    c.torch_dtype = DType::kBFloat16;
-  } else if (preset == "qwen3-0.6b") {
-    // Qwen/Qwen3-0.6B: head_dim 128 although hidden / heads = 64.
-    c.architecture = "Qwen3ForCausalLM";
-    c.model_type = "qwen3";
-    c.hidden_size = 1024;
-    c.intermediate_size = 3072;
-    c.num_hidden_layers = 28;
-    c.num_attention_heads = 16;
-    c.num_key_value_heads = 8;
-    c.head_dim = 128;
-    c.vocab_size = 151936;
-    c.max_position_embeddings = 40960;
-    c.rope_theta = 1000000.0;
-    c.rms_norm_eps = 1e-6;
-    c.tie_word_embeddings = true;
-    c.qk_norm = true;
-    c.torch_dtype = DType::kBFloat16;
-  } else if (preset == "llama3-8b") {
-    // meta-llama/Meta-Llama-3-8B (Llama 3.0: no rope scaling).
-    c.hidden_size = 4096;
-    c.intermediate_size = 14336;
-    c.num_hidden_layers = 32;
-    c.num_attention_heads = 32;
-    c.num_key_value_heads = 8;
-    c.head_dim = 128;
-    c.vocab_size = 128256;
-    c.max_position_embeddings = 8192;
-    c.rope_theta = 500000.0;
-    c.rms_norm_eps = 1e-5;
-    c.tie_word_embeddings = false;
-    c.torch_dtype = DType::kBFloat16;
-  } else {
-    return absl::NotFoundError(absl::StrCat("unknown dummy preset \"", preset, "\" (known: ",
-                                            absl::StrJoin(DummyPresetNames(), ", "), ")"));
-  }
+  c.hidden_size = p->hidden;
+  c.intermediate_size = p->intermediate;
+  c.num_hidden_layers = p->layers;
+  c.num_attention_heads = p->heads;
+  c.num_key_value_heads = p->kv_heads;
+  c.head_dim = p->head_dim;
+  c.vocab_size = p->vocab;
+  c.max_position_embeddings = p->max_positions;
+  c.rope_theta = p->rope_theta;
+  c.rms_norm_eps = p->rms_norm_eps;
+  c.tie_word_embeddings = p->tied;
+  c.qk_norm = p->qk_norm;
+  c.torch_dtype = p->dtype;
   RETURN_IF_ERROR(c.Validate());
   return c;
 }
