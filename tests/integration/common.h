@@ -8,6 +8,7 @@
 
 #include "gtest/gtest.h"
 #include "tessera/v1/worker.pb.h"
+#include "tests/integration/process.h"
 #include "tests/integration/stream.h"
 #include "tests/integration/worker_cluster.h"
 #include "tests/testing/stories.h"
@@ -89,5 +90,17 @@ class SharedStoriesClusterTest : public ::testing::Test {
   inline static std::string start_error_;
   std::vector<GreedyReference> refs_;
 };
+
+// Once the job has exited, no tessera-worker process of it may be left
+// (polled briefly: the last ranks can take a moment to be reaped).
+inline void ExpectNoWorkerLeft(WorkerCluster& cluster) {
+  std::vector<pid_t> left;
+  EXPECT_TRUE(PollUntil(std::chrono::milliseconds(3000),
+                        [&] {
+                          left = cluster.WorkerPids();
+                          return left.empty();
+                        }))
+      << left.size() << " tessera-worker processes left after the job exited";
+}
 
 }  // namespace tessera::testing

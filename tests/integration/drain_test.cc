@@ -68,13 +68,7 @@ void ExpectJobExitsZero(WorkerCluster& cluster) {
       cluster.job().WaitExit(milliseconds((kShutdownTimeoutS + 10) * 1000));
   ASSERT_TRUE(code.has_value()) << "the job did not exit within --shutdown-timeout + 10 s";
   EXPECT_EQ(*code, 0) << "mpirun exit code";
-  std::vector<pid_t> left;
-  EXPECT_TRUE(PollUntil(milliseconds(3000),
-                        [&] {
-                          left = cluster.WorkerPids();
-                          return left.empty();
-                        }))
-      << left.size() << " tessera-worker processes left after the job exited";
+  ExpectNoWorkerLeft(cluster);
 }
 
 class DrainTest : public ::testing::TestWithParam<int> {};

@@ -44,13 +44,7 @@ void ExpectJobFailed(WorkerCluster& cluster, std::chrono::steady_clock::time_poi
       std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - killed_at));
   ASSERT_TRUE(code.has_value()) << "the job is still running 10 s after rank 1 died";
   EXPECT_NE(*code, 0) << "mpirun exited 0 although a rank was killed";
-  std::vector<pid_t> left;
-  EXPECT_TRUE(PollUntil(milliseconds(3000),
-                        [&] {
-                          left = cluster.WorkerPids();
-                          return left.empty();
-                        }))
-      << left.size() << " tessera-worker processes left after the job exited";
+  ExpectNoWorkerLeft(cluster);
 }
 
 TEST(RankFailureTest, KillRank1Idle) {

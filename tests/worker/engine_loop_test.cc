@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/requests.h"
 #include "worker/replica.h"
 
 namespace tessera {
@@ -34,13 +35,7 @@ std::unique_ptr<Replica> MakeTiny(int max_waiting = 4096) {
 
 EngineRequest Greedy(const std::string& id, int max_tokens,
                      std::vector<int32_t> prompt = {1, 40, 41, 42}) {
-  EngineRequest r;
-  r.request_id = id;
-  r.prompt_token_ids = std::move(prompt);
-  r.params.temperature = 0.0f;
-  r.params.max_tokens = max_tokens;
-  r.params.ignore_eos = true;
-  return r;
+  return testing::GreedyEngineRequest(id, std::move(prompt), max_tokens);
 }
 
 // Collects a request's outputs; can end the request itself after

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "gtest/gtest.h"
+#include "tests/testing/requests.h"
 #include "tests/testing/stories.h"
 #include "worker/replica.h"
 
@@ -38,13 +39,7 @@ std::unique_ptr<Replica> MakeStories(const Setup& s) {
 }
 
 EngineRequest Greedy(const std::string& id, std::vector<int32_t> prompt, int max_tokens) {
-  EngineRequest r;
-  r.request_id = id;
-  r.prompt_token_ids = std::move(prompt);
-  r.params.temperature = 0.0f;
-  r.params.max_tokens = max_tokens;
-  r.params.ignore_eos = true;
-  return r;
+  return testing::GreedyEngineRequest(id, std::move(prompt), max_tokens);
 }
 
 struct Finished {
