@@ -180,6 +180,8 @@ void EngineLoop::Publish() {
       st.prefix_cache_queries > 0
           ? static_cast<double>(st.prefix_cache_hits) / static_cast<double>(st.prefix_cache_queries)
           : 0.0;
+  snapshot_.prefix_cache_queried_tokens = st.prefix_cache_queries;
+  snapshot_.prefix_cache_hit_tokens = st.prefix_cache_hits;
   snapshot_.tokens_per_second = tokens_per_second_;
   snapshot_.draining = draining_;
   snapshot_.in_flight = static_cast<int>(sinks_.size());

@@ -66,6 +66,8 @@ struct LoadSnapshot {
   int64_t kv_blocks_used = 0;
   int64_t kv_blocks_total = 0;
   double prefix_cache_hit_rate = 0.0;
+  int64_t prefix_cache_queried_tokens = 0;
+  int64_t prefix_cache_hit_tokens = 0;
   double tokens_per_second = 0.0;
   bool draining = false;
   int in_flight = 0;  // requests with a sink (admitted, not yet finished)

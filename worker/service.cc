@@ -141,6 +141,9 @@ grpc::ServerUnaryReactor* WorkerService::GetLoad(grpc::CallbackServerContext* ct
   response->set_kv_blocks_used(load.kv_blocks_used);
   response->set_kv_blocks_total(load.kv_blocks_total);
   response->set_prefix_cache_hit_rate(load.prefix_cache_hit_rate);
+  response->set_prefix_cache_queried_tokens(load.prefix_cache_queried_tokens);
+  response->set_prefix_cache_hit_tokens(load.prefix_cache_hit_tokens);
+  response->set_in_flight(load.in_flight);
   response->set_tokens_per_second(load.tokens_per_second);
   response->set_draining(load.draining);
   response->set_block_size(context_.block_size);

@@ -1,0 +1,74 @@
+// Admission control of the router: at most `max_concurrent` requests run,
+// at most `max_queued` wait for a slot (FIFO), each for at most
+// `queue_timeout`. Non-blocking (for gRPC callback reactors): Acquire takes a
+// callback that is called exactly once with the outcome:
+//   OK                  a slot is granted; the caller must Release() it later
+//   RESOURCE_EXHAUSTED  the queue is full (called inline, before Acquire returns)
+//   DEADLINE_EXCEEDED   the request waited queue_timeout without a slot
+//   CANCELLED           Cancel(ticket) was called while it waited
+// Callbacks run on the thread that decides them (Acquire's caller, a
+// Release() caller, a Cancel() caller, or the controller's timer thread),
+// never with the controller's lock held; they must not block.
+// Memory is bounded by max_queued. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/btree_map.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace tessera::router {
+
+class AdmissionController {
+ public:
+  struct Options {
+    int64_t max_concurrent = 1024;  // >= 1
+    int64_t max_queued = 4096;      // >= 0
+    absl::Duration queue_timeout = absl::Seconds(30);
+  };
+  using Ticket = uint64_t;  // 0 = no ticket (decided inline)
+  using Callback = std::function<void(absl::Status)>;
+
+  explicit AdmissionController(Options options);
+  ~AdmissionController();  // fails every waiter with UNAVAILABLE, joins the timer
+  AdmissionController(const AdmissionController&) = delete;
+  AdmissionController& operator=(const AdmissionController&) = delete;
+
+  // See the class comment. Returns the ticket of a queued request (for
+  // Cancel), or 0 when the callback was already called.
+  Ticket Acquire(Callback on_admit);
+  // Withdraws a waiting request (its callback gets CANCELLED); no effect when
+  // it was already decided.
+  void Cancel(Ticket ticket);
+  // Returns a granted slot; the oldest waiter (if any) gets it.
+  void Release();
+
+  int64_t running() const;
+  int64_t queued() const;
+  int64_t rejected() const;  // RESOURCE_EXHAUSTED + DEADLINE_EXCEEDED so far
+
+ private:
+  // ... implementation state (FIFO of waiters with deadlines, timer thread).
+  struct Waiter {
+    Callback callback;
+    absl::Time deadline;
+  };
+  void TimerLoop();
+
+  const Options options_;
+  mutable absl::Mutex mu_;
+  int64_t running_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t rejected_ ABSL_GUARDED_BY(mu_) = 0;
+  Ticket next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
+  // Tickets increase, so the map's order is FIFO order (and deadline order).
+  absl::btree_map<Ticket, Waiter> waiters_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread timer_;
+};
+
+}  // namespace tessera::router

@@ -1,0 +1,160 @@
+// The router's view of its workers (replica leaders): membership, health,
+// load, drain state, circuit breakers, and the KV-block index for placement.
+//
+// Membership comes from four sources (WorkerInfo::Source): --workers (STATIC),
+// registration by `tessera-worker --router` (REGISTERED), the Admin API
+// (ADMIN) and dns:/// discovery (DNS, via SyncSource).
+//
+// Per worker the pool runs, on its own threads / gRPC async callbacks:
+//   - a health-and-load poll every `health_interval`: Worker.GetLoad with
+//     deadline `health_timeout` (a worker that answers GetLoad is serving; the
+//     LoadReport also gives running/waiting/KV use/hit-rate counters/draining).
+//     `unhealthy_threshold` consecutive failures eject it (UNHEALTHY, out of
+//     rotation); `healthy_threshold` consecutive successes re-admit it.
+//   - a WatchKvEvents stream feeding the PrefixIndex (snapshot, then changes),
+//     reconnected with backoff; while it is down the worker's index entries are
+//     dropped (RemoveWorker), so placement never trusts stale blocks.
+// Request outcomes feed a per-worker CircuitBreaker (RecordOutcome).
+//
+// A worker is eligible for new requests when it is HEALTHY (polled OK),
+// not draining (admin drain here, or the worker's own LoadReport.draining),
+// and its breaker allows a request.
+//
+// Removal and draining never cut in-flight requests: a Lease keeps the
+// worker's channel and stub alive until the request ends.
+//
+// Thread-safe. Every method may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "router/circuit_breaker.h"
+#include "router/policy.h"
+#include "router/prefix_index.h"
+#include "tessera/v1/admin.pb.h"
+#include "tessera/v1/worker.grpc.pb.h"
+
+namespace tessera::router {
+
+struct WorkerPoolOptions {
+  absl::Duration health_interval = absl::Milliseconds(500);
+  absl::Duration health_timeout = absl::Milliseconds(1000);
+  int unhealthy_threshold = 2;  // consecutive failed polls -> ejected
+  int healthy_threshold = 1;    // consecutive good polls -> re-admitted
+  CircuitBreaker::Options breaker;
+  bool watch_kv_events =
+      true;  // off: no PrefixIndex feed (round_robin / least_load only need load)
+  // Registered workers that send no heartbeat for this long are removed.
+  absl::Duration registration_ttl = absl::Seconds(10);
+  // Channel factory (tests may inject in-process channels); default:
+  // grpc::CreateChannel(address, InsecureChannelCredentials()).
+  std::function<std::shared_ptr<grpc::Channel>(const std::string& address)> make_channel;
+};
+
+class WorkerPool;
+
+// One request's hold on a worker, from placement to the end of its stream.
+// Keeps the worker's stub alive after removal; the destructor decrements the
+// worker's in-flight count. Call RecordOutcome once the outcome is known.
+class Lease {
+ public:
+  Lease(Lease&&) noexcept;
+  Lease& operator=(Lease&&) noexcept;
+  ~Lease();
+
+  const std::string& worker_id() const;
+  const std::string& address() const;
+  v1::Worker::Stub* stub() const;  // valid while the Lease lives
+  WorkerSlot slot() const;
+
+ private:
+  friend class WorkerPool;
+  struct Entry;  // defined in worker_pool.cc
+  explicit Lease(std::shared_ptr<Entry> entry);
+  std::shared_ptr<Entry> entry_;
+};
+
+// The outcome of a request on a worker, for its circuit breaker and counters.
+enum class Outcome {
+  kSuccess,      // the stream ended normally (any finish reason, or a client error)
+  kWorkerError,  // the worker failed (UNAVAILABLE, INTERNAL, broken stream, ...)
+  kRejected,     // the worker refused it (RESOURCE_EXHAUSTED / draining): not a failure
+  kCancelled,    // the client went away: no signal about the worker
+};
+
+class WorkerPool {
+ public:
+  WorkerPool(WorkerPoolOptions options, std::unique_ptr<PlacementPolicy> policy);
+  ~WorkerPool();  // stops every poll and watch stream, waits for them
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  // Adds a worker at `address` (host:port). Its id is `id` when given (a
+  // registration), else the worker's own LoadReport.worker_id when it answers
+  // within health_timeout, else the address. A new worker starts UNHEALTHY
+  // and joins the rotation after its first good poll.
+  //   INVALID_ARGUMENT  `address` is not host:port
+  //   ALREADY_EXISTS    a worker with this address or id is known (for
+  //                     REGISTERED the existing entry is returned instead, so a
+  //                     worker that re-registers keeps its id)
+  absl::StatusOr<v1::WorkerInfo> Add(const std::string& address, v1::WorkerInfo::Source source,
+                                     const std::string& id = "");
+  // Takes the worker out at once (no new requests; in-flight ones finish on
+  // their Lease); stops its poll and watch. NOT_FOUND for an unknown id.
+  absl::Status Remove(absl::string_view id);
+  // Admin drain: no new requests; in-flight ones finish; visible as DRAINING.
+  // NOT_FOUND for an unknown id.
+  absl::StatusOr<v1::WorkerInfo> SetDraining(absl::string_view id, bool draining);
+  // Makes the set of `source` workers equal `addresses`: adds new ones,
+  // drains and then removes (once idle, or after `drain_grace`) the ones no
+  // longer listed. For dns:/// discovery.
+  void SyncSource(v1::WorkerInfo::Source source, std::span<const std::string> addresses,
+                  absl::Duration drain_grace = absl::Seconds(60));
+  // A registered worker's heartbeat: false when the id is unknown (the
+  // worker should register again).
+  bool Heartbeat(absl::string_view id);
+
+  // Places a request: filters eligible workers (minus `exclude`, ids already
+  // tried), fills matched blocks when the policy wants them, lets the policy
+  // choose, and takes a lease (breaker AllowRequest; in-flight + 1,
+  // requests_routed + 1). UNAVAILABLE "no eligible worker (N known: …)" when
+  // none is eligible.
+  absl::StatusOr<Lease> Place(const PlacementRequest& request,
+                              std::span<const std::string> exclude);
+  void RecordOutcome(const Lease& lease, Outcome outcome, absl::string_view error = "");
+
+  // The block size the workers report (0 until one has answered a poll).
+  // Workers reporting a different block size are refused (UNHEALTHY, with
+  // last_error saying why).
+  int block_size() const;
+  // The model the workers report ("" until known).
+  std::string model() const;
+
+  std::vector<v1::WorkerInfo> List() const;  // sorted by id
+  std::optional<v1::WorkerInfo> Get(absl::string_view id) const;
+  v1::ClusterStatus Status() const;  // worker counts, sums of loads and counters, policy name
+  // Blocks until the worker `id` is in rotation or `timeout` passes (tests,
+  // `tessera add --wait`). False on timeout or unknown id.
+  bool WaitEligible(absl::string_view id, absl::Duration timeout) const;
+
+  const PlacementPolicy& policy() const;
+  PrefixIndex& index();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tessera::router
