@@ -44,6 +44,7 @@
 #include "router/policy.h"
 #include "router/prefix_index.h"
 #include "tessera/v1/admin.pb.h"
+#include "tessera/v1/llm.pb.h"
 #include "tessera/v1/worker.grpc.pb.h"
 
 namespace tessera::router {
@@ -139,8 +140,11 @@ class WorkerPool {
   // Workers reporting a different block size are refused (UNHEALTHY, with
   // last_error saying why).
   int block_size() const;
-  // The model the workers report ("" until known).
-  std::string model() const;
+  // The served model (id, max_model_len, vocab_size), from Llm.ListModels on
+  // the first worker that answers (workers serve tessera.v1.Llm too);
+  // nullopt until known. Workers serving another model id are refused
+  // (UNHEALTHY, last_error says why).
+  std::optional<v1::ModelInfo> model_info() const;
 
   std::vector<v1::WorkerInfo> List() const;  // sorted by id
   std::optional<v1::WorkerInfo> Get(absl::string_view id) const;
