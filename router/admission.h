@@ -8,7 +8,10 @@
 //   CANCELLED           Cancel(ticket) was called while it waited
 // Callbacks run on the thread that decides them (Acquire's caller, a
 // Release() caller, a Cancel() caller, or the controller's timer thread),
-// never with the controller's lock held; they must not block.
+// never with the controller's lock held; they must not block. A Release()
+// made inside a grant that Release() delivered returns before the grant it
+// decides runs; that one runs on the same thread right after the outer
+// callback returns (so a queue that drains through callbacks never nests).
 // Memory is bounded by max_queued. Thread-safe.
 #pragma once
 

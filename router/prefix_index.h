@@ -5,9 +5,11 @@
 // names a whole prefix (it chains its parent), so "worker w holds the first k
 // blocks of this prompt" is "w holds the hashes h_1..h_k".
 //
-// Layout: one map hash -> the (few) worker slots holding it, plus a per-slot
-// count. A lookup walks the prompt's hashes in order and costs
-// O(prompt blocks x holders per block); it never scans a worker's blocks.
+// Layout: one map hash -> the (few) worker slots holding it, plus per slot
+// the set of its hashes (so Reset and RemoveWorker cost O(that slot's
+// blocks), not O(index)). A lookup walks the prompt's hashes in order and
+// costs O(prompt blocks x holders per block); it never scans a worker's
+// blocks.
 //
 // Workers are named by a dense slot number (assigned by the WorkerPool, reused
 // after RemoveWorker). Thread-safe: writers (event streams) take a writer
@@ -19,6 +21,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/synchronization/mutex.h"
 
@@ -56,9 +59,15 @@ class PrefixIndex {
 
  private:
   using Holders = absl::InlinedVector<WorkerSlot, 4>;
+  // Adds / removes one (slot, hash) pair in holders_ (not in blocks_).
+  void AddHolder(WorkerSlot slot, uint64_t hash) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RemoveHolder(WorkerSlot slot, uint64_t hash) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   mutable absl::Mutex mu_;
   absl::flat_hash_map<uint64_t, Holders> holders_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<WorkerSlot, int64_t> counts_ ABSL_GUARDED_BY(mu_);
+  // The hashes each known slot holds (never empty: a slot holding nothing is
+  // erased).
+  absl::flat_hash_map<WorkerSlot, absl::flat_hash_set<uint64_t>> blocks_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tessera::router
