@@ -59,8 +59,18 @@ struct WorkerPoolOptions {
       true;  // off: no PrefixIndex feed (round_robin / least_load only need load)
   // Registered workers that send no heartbeat for this long are removed.
   absl::Duration registration_ttl = absl::Seconds(10);
+  // A broken WatchKvEvents stream is reopened after a capped exponential
+  // backoff with jitter (a random delay in [backoff/2, backoff]); the backoff
+  // restarts from `watch_backoff_initial` once a stream delivers its
+  // snapshot. While a worker is ejected no stream is open; it reopens at once
+  // on re-admission.
+  absl::Duration watch_backoff_initial = absl::Milliseconds(100);
+  absl::Duration watch_backoff_max = absl::Seconds(5);
   // Channel factory (tests may inject in-process channels); default:
-  // grpc::CreateChannel(address, InsecureChannelCredentials()).
+  // grpc::CreateCustomChannel(address, InsecureChannelCredentials(), args)
+  // with a short reconnect backoff (100 ms initial, 1 s max, so a restarted
+  // worker is seen by the next polls) and no receive size limit (KV
+  // snapshots).
   std::function<std::shared_ptr<grpc::Channel>(const std::string& address)> make_channel;
 };
 
@@ -68,7 +78,10 @@ class WorkerPool;
 
 // One request's hold on a worker, from placement to the end of its stream.
 // Keeps the worker's stub alive after removal; the destructor decrements the
-// worker's in-flight count. Call RecordOutcome once the outcome is known.
+// worker's in-flight count. Call RecordOutcome once the outcome is known (a
+// Lease that carried a circuit breaker's half-open probe and is destroyed
+// without an outcome gives the probe back). A Lease may outlive its
+// WorkerPool. Not thread-safe (one owner); different Leases are independent.
 class Lease {
  public:
   Lease(Lease&&) noexcept;
@@ -78,13 +91,18 @@ class Lease {
   const std::string& worker_id() const;
   const std::string& address() const;
   v1::Worker::Stub* stub() const;  // valid while the Lease lives
+  // The worker's PrefixIndex slot. Slots are reused after removal: meaningful
+  // only while the worker is still in the pool.
   WorkerSlot slot() const;
 
  private:
   friend class WorkerPool;
-  struct Entry;  // defined in worker_pool.cc
-  explicit Lease(std::shared_ptr<Entry> entry);
-  std::shared_ptr<Entry> entry_;
+  struct Entry;  // defined in worker_pool_impl.h
+  Lease(std::shared_ptr<Entry> entry, bool probe);
+  void Release();
+  std::shared_ptr<Entry> entry_;  // null after a move
+  bool probe_ = false;            // took the breaker's half-open probe
+  mutable bool outcome_recorded_ = false;
 };
 
 // The outcome of a request on a worker, for its circuit breaker and counters.
@@ -109,7 +127,11 @@ class WorkerPool {
   //   INVALID_ARGUMENT  `address` is not host:port
   //   ALREADY_EXISTS    a worker with this address or id is known (for
   //                     REGISTERED the existing entry is returned instead, so a
-  //                     worker that re-registers keeps its id)
+  //                     worker that re-registers keeps its id; a REGISTERED
+  //                     entry with this id at another address, or at this
+  //                     address under another id, is replaced: the worker
+  //                     restarted elsewhere / under a new id)
+  // Blocks up to health_timeout when `id` is empty (the id probe).
   absl::StatusOr<v1::WorkerInfo> Add(const std::string& address, v1::WorkerInfo::Source source,
                                      const std::string& id = "");
   // Takes the worker out at once (no new requests; in-flight ones finish on
@@ -120,7 +142,10 @@ class WorkerPool {
   absl::StatusOr<v1::WorkerInfo> SetDraining(absl::string_view id, bool draining);
   // Makes the set of `source` workers equal `addresses`: adds new ones,
   // drains and then removes (once idle, or after `drain_grace`) the ones no
-  // longer listed. For dns:/// discovery.
+  // longer listed; one listed again before it left is back in rotation.
+  // Addresses known from another source are left alone; invalid ones are
+  // logged and skipped. New addresses are probed for their ids in parallel
+  // (blocks up to health_timeout). For dns:/// discovery.
   void SyncSource(v1::WorkerInfo::Source source, std::span<const std::string> addresses,
                   absl::Duration drain_grace = absl::Seconds(60));
   // A registered worker's heartbeat: false when the id is unknown (the
@@ -138,7 +163,8 @@ class WorkerPool {
 
   // The block size the workers report (0 until one has answered a poll).
   // Workers reporting a different block size are refused (UNHEALTHY, with
-  // last_error saying why).
+  // last_error saying why). Both this and model_info() are forgotten when the
+  // last worker leaves the pool (a new set may serve another model).
   int block_size() const;
   // The served model (id, max_model_len, vocab_size), from Llm.ListModels on
   // the first worker that answers (workers serve tessera.v1.Llm too);
@@ -146,6 +172,10 @@ class WorkerPool {
   // (UNHEALTHY, last_error says why).
   std::optional<v1::ModelInfo> model_info() const;
 
+  // State: UNHEALTHY when not admitted by polls (new, ejected, refused) or
+  // its circuit is open; else DRAINING when drained here, no longer listed
+  // by SyncSource, or reporting draining; else HEALTHY.
+  // consecutive_failures: failed polls, or failed requests, whichever is more.
   std::vector<v1::WorkerInfo> List() const;  // sorted by id
   std::optional<v1::WorkerInfo> Get(absl::string_view id) const;
   v1::ClusterStatus Status() const;  // worker counts, sums of loads and counters, policy name

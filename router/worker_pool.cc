@@ -1,0 +1,609 @@
+// WorkerPool: membership and placement (this file) on top of per-worker
+// monitoring (worker_monitor.cc: health/load polls and the KV-event watch).
+//
+// Threads: one TaskScheduler thread starts the polls and watch reconnects;
+// every RPC is asynchronous (gRPC callback API), so the pool has no thread per
+// worker and every wait is a cancellable RPC. Locks, always taken in this
+// order: Impl::mu (membership, cluster facts) -> Entry::mu (one worker's
+// state) -> the PrefixIndex's lock. RPCs are started and cancelled with no
+// lock held.
+#include "router/worker_pool.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "common/check.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "router/worker_pool_impl.h"
+
+namespace tessera::router {
+namespace {
+
+constexpr size_t kMaxWorkersInMessage = 8;
+
+absl::Status ValidateAddress(const std::string& address) {
+  absl::string_view host, port;
+  const absl::string_view a(address);
+  if (!a.empty() && a.front() == '[') {  // [v6]:port
+    const size_t close = a.find("]:");
+    if (close == absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("worker address '", address, "' is not host:port ([v6addr]:port)"));
+    }
+    host = a.substr(1, close - 1);
+    port = a.substr(close + 2);
+  } else {
+    const size_t colon = a.rfind(':');
+    if (colon == absl::string_view::npos ||
+        a.substr(0, colon).find(':') != absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("worker address '", address, "' is not host:port (IPv6: [addr]:port)"));
+    }
+    host = a.substr(0, colon);
+    port = a.substr(colon + 1);
+  }
+  int p = 0;
+  if (host.empty() || !absl::SimpleAtoi(port, &p) || p < 1 || p > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("worker address '", address, "' is not host:port with a port in 1..65535"));
+  }
+  return absl::OkStatus();
+}
+
+std::shared_ptr<grpc::Channel> DefaultChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  args.SetMaxReceiveMessageSize(-1);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+const char* StateWord(v1::WorkerInfo::State state) {
+  switch (state) {
+    case v1::WorkerInfo::STATE_HEALTHY:
+      return "healthy";
+    case v1::WorkerInfo::STATE_UNHEALTHY:
+      return "unhealthy";
+    case v1::WorkerInfo::STATE_DRAINING:
+      return "draining";
+    default:
+      return "unknown";
+  }
+}
+
+}  // namespace
+
+// ---- Lease -----------------------------------------------------------------
+
+Lease::Lease(std::shared_ptr<Entry> entry, bool probe) : entry_(std::move(entry)), probe_(probe) {}
+
+Lease::Lease(Lease&& other) noexcept
+    : entry_(std::move(other.entry_)),
+      probe_(other.probe_),
+      outcome_recorded_(other.outcome_recorded_) {
+  other.entry_ = nullptr;
+}
+
+Lease& Lease::operator=(Lease&& other) noexcept {
+  if (this != &other) {
+    Release();
+    entry_ = std::move(other.entry_);
+    other.entry_ = nullptr;
+    probe_ = other.probe_;
+    outcome_recorded_ = other.outcome_recorded_;
+  }
+  return *this;
+}
+
+Lease::~Lease() { Release(); }
+
+void Lease::Release() {
+  if (entry_ == nullptr) return;
+  if (probe_ && !outcome_recorded_) {
+    absl::MutexLock lock(&entry_->mu);
+    entry_->breaker.ReleaseProbe();  // the probe never reported: let another one through
+  }
+  entry_->in_flight.fetch_sub(1, std::memory_order_acq_rel);
+  entry_ = nullptr;
+}
+
+const std::string& Lease::worker_id() const { return entry_->id; }
+const std::string& Lease::address() const { return entry_->address; }
+v1::Worker::Stub* Lease::stub() const { return entry_->stub.get(); }
+WorkerSlot Lease::slot() const { return entry_->slot; }
+
+// ---- Impl: membership ------------------------------------------------------
+
+WorkerPool::Impl::Impl(WorkerPoolOptions o, std::unique_ptr<PlacementPolicy> p)
+    : options(std::move(o)), policy(std::move(p)) {
+  TESSERA_CHECK(policy != nullptr, "WorkerPool needs a placement policy");
+  TESSERA_CHECK(options.health_interval > absl::ZeroDuration(), "health_interval must be > 0");
+  TESSERA_CHECK(options.health_timeout > absl::ZeroDuration(), "health_timeout must be > 0");
+  TESSERA_CHECK(options.unhealthy_threshold >= 1, "unhealthy_threshold must be >= 1");
+  TESSERA_CHECK(options.healthy_threshold >= 1, "healthy_threshold must be >= 1");
+  TESSERA_CHECK(options.watch_backoff_initial > absl::ZeroDuration() &&
+                    options.watch_backoff_max >= options.watch_backoff_initial,
+                "need 0 < watch_backoff_initial <= watch_backoff_max");
+  if (!options.make_channel) options.make_channel = DefaultChannel;
+}
+
+void WorkerPool::Impl::Shutdown() {
+  Cancels cancels;
+  {
+    absl::MutexLock lock(&mu);
+    stopping = true;
+    std::vector<EntryPtr> all;
+    for (const auto& [id, e] : by_id) all.push_back(e);
+    for (const EntryPtr& e : all) RemoveLocked(e, "the pool is shutting down", &cancels);
+  }
+  cancels.Run();
+  scheduler.Stop();
+  absl::MutexLock lock(&ops_mu);
+  ops_mu.Await(absl::Condition(
+      +[](int64_t* n) { return *n == 0; }, &ops));
+}
+
+void WorkerPool::Impl::BeginOp() {
+  absl::MutexLock lock(&ops_mu);
+  ++ops;
+}
+
+void WorkerPool::Impl::EndOp() {
+  absl::MutexLock lock(&ops_mu);
+  --ops;
+}
+
+void WorkerPool::Impl::Cancels::Run() {
+  for (const auto& p : polls) p->Cancel();
+  for (const auto& w : watches) w->Cancel();
+}
+
+void WorkerPool::Impl::RemoveLocked(EntryPtr e, absl::string_view why, Cancels* cancels) {
+  by_id.erase(e->id);
+  by_address.erase(e->address);
+  {
+    absl::MutexLock lock(&e->mu);
+    e->removed = true;
+    if (e->poll != nullptr) cancels->polls.push_back(std::move(e->poll));
+    if (e->watch != nullptr) cancels->watches.push_back(std::move(e->watch));
+    e->poll = nullptr;
+    e->watch = nullptr;
+    ++e->watch_epoch;
+    // Nothing writes this slot after `removed` is set (writers check it under
+    // e->mu), so the slot can be reused at once.
+    index.RemoveWorker(e->slot);
+  }
+  free_slots.push_back(e->slot);
+  if (by_id.empty()) {
+    // A new set of workers may serve another model / block size.
+    block_size = 0;
+    model.reset();
+  }
+  spdlog::info("worker {} ({}) removed: {} ({} request(s) still in flight there)", e->id,
+               e->address, why, e->in_flight.load());
+}
+
+void WorkerPool::Impl::RemoveIfCurrent(const EntryPtr& e, absl::string_view why) {
+  Cancels cancels;
+  {
+    absl::MutexLock lock(&mu);
+    auto it = by_id.find(e->id);
+    if (it == by_id.end() || it->second != e) return;
+    RemoveLocked(e, why, &cancels);
+  }
+  cancels.Run();
+}
+
+std::optional<absl::StatusOr<v1::WorkerInfo>> WorkerPool::Impl::CheckConflictLocked(
+    const std::string& address, const std::string& id, v1::WorkerInfo::Source source,
+    absl::Time now, Cancels* cancels) {
+  auto a = by_address.find(address);
+  EntryPtr at_address = a == by_address.end() ? nullptr : a->second;
+  EntryPtr with_id;
+  if (!id.empty()) {
+    auto i = by_id.find(id);
+    if (i != by_id.end()) with_id = i->second;
+  }
+  if (at_address == nullptr && with_id == nullptr) return std::nullopt;
+  if (source != v1::WorkerInfo::SOURCE_REGISTERED) {
+    if (at_address != nullptr) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("worker ", at_address->id, " already has address ", address));
+    }
+    return absl::AlreadyExistsError(
+        absl::StrCat("worker id '", id, "' is already used by ", with_id->address));
+  }
+  // A registration. The same worker registering again keeps its entry (and
+  // id); so does a worker already known from another source.
+  if (at_address != nullptr && (id.empty() || at_address->id == id ||
+                                at_address->source != v1::WorkerInfo::SOURCE_REGISTERED)) {
+    absl::MutexLock lock(&at_address->mu);
+    at_address->last_heartbeat = now;
+    return InfoLocked(*at_address, now);
+  }
+  // A registered worker that came back under another id at this address, or
+  // under its id at another address (restarted elsewhere): the old
+  // registration gives way.
+  if (at_address != nullptr) RemoveLocked(at_address, "re-registered under another id", cancels);
+  if (with_id != nullptr) {
+    if (with_id->source != v1::WorkerInfo::SOURCE_REGISTERED) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("worker id '", id, "' is already used by ", with_id->address));
+    }
+    RemoveLocked(with_id, absl::StrCat("re-registered at ", address), cancels);
+  }
+  return std::nullopt;
+}
+
+void WorkerPool::Impl::ProbeIds(std::vector<Probe>& probes) {
+  if (probes.empty()) return;
+  absl::BlockingCounter pending(static_cast<int>(probes.size()));
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<v1::Worker::Stub>> stubs;
+  const v1::GetLoadRequest request;
+  for (Probe& p : probes) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    contexts.back()->set_deadline(absl::ToChronoTime(absl::Now() + options.health_timeout));
+    stubs.push_back(v1::Worker::NewStub(p.channel));
+    stubs.back()->async()->GetLoad(contexts.back().get(), &request, &p.report,
+                                   [&p, &pending](grpc::Status s) {
+                                     p.status = std::move(s);
+                                     pending.DecrementCount();
+                                   });
+  }
+  pending.Wait();
+}
+
+absl::StatusOr<v1::WorkerInfo> WorkerPool::Impl::Add(const std::string& address,
+                                                     v1::WorkerInfo::Source source,
+                                                     const std::string& id) {
+  RETURN_IF_ERROR(ValidateAddress(address));
+  Cancels cancels;
+  absl::Cleanup run_cancels = [&cancels] { cancels.Run(); };
+  {
+    absl::MutexLock lock(&mu);
+    if (stopping) return absl::UnavailableError("the worker pool is shutting down");
+    if (auto settled = CheckConflictLocked(address, id, source, absl::Now(), &cancels)) {
+      return *std::move(settled);
+    }
+  }
+  std::vector<Probe> probe(1);
+  probe[0].channel = options.make_channel(address);
+  std::string worker_id = id;
+  if (worker_id.empty()) {
+    // The worker's own id when it answers in time, else its address.
+    ProbeIds(probe);
+    worker_id = probe[0].status.ok() && !probe[0].report.worker_id().empty()
+                    ? probe[0].report.worker_id()
+                    : address;
+  }
+  absl::MutexLock lock(&mu);
+  if (stopping) return absl::UnavailableError("the worker pool is shutting down");
+  // Again: the id may be new, and another Add may have run meanwhile.
+  if (auto settled = CheckConflictLocked(address, worker_id, source, absl::Now(), &cancels)) {
+    return *std::move(settled);
+  }
+  return InsertLocked(address, source, worker_id, std::move(probe[0].channel));
+}
+
+v1::WorkerInfo WorkerPool::Impl::InsertLocked(const std::string& address,
+                                              v1::WorkerInfo::Source source, const std::string& id,
+                                              std::shared_ptr<grpc::Channel> channel) {
+  WorkerSlot slot;
+  if (!free_slots.empty()) {
+    slot = free_slots.back();
+    free_slots.pop_back();
+  } else {
+    slot = next_slot++;
+  }
+  const absl::Time now = absl::Now();
+  auto e = std::make_shared<Lease::Entry>(id, address, source, slot, std::move(channel),
+                                          options.breaker);
+  v1::WorkerInfo info;
+  {
+    absl::MutexLock lock(&e->mu);
+    e->last_heartbeat = now;
+    e->watch_backoff = options.watch_backoff_initial;
+    info = InfoLocked(*e, now);
+  }
+  by_id[id] = e;
+  by_address[address] = e;
+  scheduler.Schedule(now, [this, e] { Poll(e); });
+  spdlog::info("worker {} ({}) added, source {}", id, address, v1::WorkerInfo::Source_Name(source));
+  return info;
+}
+
+void WorkerPool::Impl::SyncSource(v1::WorkerInfo::Source source,
+                                  std::span<const std::string> addresses,
+                                  absl::Duration drain_grace) {
+  const absl::flat_hash_set<std::string> wanted(addresses.begin(), addresses.end());
+  std::vector<Probe> probes;
+  const absl::Time now = absl::Now();
+  {
+    absl::MutexLock lock(&mu);
+    if (stopping) return;
+    for (const auto& [id, e] : by_id) {
+      if (e->source != source) continue;
+      absl::MutexLock elock(&e->mu);
+      const bool listed = wanted.contains(e->address);
+      if (!listed && !e->leaving) {
+        e->leaving = true;
+        e->leave_deadline = now + drain_grace;
+        spdlog::info("worker {} ({}) is no longer listed: draining, removed once idle or in {}",
+                     e->id, e->address, absl::FormatDuration(drain_grace));
+      } else if (listed && e->leaving) {
+        e->leaving = false;
+        spdlog::info("worker {} ({}) is listed again: back in rotation", e->id, e->address);
+      }
+    }
+    absl::flat_hash_set<std::string> seen;
+    for (const std::string& address : addresses) {
+      if (by_address.contains(address) || !seen.insert(address).second) continue;
+      if (absl::Status s = ValidateAddress(address); !s.ok()) {
+        spdlog::warn("{}", s.message());
+        continue;
+      }
+      probes.emplace_back();
+      probes.back().address = address;
+    }
+  }
+  for (Probe& p : probes) p.channel = options.make_channel(p.address);
+  ProbeIds(probes);  // in parallel: one slow address does not hold up the others
+  for (Probe& p : probes) {
+    const std::string id =
+        p.status.ok() && !p.report.worker_id().empty() ? p.report.worker_id() : p.address;
+    Cancels cancels;
+    absl::MutexLock lock(&mu);
+    if (stopping) return;
+    if (auto settled = CheckConflictLocked(p.address, id, source, now, &cancels)) {
+      if (!settled->ok()) spdlog::warn("not adding {}: {}", p.address, settled->status().message());
+      continue;
+    }
+    InsertLocked(p.address, source, id, std::move(p.channel));
+  }
+}
+
+// ---- WorkerPool ------------------------------------------------------------
+
+WorkerPool::WorkerPool(WorkerPoolOptions options, std::unique_ptr<PlacementPolicy> policy)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(policy))) {}
+
+WorkerPool::~WorkerPool() { impl_->Shutdown(); }
+
+absl::StatusOr<v1::WorkerInfo> WorkerPool::Add(const std::string& address,
+                                               v1::WorkerInfo::Source source,
+                                               const std::string& id) {
+  return impl_->Add(address, source, id);
+}
+
+absl::Status WorkerPool::Remove(absl::string_view id) {
+  Impl::Cancels cancels;
+  {
+    absl::MutexLock lock(&impl_->mu);
+    auto it = impl_->by_id.find(id);
+    if (it == impl_->by_id.end()) {
+      return absl::NotFoundError(absl::StrCat("no worker with id '", id, "'"));
+    }
+    impl_->RemoveLocked(it->second, "removed by request", &cancels);
+  }
+  cancels.Run();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::WorkerInfo> WorkerPool::SetDraining(absl::string_view id, bool draining) {
+  absl::MutexLock lock(&impl_->mu);
+  auto it = impl_->by_id.find(id);
+  if (it == impl_->by_id.end()) {
+    return absl::NotFoundError(absl::StrCat("no worker with id '", id, "'"));
+  }
+  Lease::Entry& e = *it->second;
+  absl::MutexLock elock(&e.mu);
+  if (e.admin_draining != draining) {
+    spdlog::info("worker {} ({}) {}", e.id, e.address, draining ? "drained" : "undrained");
+  }
+  e.admin_draining = draining;
+  return Impl::InfoLocked(e, absl::Now());
+}
+
+void WorkerPool::SyncSource(v1::WorkerInfo::Source source, std::span<const std::string> addresses,
+                            absl::Duration drain_grace) {
+  impl_->SyncSource(source, addresses, drain_grace);
+}
+
+bool WorkerPool::Heartbeat(absl::string_view id) {
+  absl::ReaderMutexLock lock(&impl_->mu);
+  auto it = impl_->by_id.find(id);
+  if (it == impl_->by_id.end()) return false;
+  absl::MutexLock elock(&it->second->mu);
+  it->second->last_heartbeat = absl::Now();
+  return true;
+}
+
+absl::StatusOr<Lease> WorkerPool::Place(const PlacementRequest& request,
+                                        std::span<const std::string> exclude) {
+  const absl::Time now = absl::Now();
+  std::vector<Candidate> candidates;
+  std::vector<Impl::EntryPtr> entries;
+  std::vector<std::string> others;  // why the known workers are not candidates
+  size_t known = 0;
+  {
+    absl::ReaderMutexLock lock(&impl_->mu);
+    known = impl_->by_id.size();
+    for (const auto& [id, e] : impl_->by_id) {
+      std::string why;
+      if (std::find(exclude.begin(), exclude.end(), id) != exclude.end()) {
+        why = "already tried";
+      } else {
+        absl::MutexLock elock(&e->mu);
+        if (Impl::EligibleLocked(*e, now)) {
+          candidates.push_back(Candidate{e->slot, Impl::LoadLocked(*e), 0});
+          entries.push_back(e);
+          continue;
+        }
+        why = e->healthy && !e->breaker.WouldAllow(now) ? "circuit open"
+                                                        : StateWord(Impl::StateLocked(*e, now));
+      }
+      if (others.size() < kMaxWorkersInMessage) others.push_back(absl::StrCat(id, " ", why));
+    }
+  }
+  auto none = [&](absl::string_view extra) {
+    std::string list = absl::StrJoin(others, ", ");
+    if (known > others.size() + candidates.size()) absl::StrAppend(&list, ", ...");
+    return absl::UnavailableError(absl::StrCat("no eligible worker (", known, " known",
+                                               known > 0 ? ": " : "", list, ")", extra));
+  };
+  if (candidates.empty()) return none("");
+  if (impl_->policy->wants_prefix_match() && !request.block_hashes.empty()) {
+    std::vector<WorkerSlot> slots(candidates.size());
+    std::vector<int> matched(candidates.size(), 0);
+    for (size_t i = 0; i < candidates.size(); ++i) slots[i] = candidates[i].slot;
+    impl_->index.MatchPrefix(request.block_hashes, slots, std::span<int>(matched));
+    for (size_t i = 0; i < candidates.size(); ++i) candidates[i].matched_blocks = matched[i];
+  }
+  while (!candidates.empty()) {
+    size_t i = impl_->policy->Choose(request, candidates);
+    TESSERA_CHECK(i < candidates.size(), "policy ", impl_->policy->name(), " chose ", i, " of ",
+                  candidates.size());
+    Impl::EntryPtr& e = entries[i];
+    {
+      absl::MutexLock elock(&e->mu);
+      // Still eligible (state may have moved since the scan), and the breaker
+      // lets this request through (in half_open only one caller gets the probe).
+      if (Impl::EligibleLocked(*e, now) && e->breaker.AllowRequest(now)) {
+        const bool probe = e->breaker.state() == CircuitBreaker::State::kHalfOpen;
+        e->in_flight.fetch_add(1, std::memory_order_acq_rel);
+        e->requests_routed.fetch_add(1, std::memory_order_relaxed);
+        return Lease(e, probe);
+      }
+    }
+    others.push_back(absl::StrCat(e->id, " taken meanwhile"));
+    candidates.erase(candidates.begin() + static_cast<std::ptrdiff_t>(i));
+    entries.erase(entries.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+  return none("");
+}
+
+void WorkerPool::RecordOutcome(const Lease& lease, Outcome outcome, absl::string_view error) {
+  if (lease.entry_ == nullptr) return;
+  Lease::Entry& e = *lease.entry_;
+  const absl::Time now = absl::Now();
+  absl::MutexLock lock(&e.mu);
+  lease.outcome_recorded_ = true;
+  switch (outcome) {
+    case Outcome::kSuccess:
+      e.breaker.RecordSuccess();
+      return;
+    case Outcome::kWorkerError: {
+      const CircuitBreaker::State before = e.breaker.state();
+      e.breaker.RecordFailure(now);
+      e.last_error =
+          error.empty() ? std::string("a request failed on this worker") : std::string(error);
+      if (before != CircuitBreaker::State::kOpen &&
+          e.breaker.state() == CircuitBreaker::State::kOpen) {
+        spdlog::warn("worker {} ({}): circuit open after {} consecutive failure(s): {}", e.id,
+                     e.address, e.breaker.consecutive_failures(), e.last_error);
+      }
+      return;
+    }
+    case Outcome::kRejected:
+    case Outcome::kCancelled:
+      // No signal about the worker; a half-open probe must not stay taken.
+      if (lease.probe_) e.breaker.ReleaseProbe();
+      return;
+  }
+}
+
+int WorkerPool::block_size() const {
+  absl::ReaderMutexLock lock(&impl_->mu);
+  return impl_->block_size;
+}
+
+std::optional<v1::ModelInfo> WorkerPool::model_info() const {
+  absl::ReaderMutexLock lock(&impl_->mu);
+  return impl_->model;
+}
+
+std::vector<v1::WorkerInfo> WorkerPool::List() const {
+  const absl::Time now = absl::Now();
+  std::vector<v1::WorkerInfo> out;
+  absl::ReaderMutexLock lock(&impl_->mu);
+  out.reserve(impl_->by_id.size());
+  for (const auto& [id, e] : impl_->by_id) {  // btree_map: sorted by id
+    absl::MutexLock elock(&e->mu);
+    out.push_back(Impl::InfoLocked(*e, now));
+  }
+  return out;
+}
+
+std::optional<v1::WorkerInfo> WorkerPool::Get(absl::string_view id) const {
+  absl::ReaderMutexLock lock(&impl_->mu);
+  auto it = impl_->by_id.find(id);
+  if (it == impl_->by_id.end()) return std::nullopt;
+  absl::MutexLock elock(&it->second->mu);
+  return Impl::InfoLocked(*it->second, absl::Now());
+}
+
+v1::ClusterStatus WorkerPool::Status() const {
+  v1::ClusterStatus status;
+  status.set_policy(std::string(impl_->policy->name()));
+  int64_t queried = 0, hit = 0;
+  for (const v1::WorkerInfo& w : List()) {
+    status.set_workers(status.workers() + 1);
+    switch (w.state()) {
+      case v1::WorkerInfo::STATE_HEALTHY:
+        status.set_healthy(status.healthy() + 1);
+        break;
+      case v1::WorkerInfo::STATE_DRAINING:
+        status.set_draining(status.draining() + 1);
+        break;
+      default:
+        status.set_unhealthy(status.unhealthy() + 1);
+        break;
+    }
+    // Last reports of every known worker (an ejected worker's counters stay
+    // in the sums, so deltas of these do not jump when one is ejected).
+    status.set_running(status.running() + w.load().running());
+    status.set_waiting(status.waiting() + w.load().waiting());
+    queried += w.load().prefix_cache_queried_tokens();
+    hit += w.load().prefix_cache_hit_tokens();
+  }
+  status.set_prefix_cache_queried_tokens(queried);
+  status.set_prefix_cache_hit_tokens(hit);
+  status.set_prefix_cache_hit_rate(queried > 0 ? static_cast<double>(hit) / queried : 0.0);
+  return status;
+}
+
+bool WorkerPool::WaitEligible(absl::string_view id, absl::Duration timeout) const {
+  const absl::Time deadline = absl::Now() + timeout;
+  Impl::EntryPtr e;
+  {
+    absl::ReaderMutexLock lock(&impl_->mu);
+    auto it = impl_->by_id.find(id);
+    if (it == impl_->by_id.end()) return false;
+    e = it->second;
+  }
+  // Re-evaluated whenever e->mu is released (every poll and outcome), so a
+  // breaker's open timer running out is noticed by the next poll.
+  struct Ready {
+    const Lease::Entry* e;
+    bool operator()() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return e->removed || Impl::EligibleLocked(*e, absl::Now());
+    }
+  } ready{e.get()};
+  absl::MutexLock lock(&e->mu);
+  e->mu.AwaitWithDeadline(absl::Condition(&ready), deadline);
+  return !e->removed && Impl::EligibleLocked(*e, absl::Now());
+}
+
+const PlacementPolicy& WorkerPool::policy() const { return *impl_->policy; }
+
+PrefixIndex& WorkerPool::index() { return impl_->index; }
+
+}  // namespace tessera::router

@@ -1,0 +1,195 @@
+// Internals of WorkerPool shared by worker_pool.cc (membership, placement,
+// listing) and worker_monitor.cc (health/load polls, KV-event watch). Not a
+// public interface: include only from those two files.
+//
+// Thread-safety: see the lock order in worker_pool.cc. Entry fields are
+// either const, atomic, or guarded by Entry::mu; Impl fields by Impl::mu.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/random/random.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "router/circuit_breaker.h"
+#include "router/kv_watch.h"
+#include "router/task_scheduler.h"
+#include "router/worker_pool.h"
+#include "tessera/v1/llm.grpc.pb.h"
+
+namespace tessera::router {
+
+// One health-and-load poll: GetLoad, then (when the worker's model is not yet
+// known, or changed) Llm.ListModels. Shared by the RPC callbacks and the
+// entry (for cancellation).
+struct PollCall {
+  void Cancel() {
+    load_context.TryCancel();
+    models_context.TryCancel();
+  }
+
+  absl::Time started;
+  grpc::ClientContext load_context;
+  v1::GetLoadRequest load_request;
+  v1::LoadReport report;
+  grpc::Status load_status;
+  grpc::ClientContext models_context;
+  v1::ListModelsRequest models_request;
+  v1::ListModelsResponse models;
+  std::optional<grpc::Status> models_status;  // set when ListModels was called
+};
+
+// One worker. Owned by the pool while it is a member, and shared with its
+// RPC callbacks, scheduled tasks and Leases (so it outlives removal while any
+// of them runs).
+struct Lease::Entry {
+  Entry(std::string id_in, std::string address_in, v1::WorkerInfo::Source source_in,
+        WorkerSlot slot_in, std::shared_ptr<grpc::Channel> channel_in,
+        const CircuitBreaker::Options& breaker_options)
+      : id(std::move(id_in)),
+        address(std::move(address_in)),
+        source(source_in),
+        slot(slot_in),
+        channel(std::move(channel_in)),
+        stub(v1::Worker::NewStub(channel)),
+        llm(v1::Llm::NewStub(channel)),
+        breaker(breaker_options) {}
+
+  const std::string id;
+  const std::string address;
+  const v1::WorkerInfo::Source source;
+  const WorkerSlot slot;
+  const std::shared_ptr<grpc::Channel> channel;
+  const std::unique_ptr<v1::Worker::Stub> stub;
+  const std::unique_ptr<v1::Llm::Stub> llm;
+  std::atomic<int64_t> in_flight{0};  // live Leases
+  std::atomic<int64_t> requests_routed{0};
+
+  mutable absl::Mutex mu;
+  bool removed ABSL_GUARDED_BY(mu) = false;  // out of the pool; nothing new starts
+  // Admitted by polls (UNHEALTHY until the first good polls; ejected after
+  // failed ones, or at once when refused for a block size / model mismatch).
+  bool healthy ABSL_GUARDED_BY(mu) = false;
+  int poll_failures ABSL_GUARDED_BY(mu) = 0;   // consecutive
+  int poll_successes ABSL_GUARDED_BY(mu) = 0;  // consecutive
+  bool admin_draining ABSL_GUARDED_BY(mu) = false;
+  // SyncSource: no longer listed; removed once idle or at leave_deadline.
+  bool leaving ABSL_GUARDED_BY(mu) = false;
+  absl::Time leave_deadline ABSL_GUARDED_BY(mu);
+  absl::Time last_heartbeat ABSL_GUARDED_BY(mu);  // REGISTERED only
+  bool has_report ABSL_GUARDED_BY(mu) = false;
+  v1::LoadReport report ABSL_GUARDED_BY(mu);  // the last successful poll
+  std::optional<v1::ModelInfo> model ABSL_GUARDED_BY(mu);
+  std::string last_error ABSL_GUARDED_BY(mu);
+  CircuitBreaker breaker ABSL_GUARDED_BY(mu);
+  std::shared_ptr<PollCall> poll ABSL_GUARDED_BY(mu);        // in flight
+  std::shared_ptr<KvWatchStream> watch ABSL_GUARDED_BY(mu);  // open
+  // Bumped whenever a watch stream opens, is dropped, or a reconnect is
+  // scheduled: callbacks and tasks of older epochs do nothing.
+  uint64_t watch_epoch ABSL_GUARDED_BY(mu) = 0;
+  absl::Duration watch_backoff ABSL_GUARDED_BY(mu);
+};
+
+struct WorkerPool::Impl {
+  using EntryPtr = std::shared_ptr<Lease::Entry>;
+
+  // RPCs to cancel once the locks are released.
+  struct Cancels {
+    void Run();
+    std::vector<std::shared_ptr<PollCall>> polls;
+    std::vector<std::shared_ptr<KvWatchStream>> watches;
+  };
+  struct Probe {  // Add's / SyncSource's GetLoad to learn a worker's id
+    std::string address;
+    std::shared_ptr<grpc::Channel> channel;
+    v1::LoadReport report;
+    grpc::Status status;
+  };
+
+  Impl(WorkerPoolOptions o, std::unique_ptr<PlacementPolicy> p);
+  // Removes every worker, cancels their RPCs, stops the scheduler and waits
+  // for the last RPC callback.
+  void Shutdown();
+
+  // ---- membership (worker_pool.cc)
+  absl::StatusOr<v1::WorkerInfo> Add(const std::string& address, v1::WorkerInfo::Source source,
+                                     const std::string& id);
+  void SyncSource(v1::WorkerInfo::Source source, std::span<const std::string> addresses,
+                  absl::Duration drain_grace);
+  // nullopt: no conflict (an outdated registration may have been removed);
+  // else the answer for Add (the existing entry, or ALREADY_EXISTS).
+  std::optional<absl::StatusOr<v1::WorkerInfo>> CheckConflictLocked(
+      const std::string& address, const std::string& id, v1::WorkerInfo::Source source,
+      absl::Time now, Cancels* cancels) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  v1::WorkerInfo InsertLocked(const std::string& address, v1::WorkerInfo::Source source,
+                              const std::string& id, std::shared_ptr<grpc::Channel> channel)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // `e` by value: callers often pass a reference into by_id, which this erases.
+  void RemoveLocked(EntryPtr e, absl::string_view why, Cancels* cancels)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void RemoveIfCurrent(const EntryPtr& e, absl::string_view why) ABSL_LOCKS_EXCLUDED(mu);
+  // GetLoad on every probe's channel at once; returns when all answered or
+  // timed out (health_timeout).
+  void ProbeIds(std::vector<Probe>& probes);
+
+  // ---- monitoring (worker_monitor.cc)
+  void Poll(const EntryPtr& e);  // scheduler task
+  void OnLoad(const EntryPtr& e, const std::shared_ptr<PollCall>& call);
+  void FinishPoll(const EntryPtr& e, const std::shared_ptr<PollCall>& call);
+  // A new (not yet started) watch stream when one should run now.
+  std::shared_ptr<KvWatchStream> NewWatchLocked(const EntryPtr& e)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu);
+  void ReconnectWatch(const EntryPtr& e, uint64_t epoch);  // scheduler task
+  bool OnKvBatch(const EntryPtr& e, uint64_t epoch, const v1::KvEventBatch& batch);
+  void OnWatchDone(const EntryPtr& e, uint64_t epoch, const absl::Status& status,
+                   bool got_snapshot);
+  absl::Duration Jitter(absl::Duration backoff);
+
+  // ---- views of one entry (worker_monitor.cc)
+  static bool EligibleLocked(const Lease::Entry& e, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(e.mu);
+  static v1::WorkerInfo::State StateLocked(const Lease::Entry& e, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(e.mu);
+  static int64_t LoadLocked(const Lease::Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e.mu);
+  static v1::WorkerInfo InfoLocked(const Lease::Entry& e, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(e.mu);
+
+  // Async RPCs in flight (each callback's last act is EndOp): Shutdown waits
+  // for zero, so no callback touches a destroyed Impl.
+  void BeginOp();
+  void EndOp();
+
+  WorkerPoolOptions options;
+  const std::unique_ptr<PlacementPolicy> policy;
+  PrefixIndex index;
+
+  mutable absl::Mutex mu;
+  bool stopping ABSL_GUARDED_BY(mu) = false;
+  absl::btree_map<std::string, EntryPtr> by_id ABSL_GUARDED_BY(mu);  // sorted: List order
+  absl::flat_hash_map<std::string, EntryPtr> by_address ABSL_GUARDED_BY(mu);
+  std::vector<WorkerSlot> free_slots ABSL_GUARDED_BY(mu);
+  WorkerSlot next_slot ABSL_GUARDED_BY(mu) = 0;
+  int block_size ABSL_GUARDED_BY(mu) = 0;                  // the cluster's, from the first worker
+  std::optional<v1::ModelInfo> model ABSL_GUARDED_BY(mu);  // likewise
+
+  absl::Mutex ops_mu;
+  int64_t ops ABSL_GUARDED_BY(ops_mu) = 0;
+
+  absl::Mutex rng_mu;
+  absl::BitGen rng ABSL_GUARDED_BY(rng_mu);
+
+  TaskScheduler scheduler;
+};
+
+}  // namespace tessera::router
