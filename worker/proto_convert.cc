@@ -7,80 +7,15 @@
 
 namespace tessera {
 
-absl::StatusOr<SamplingParams> SamplingParamsFromProto(const v1::SamplingParams& proto,
-                                                       const AdmissionLimits& limits) {
-  SamplingParams p;  // its defaults are the wire defaults
-  if (proto.has_max_tokens()) p.max_tokens = proto.max_tokens();
-  if (proto.has_temperature()) p.temperature = proto.temperature();
-  if (proto.has_top_p()) p.top_p = proto.top_p();
-  if (proto.has_top_k()) p.top_k = proto.top_k();
-  if (proto.has_min_p()) p.min_p = proto.min_p();
-  if (proto.has_seed()) p.seed = proto.seed();
-  p.stop.assign(proto.stop().begin(), proto.stop().end());
-  p.stop_token_ids.assign(proto.stop_token_ids().begin(), proto.stop_token_ids().end());
-  p.ignore_eos = proto.ignore_eos();
-  if (proto.has_repetition_penalty()) p.repetition_penalty = proto.repetition_penalty();
-  if (proto.has_presence_penalty()) p.presence_penalty = proto.presence_penalty();
-  if (proto.has_frequency_penalty()) p.frequency_penalty = proto.frequency_penalty();
-  if (proto.has_logprobs()) p.logprobs = proto.logprobs();
-  RETURN_IF_ERROR(p.Validate(limits.max_logprobs, limits.max_stop));
-  for (size_t i = 0; i < p.stop_token_ids.size(); ++i) {
-    if (p.stop_token_ids[i] >= limits.vocab_size) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("stop_token_ids[", i, "] = ", p.stop_token_ids[i],
-                       " is outside the vocabulary [0, ", limits.vocab_size, ")"));
-    }
-  }
-  return p;
-}
-
 absl::StatusOr<EngineRequest> EngineRequestFromProto(const v1::GenerateRequest& request,
                                                      const AdmissionLimits& limits,
                                                      const Tokenizer& tokenizer) {
-  if (!request.model().empty() && request.model() != limits.model_name) {
-    return absl::NotFoundError(absl::StrCat("model '", request.model(),
-                                            "' is not served here; this worker serves '",
-                                            limits.model_name, "'"));
-  }
+  ASSIGN_OR_RETURN(ValidatedRequest v, ValidateGenerateRequest(request, limits, tokenizer));
   EngineRequest r;
   r.request_id = request.request_id();
   r.priority = request.priority();
-  switch (request.prompt_case()) {
-    case v1::GenerateRequest::kText: {
-      if (request.text().empty()) {
-        return absl::InvalidArgumentError("prompt: text is empty; give a non-empty prompt");
-      }
-      ASSIGN_OR_RETURN(r.prompt_token_ids, tokenizer.Encode(request.text(), /*add_bos=*/true));
-      break;
-    }
-    case v1::GenerateRequest::kTokenIds:
-      r.prompt_token_ids.assign(request.token_ids().ids().begin(), request.token_ids().ids().end());
-      break;
-    case v1::GenerateRequest::PROMPT_NOT_SET:
-      break;
-  }
-  if (r.prompt_token_ids.empty()) {
-    return absl::InvalidArgumentError(
-        "prompt is empty: give `text` or at least one id in `token_ids`");
-  }
-  for (size_t i = 0; i < r.prompt_token_ids.size(); ++i) {
-    const int32_t id = r.prompt_token_ids[i];
-    if (id < 0 || id >= limits.vocab_size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "token_ids[", i, "] = ", id, " is outside the vocabulary [0, ", limits.vocab_size, ")"));
-    }
-  }
-  const int64_t prompt_len = static_cast<int64_t>(r.prompt_token_ids.size());
-  if (prompt_len > limits.max_model_len) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "prompt has ", prompt_len, " tokens, more than max_model_len ", limits.max_model_len));
-  }
-  ASSIGN_OR_RETURN(r.params, SamplingParamsFromProto(request.sampling(), limits));
-  if (prompt_len + r.params.max_tokens > limits.max_model_len) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "prompt (", prompt_len, " tokens) + max_tokens (", r.params.max_tokens,
-        ") = ", prompt_len + r.params.max_tokens, " exceeds max_model_len ", limits.max_model_len));
-  }
+  r.prompt_token_ids = std::move(v.prompt_token_ids);
+  r.params = std::move(v.params);
   return r;
 }
 

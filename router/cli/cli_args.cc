@@ -1,0 +1,427 @@
+#include "router/cli/cli_args.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <initializer_list>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+
+namespace tessera::cli {
+namespace {
+
+constexpr std::pair<Command, absl::string_view> kCommands[] = {
+    {Command::kWorkers, "workers"},   {Command::kDrain, "drain"},   {Command::kUndrain, "undrain"},
+    {Command::kAdd, "add"},           {Command::kRemove, "remove"}, {Command::kStatus, "status"},
+    {Command::kGenerate, "generate"},
+};
+
+std::optional<Command> FindCommand(absl::string_view name) {
+  for (const auto& [command, command_name] : kCommands) {
+    if (command_name == name) return command;
+  }
+  return std::nullopt;
+}
+
+absl::Status Usage(absl::string_view message) {
+  return absl::InvalidArgumentError(std::string(message));
+}
+
+absl::StatusOr<double> PositiveSeconds(absl::string_view option, const std::string& value) {
+  double v = 0;
+  // At most 1e7 s (~116 days), so deadlines stay far from overflowing.
+  if (!absl::SimpleAtod(value, &v) || !std::isfinite(v) || v <= 0 || v > 1e7) {
+    return Usage(absl::StrCat(option, " needs a positive number of seconds (at most 1e7), got '",
+                              value, "'"));
+  }
+  return v;
+}
+
+// One option: its name without dashes (in the dashed spelling), whether it
+// takes a value, the commands it belongs to (empty: every command) and what
+// it sets.
+struct OptionSpec {
+  absl::string_view name;
+  bool takes_value;
+  std::vector<Command> commands;
+  std::function<absl::Status(CliArgs&, const std::string&)> apply;
+};
+
+const std::vector<OptionSpec>& Options() {
+  static const auto* options = new std::vector<OptionSpec>{
+      {"router",
+       true,
+       {},
+       [](CliArgs& a, const std::string& v) {
+         if (v.empty()) return Usage("--router needs an address HOST:PORT");
+         a.router = v;
+         return absl::OkStatus();
+       }},
+      {"admin-token",
+       true,
+       {},
+       [](CliArgs& a, const std::string& v) {
+         a.admin_token = v;
+         return absl::OkStatus();
+       }},
+      {"endpoint",
+       true,
+       {},
+       [](CliArgs& a, const std::string& v) {
+         if (v.empty()) return Usage("--endpoint needs an address HOST:PORT");
+         a.endpoint = v;
+         return absl::OkStatus();
+       }},
+      {"api-key",
+       true,
+       {},
+       [](CliArgs& a, const std::string& v) {
+         a.api_key = v;
+         return absl::OkStatus();
+       }},
+      {"timeout",
+       true,
+       {},
+       [](CliArgs& a, const std::string& v) -> absl::Status {
+         ASSIGN_OR_RETURN(a.timeout_s, PositiveSeconds("--timeout", v));
+         return absl::OkStatus();
+       }},
+      {"json",
+       false,
+       {},
+       [](CliArgs& a, const std::string&) {
+         a.json = true;
+         return absl::OkStatus();
+       }},
+      {"help",
+       false,
+       {},
+       [](CliArgs& a, const std::string&) {
+         a.help = true;
+         return absl::OkStatus();
+       }},
+      {"wait",
+       false,
+       {Command::kDrain},
+       [](CliArgs& a, const std::string&) {
+         a.wait = true;
+         return absl::OkStatus();
+       }},
+      {"wait-timeout",
+       true,
+       {Command::kDrain},
+       [](CliArgs& a, const std::string& v) -> absl::Status {
+         ASSIGN_OR_RETURN(a.wait_timeout_s, PositiveSeconds("--wait-timeout", v));
+         return absl::OkStatus();
+       }},
+      {"max-tokens",
+       true,
+       {Command::kGenerate},
+       [](CliArgs& a, const std::string& v) {
+         int32_t n = 0;
+         if (!absl::SimpleAtoi(v, &n) || n < 1) {
+           return Usage(absl::StrCat("--max-tokens needs an integer >= 1, got '", v, "'"));
+         }
+         a.max_tokens = n;
+         return absl::OkStatus();
+       }},
+      {"temperature",
+       true,
+       {Command::kGenerate},
+       [](CliArgs& a, const std::string& v) {
+         float t = 0;
+         if (!absl::SimpleAtof(v, &t) || !std::isfinite(t) || t < 0) {
+           return Usage(absl::StrCat("--temperature needs a number >= 0, got '", v, "'"));
+         }
+         a.temperature = t;
+         return absl::OkStatus();
+       }},
+      {"seed",
+       true,
+       {Command::kGenerate},
+       [](CliArgs& a, const std::string& v) {
+         uint64_t s = 0;
+         if (!absl::SimpleAtoi(v, &s)) {
+           return Usage(absl::StrCat("--seed needs a non-negative integer, got '", v, "'"));
+         }
+         a.seed = s;
+         return absl::OkStatus();
+       }},
+  };
+  return *options;
+}
+
+const OptionSpec* FindOption(std::string name) {
+  std::replace(name.begin(), name.end(), '_', '-');
+  for (const OptionSpec& spec : Options()) {
+    if (spec.name == name) return &spec;
+  }
+  return nullptr;
+}
+
+// An option as written, before the command is known.
+struct Given {
+  const OptionSpec* spec;
+  std::string value;
+};
+
+// How many positional arguments each command takes, and what it calls them.
+std::pair<int, absl::string_view> Positional(Command command) {
+  switch (command) {
+    case Command::kWorkers:
+    case Command::kStatus:
+      return {0, ""};
+    case Command::kDrain:
+    case Command::kUndrain:
+    case Command::kRemove:
+      return {1, "a worker ID"};
+    case Command::kAdd:
+      return {1, "a worker address HOST:PORT"};
+    case Command::kGenerate:
+      return {1, "the prompt TEXT (quote it; - reads it from stdin)"};
+  }
+  return {0, ""};
+}
+
+}  // namespace
+
+absl::string_view CommandName(Command command) {
+  for (const auto& [c, name] : kCommands) {
+    if (c == command) return name;
+  }
+  return "?";
+}
+
+EnvLookup ProcessEnv() {
+  return [](const char* name) -> std::optional<std::string> {
+    const char* v = std::getenv(name);
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+absl::StatusOr<CliArgs> ParseCliArgs(const std::vector<std::string>& args, const EnvLookup& env) {
+  CliArgs a;
+  auto from_env = [&env](const char* name, std::string& field) {
+    std::optional<std::string> v = env(name);
+    if (v.has_value() && !v->empty()) field = *v;
+  };
+  from_env("TESSERA_ROUTER", a.router);
+  from_env("TESSERA_ADMIN_TOKEN", a.admin_token);
+  from_env("TESSERA_ENDPOINT", a.endpoint);
+  from_env("TESSERA_API_KEY", a.api_key);
+
+  // Pass 1: split options (validated against the table) from positionals.
+  std::vector<Given> given;
+  std::vector<std::string> positionals;
+  bool options_ended = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (options_ended || arg.size() < 2 || arg[0] != '-') {
+      positionals.push_back(arg);
+      continue;
+    }
+    if (arg == "--") {
+      options_ended = true;
+      continue;
+    }
+    if (arg == "-h") {
+      a.help = true;
+      continue;
+    }
+    if (arg[1] != '-') return Usage(absl::StrCat("unknown option ", arg));
+    const size_t eq = arg.find('=');
+    const std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+    const OptionSpec* spec = FindOption(name);
+    if (spec == nullptr) return Usage(absl::StrCat("unknown option --", name));
+    Given g{spec, ""};
+    if (spec->takes_value) {
+      if (eq != std::string::npos) {
+        g.value = arg.substr(eq + 1);
+      } else if (i + 1 < args.size()) {
+        g.value = args[++i];
+      } else {
+        return Usage(absl::StrCat("--", spec->name, " needs a value"));
+      }
+    } else if (eq != std::string::npos) {
+      return Usage(absl::StrCat("--", spec->name, " takes no value"));
+    }
+    given.push_back(std::move(g));
+  }
+
+  // The command: the first positional (`help` is a synonym of --help).
+  size_t next = 0;
+  if (next < positionals.size() && positionals[next] == "help") {
+    a.help = true;
+    ++next;
+  }
+  if (next < positionals.size()) {
+    a.command = FindCommand(positionals[next]);
+    if (!a.command.has_value()) {
+      return Usage(absl::StrCat("unknown command '", positionals[next], "'"));
+    }
+    ++next;
+  }
+
+  // Pass 2: apply the options, now that the command is known.
+  for (const Given& g : given) {
+    if (!g.spec->commands.empty() && a.command.has_value() &&
+        std::find(g.spec->commands.begin(), g.spec->commands.end(), *a.command) ==
+            g.spec->commands.end()) {
+      std::vector<std::string> owners;
+      for (Command c : g.spec->commands) owners.emplace_back(CommandName(c));
+      return Usage(absl::StrCat("--", g.spec->name, " is an option of ",
+                                absl::StrJoin(owners, ", "), ", not of ", CommandName(*a.command)));
+    }
+    RETURN_IF_ERROR(g.spec->apply(a, g.value));
+  }
+  if (a.help) return a;
+
+  if (!a.command.has_value()) return Usage("no command given");
+  const auto [count, what] = Positional(*a.command);
+  const size_t left = positionals.size() - next;
+  if (static_cast<int>(left) < count) {
+    return Usage(absl::StrCat(CommandName(*a.command), " needs ", what));
+  }
+  if (static_cast<int>(left) > count) {
+    return Usage(absl::StrCat("unexpected argument '", positionals[next + count], "' after ",
+                              CommandName(*a.command),
+                              *a.command == Command::kGenerate ? " (quote the prompt)" : ""));
+  }
+  if (count == 1) {
+    a.argument = positionals[next];
+    if (a.argument.empty()) {
+      return Usage(absl::StrCat(CommandName(*a.command), " needs ", what, ", got ''"));
+    }
+  }
+  if (a.command == Command::kGenerate && a.json) {
+    return Usage("generate has no --json output (it streams text)");
+  }
+  for (const Given& g : given) {
+    if (g.spec->name == "wait-timeout" && !a.wait) return Usage("--wait-timeout needs --wait");
+  }
+  return a;
+}
+
+std::string HelpText(std::optional<Command> command) {
+  constexpr absl::string_view kGlobal =
+      "Global options (before or after the command; --name=value also works):\n"
+      "  --router ADDR        admin address of tessera-router (default $TESSERA_ROUTER,\n"
+      "                       else localhost:50055)\n"
+      "  --admin-token TOKEN  admin token, sent as 'authorization: Bearer TOKEN'\n"
+      "                       (default $TESSERA_ADMIN_TOKEN)\n"
+      "  --endpoint ADDR      public address for generate (default $TESSERA_ENDPOINT,\n"
+      "                       else localhost:50050)\n"
+      "  --api-key KEY        API key for generate (default $TESSERA_API_KEY)\n"
+      "  --timeout S          deadline of each call in seconds (default 10; generate:\n"
+      "                       none unless given)\n"
+      "  --json               one JSON document on stdout (workers, status, drain, add,\n"
+      "                       undrain, remove)\n"
+      "  -h, --help           this help; `tessera CMD --help` for one command\n";
+  constexpr absl::string_view kExitCodes =
+      "Exit codes:\n"
+      "  0  ok\n"
+      "  1  the call failed (stderr: tessera: <command>: <gRPC code>: <message>)\n"
+      "  2  usage error\n"
+      "  3  not found (no such worker)\n"
+      "  4  unauthenticated or permission denied (check --admin-token / --api-key)\n"
+      "  5  router unreachable (UNAVAILABLE, or no connection before the deadline)\n"
+      "  6  drain --wait timed out\n";
+  if (!command.has_value()) {
+    return absl::StrCat(
+        "tessera: admin and client CLI of a Tessera cluster (tessera-router).\n"
+        "\n"
+        "Usage: tessera [OPTIONS] COMMAND [ARGS] [OPTIONS]\n"
+        "\n"
+        "Commands:\n"
+        "  workers              list the workers: state, load, KV use, prefix hits\n"
+        "  status               cluster status, as `key: value` lines\n"
+        "  drain ID [--wait]    stop sending new requests to a worker\n"
+        "  undrain ID           put a drained worker back in rotation\n"
+        "  add ADDR             add a worker (replica leader HOST:PORT)\n"
+        "  remove ID            remove a worker (its in-flight requests finish)\n"
+        "  generate TEXT        generate text, streamed to stdout\n"
+        "\n",
+        kGlobal, "\n", kExitCodes);
+  }
+  std::string body;
+  switch (*command) {
+    case Command::kWorkers:
+      body =
+          "Usage: tessera workers [--json]\n"
+          "\n"
+          "Lists the router's workers (Admin.ListWorkers) as a table:\n"
+          "  ID, ADDRESS, STATE (healthy, unhealthy, draining), RUNNING and WAITING\n"
+          "  (sequences on the worker), KV USE (KV blocks used/total and %), PREFIX HIT\n"
+          "  (the worker's prefix-cache hit rate since it started) and IN-FLIGHT (this\n"
+          "  router's requests running there now). `-` where the worker has not\n"
+          "  reported its load yet.\n"
+          "With --json: {\"workers\": [{\"id\", \"address\", \"state\", \"source\",\n"
+          "  \"in_flight\", \"requests_routed\", \"consecutive_failures\", \"last_error\",\n"
+          "  \"block_size\", \"load\": {...}}]}.\n";
+      break;
+    case Command::kStatus:
+      body =
+          "Usage: tessera status [--json]\n"
+          "\n"
+          "Prints the cluster status (Admin.GetClusterStatus) as `key: value` lines:\n"
+          "  policy, worker counts by state, running/waiting sequences, prefix-cache\n"
+          "  hit rate and counters, request counters. --json: the same keys in one\n"
+          "  object.\n";
+      break;
+    case Command::kDrain:
+      body =
+          "Usage: tessera drain ID [--wait] [--wait-timeout S] [--json]\n"
+          "\n"
+          "Stops placing new requests on worker ID (Admin.DrainWorker); requests\n"
+          "already there finish. Undo with `tessera undrain ID`.\n"
+          "  --wait            then poll the worker list until the worker has nothing\n"
+          "                    left: the router's in-flight requests there and the\n"
+          "                    worker's reported running + waiting sequences are 0\n"
+          "  --wait-timeout S  give up waiting after S seconds (default 300): exit 6\n"
+          "With --json: {\"worker\": {...}} (and \"drained\", \"waited_s\" with --wait).\n";
+      break;
+    case Command::kUndrain:
+      body =
+          "Usage: tessera undrain ID [--json]\n"
+          "\n"
+          "Puts a drained worker back in rotation (Admin.UndrainWorker).\n";
+      break;
+    case Command::kAdd:
+      body =
+          "Usage: tessera add ADDR [--json]\n"
+          "\n"
+          "Adds the replica whose leader listens at ADDR (HOST:PORT) to the router\n"
+          "(Admin.AddWorker) and prints the id it got.\n";
+      break;
+    case Command::kRemove:
+      body =
+          "Usage: tessera remove ID [--json]\n"
+          "\n"
+          "Removes worker ID from the router (Admin.RemoveWorker). Requests running\n"
+          "there finish; no new ones are placed. Drain first to let it empty.\n";
+      break;
+    case Command::kGenerate:
+      body =
+          "Usage: tessera generate TEXT [--max-tokens N] [--temperature T] [--seed S]\n"
+          "\n"
+          "Sends TEXT (\"-\": read from stdin) to the public endpoint (Llm.Generate on\n"
+          "--endpoint, with --api-key) and streams the generated text to stdout as it\n"
+          "arrives. At the end, stderr gets one line with the finish reason, the token\n"
+          "usage and the worker that served it.\n"
+          "  --max-tokens N    tokens to generate at most (server default 16)\n"
+          "  --temperature T   0 = greedy (server default 1.0)\n"
+          "  --seed S          sampling seed: the same seed gives the same text\n"
+          "A finish reason of error or abort exits 1. Put `--` before a TEXT that\n"
+          "starts with a dash.\n";
+      break;
+  }
+  return absl::StrCat(body, "\n", kGlobal, "\n", kExitCodes);
+}
+
+}  // namespace tessera::cli

@@ -1,0 +1,127 @@
+#include "router/flags.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+ABSL_FLAG(std::string, host, "0.0.0.0", "Address the client server (Llm, Registry) listens on");
+ABSL_FLAG(int, port, 50050,
+          "Client port (tessera.v1.Llm and tessera.v1.Registry); 0 = a free port");
+ABSL_FLAG(std::string, port_file, "",
+          "Once both servers listen, write \"CLIENT_PORT ADMIN_PORT\\n\" here (atomically: "
+          "write + rename)");
+ABSL_FLAG(std::string, admin_host, "127.0.0.1",
+          "Address the admin server (tessera.v1.Admin) listens on; a non-loopback address "
+          "needs --admin-token");
+ABSL_FLAG(int, admin_port, 50055, "Admin port (tessera.v1.Admin); 0 = a free port");
+ABSL_FLAG(std::string, admin_token, "",
+          "Admin calls must send 'authorization: Bearer TOKEN'; default $TESSERA_ADMIN_TOKEN; "
+          "empty = no check (loopback --admin-host only)");
+ABSL_FLAG(std::string, api_key, "",
+          "Llm and Registry calls must send 'authorization: Bearer KEY'; default "
+          "$TESSERA_API_KEY; empty = open. Health and reflection stay open");
+ABSL_FLAG(std::string, workers, "",
+          "Comma-separated workers (replica leaders): host:port entries, or dns:///NAME:PORT to "
+          "follow a DNS name (e.g. a Kubernetes headless Service)");
+ABSL_FLAG(double, dns_refresh_seconds, 5.0, "How often dns:/// --workers entries are re-resolved");
+ABSL_FLAG(std::string, policy, "prefix",
+          "Placement policy: prefix (longest cached prompt prefix, traded off against load), "
+          "least_load (power of two choices) or round_robin");
+ABSL_FLAG(double, balance_rel, 1.5,
+          "prefix policy: the cluster is out of balance (use least_load) when max load > "
+          "balance_rel * min load + balance_abs");
+ABSL_FLAG(int64_t, balance_abs, 4, "prefix policy: see --balance-rel");
+ABSL_FLAG(int64_t, max_concurrent_requests, 1024,
+          "Requests relayed at once; more wait in the router's queue");
+ABSL_FLAG(int64_t, max_queued_requests, 4096,
+          "Requests waiting for a slot at most; beyond that RESOURCE_EXHAUSTED");
+ABSL_FLAG(double, queue_timeout, 30.0,
+          "Seconds a request may wait for a slot before DEADLINE_EXCEEDED");
+ABSL_FLAG(int, max_attempts, 3,
+          "Placements per request: a worker failing before the first token is retried on "
+          "another worker, up to this many attempts in all");
+ABSL_FLAG(int, retry_backoff_ms, 20,
+          "Backoff before the first retry (ms); doubles per retry, with jitter");
+ABSL_FLAG(int, health_interval_ms, 500, "Worker health-and-load poll (GetLoad) interval (ms)");
+ABSL_FLAG(int, health_timeout_ms, 1000, "Deadline of one health poll (ms)");
+ABSL_FLAG(int, unhealthy_threshold, 2,
+          "Consecutive failed polls after which a worker leaves the rotation");
+ABSL_FLAG(int, breaker_failures, 3,
+          "Consecutive failed requests on a worker that open its circuit breaker");
+ABSL_FLAG(double, breaker_open_seconds, 5.0,
+          "Seconds an open breaker keeps its worker out before one probe request");
+ABSL_FLAG(int, max_logprobs, 20,
+          "Largest `logprobs` a request may ask (validated at the router; match the workers' "
+          "--max-logprobs)");
+ABSL_FLAG(double, shutdown_timeout, 30.0,
+          "On SIGTERM/SIGINT: seconds in-flight streams may still run; then they are "
+          "cancelled and the router exits 0");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, critical or off");
+
+namespace tessera::router {
+namespace {
+
+std::string FlagOrEnv(const std::string& flag, const char* env) {
+  if (!flag.empty()) return flag;
+  const char* value = std::getenv(env);
+  return value == nullptr ? "" : value;
+}
+
+absl::Duration Seconds(double s) { return absl::Seconds(s); }
+
+}  // namespace
+
+absl::StatusOr<RouterServerOptions> RouterOptionsFromFlags() {
+  RouterServerOptions o;
+  o.host = absl::GetFlag(FLAGS_host);
+  o.port = absl::GetFlag(FLAGS_port);
+  o.admin_host = absl::GetFlag(FLAGS_admin_host);
+  o.admin_port = absl::GetFlag(FLAGS_admin_port);
+  o.admin_token = FlagOrEnv(absl::GetFlag(FLAGS_admin_token), "TESSERA_ADMIN_TOKEN");
+  o.api_key = FlagOrEnv(absl::GetFlag(FLAGS_api_key), "TESSERA_API_KEY");
+  for (absl::string_view entry : absl::StrSplit(absl::GetFlag(FLAGS_workers), ',')) {
+    entry = absl::StripAsciiWhitespace(entry);
+    if (!entry.empty()) o.workers.emplace_back(entry);
+  }
+  o.dns_refresh = Seconds(absl::GetFlag(FLAGS_dns_refresh_seconds));
+  o.policy = absl::GetFlag(FLAGS_policy);
+  o.policy_options.balance_rel = absl::GetFlag(FLAGS_balance_rel);
+  o.policy_options.balance_abs = absl::GetFlag(FLAGS_balance_abs);
+  o.admission.max_concurrent = absl::GetFlag(FLAGS_max_concurrent_requests);
+  o.admission.max_queued = absl::GetFlag(FLAGS_max_queued_requests);
+  o.admission.queue_timeout = Seconds(absl::GetFlag(FLAGS_queue_timeout));
+  o.relay.max_attempts = absl::GetFlag(FLAGS_max_attempts);
+  o.relay.retry_backoff = absl::Milliseconds(absl::GetFlag(FLAGS_retry_backoff_ms));
+  o.pool.health_interval = absl::Milliseconds(absl::GetFlag(FLAGS_health_interval_ms));
+  o.pool.health_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_health_timeout_ms));
+  o.pool.unhealthy_threshold = absl::GetFlag(FLAGS_unhealthy_threshold);
+  o.pool.breaker.failure_threshold = absl::GetFlag(FLAGS_breaker_failures);
+  o.pool.breaker.open_duration = Seconds(absl::GetFlag(FLAGS_breaker_open_seconds));
+  o.max_logprobs = absl::GetFlag(FLAGS_max_logprobs);
+  if (o.policy_options.balance_rel < 1.0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--balance-rel must be at least 1, got ", o.policy_options.balance_rel));
+  }
+  if (o.policy_options.balance_abs < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--balance-abs must not be negative, got ", o.policy_options.balance_abs));
+  }
+  if (o.max_logprobs < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max-logprobs must not be negative, got ", o.max_logprobs));
+  }
+  return o;
+}
+
+std::string PortFileFlag() { return absl::GetFlag(FLAGS_port_file); }
+std::string LogLevelFlag() { return absl::GetFlag(FLAGS_log_level); }
+absl::Duration ShutdownTimeoutFlag() {
+  return absl::Seconds(std::max(0.0, absl::GetFlag(FLAGS_shutdown_timeout)));
+}
+
+}  // namespace tessera::router

@@ -1,0 +1,98 @@
+// The router's Generate relay: one client stream (Llm.Generate) relayed from
+// the chosen worker's Worker.Generate stream, with admission, placement,
+// failover and backpressure.
+//
+// Life of one request (see GenerateRelay in the .cc):
+//   queued    AdmissionController::Acquire; RESOURCE_EXHAUSTED (queue full),
+//             DEADLINE_EXCEEDED (waited --queue-timeout) or CANCELLED end it
+//   placing   WorkerPool::Place(block hashes, exclude = workers tried so far)
+//   streaming a grpc::ClientReadReactor reads the worker's stream; each message
+//             is written to the client (ServerWriteReactor) and the next read
+//             starts only when that write completed: one message in flight
+//             each way, so memory per request is bounded and a slow client
+//             slows its worker's stream down (HTTP/2 flow control).
+//   backoff   the worker failed before any message reached the client: after
+//             an exponential backoff with jitter (grpc::Alarm, no blocking) the
+//             request is placed again on a worker not tried yet, up to
+//             max_attempts attempts in all
+//   ended     the client's status is decided and Finish is called once no write
+//             is in flight
+// Worker failures after a message was delivered end the stream with
+// UNAVAILABLE "worker <id> failed after <n> tokens were delivered: <cause>".
+// Client errors from the worker (INVALID_ARGUMENT, NOT_FOUND, OUT_OF_RANGE,
+// FAILED_PRECONDITION, ALREADY_EXISTS) pass through unchanged, never retried.
+// The client's deadline is the upstream call's deadline; a client cancel
+// cancels the upstream call (TryCancel) and a queued request leaves the queue.
+// Every attempt's outcome goes to WorkerPool::RecordOutcome (breakers).
+//
+// Thread-safe: reactions of the two calls, the admission callback and the
+// backoff alarm run on gRPC / controller threads; the relay's state is under
+// one mutex and gRPC operations are started after it is released.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "router/admission.h"
+#include "router/worker_pool.h"
+#include "tessera/v1/llm.pb.h"
+
+namespace tessera::router {
+
+struct RelayOptions {
+  int max_attempts = 3;                                   // placements per request, >= 1
+  absl::Duration retry_backoff = absl::Milliseconds(20);  // before the 2nd attempt; doubles
+  absl::Duration max_retry_backoff = absl::Seconds(2);
+};
+
+// The router's request counters (GetClusterStatus). Thread-safe (atomics).
+struct RouterCounters {
+  std::atomic<int64_t> in_flight{0};  // admitted and not ended
+  std::atomic<int64_t> total{0};      // Generate calls that passed validation
+  std::atomic<int64_t> failed{0};     // ended with a worker / placement failure
+  std::atomic<int64_t> retried{0};    // placements retried on another worker
+};
+
+// Counts live relays, so a shutting-down router can wait until every upstream
+// call and timer has finished before it destroys the pool they use.
+// Thread-safe.
+class RelayTracker {
+ public:
+  void Add();
+  void Remove();
+  int64_t live() const;
+  // True when no relay is live, waiting at most `timeout`.
+  bool WaitIdle(absl::Duration timeout) const;
+
+ private:
+  mutable absl::Mutex mu_;
+  int64_t live_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// What every relay uses; the pointees outlive every relay (the owner waits
+// with RelayTracker::WaitIdle before destroying them).
+struct RelayEnvironment {
+  WorkerPool* pool = nullptr;
+  AdmissionController* admission = nullptr;
+  RouterCounters* counters = nullptr;
+  RelayTracker* tracker = nullptr;
+  RelayOptions options;
+};
+
+// Starts relaying `request` (validated; prompt as token_ids; request_id set)
+// for the Generate call `context`; returns the reactor to hand to gRPC.
+// `block_hashes` are the prompt's full-block hashes for placement.
+grpc::ServerWriteReactor<v1::GenerateResponse>* StartGenerateRelay(
+    const RelayEnvironment& env, grpc::CallbackServerContext* context, v1::GenerateRequest request,
+    std::vector<uint64_t> block_hashes);
+
+// A reactor that ends the call at once with `status` (a request refused
+// before it reached the relay).
+grpc::ServerWriteReactor<v1::GenerateResponse>* FinishedGenerateReactor(grpc::Status status);
+
+}  // namespace tessera::router

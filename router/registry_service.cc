@@ -1,0 +1,48 @@
+#include "router/registry_service.h"
+
+#include <string>
+#include <utility>
+
+#include "common/logging.h"
+
+namespace tessera::router {
+namespace {
+
+grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context, grpc::Status status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(std::move(status));
+  return reactor;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* RegistryService::RegisterWorker(grpc::CallbackServerContext* context,
+                                                          const v1::RegisterWorkerRequest* request,
+                                                          v1::RegisterWorkerResponse* response) {
+  if (grpc::Status s = auth_->Check(*context); !s.ok()) return FinishUnary(context, std::move(s));
+  if (request->address().empty()) {
+    return FinishUnary(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                             "address: empty; give the worker's host:port"));
+  }
+  absl::StatusOr<v1::WorkerInfo> info =
+      pool_->Add(request->address(), v1::WorkerInfo::SOURCE_REGISTERED, request->worker_id());
+  if (!info.ok()) {
+    return FinishUnary(context, grpc::Status(static_cast<grpc::StatusCode>(info.status().code()),
+                                             std::string(info.status().message())));
+  }
+  spdlog::info("worker {} registered at {}", info->id(), info->address());
+  response->set_worker_id(info->id());
+  response->set_heartbeat_interval_ms(
+      static_cast<int32_t>(absl::ToInt64Milliseconds(heartbeat_interval_)));
+  return FinishUnary(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* RegistryService::Heartbeat(grpc::CallbackServerContext* context,
+                                                     const v1::HeartbeatRequest* request,
+                                                     v1::HeartbeatResponse* response) {
+  if (grpc::Status s = auth_->Check(*context); !s.ok()) return FinishUnary(context, std::move(s));
+  response->set_known(pool_->Heartbeat(request->worker_id()));
+  return FinishUnary(context, grpc::Status::OK);
+}
+
+}  // namespace tessera::router

@@ -1,0 +1,40 @@
+// tessera.v1.Registry on the router's client port: workers started with
+// `tessera-worker --router ADDR` register (WorkerPool::Add, source
+// REGISTERED, their own id) and heartbeat (WorkerPool::Heartbeat). Behind
+// --api-key when set (the workers send it with --router-api-key).
+//
+// Thread-safe: handlers only call the pool's thread-safe methods.
+#pragma once
+
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "router/auth.h"
+#include "router/worker_pool.h"
+#include "tessera/v1/admin.grpc.pb.h"
+
+namespace tessera::router {
+
+class RegistryService final : public v1::Registry::CallbackService {
+ public:
+  // `heartbeat_interval` is what RegisterWorker tells workers to use; keep it
+  // well under the pool's registration_ttl.
+  RegistryService(WorkerPool* pool, const BearerAuth* auth, absl::Duration heartbeat_interval)
+      : pool_(pool), auth_(auth), heartbeat_interval_(heartbeat_interval) {}
+
+  // INVALID_ARGUMENT for an empty or malformed address; otherwise the id the
+  // router knows the worker by (an already registered worker keeps its id).
+  grpc::ServerUnaryReactor* RegisterWorker(grpc::CallbackServerContext* context,
+                                           const v1::RegisterWorkerRequest* request,
+                                           v1::RegisterWorkerResponse* response) override;
+  // known = false: the router does not know this id (register again).
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* context,
+                                      const v1::HeartbeatRequest* request,
+                                      v1::HeartbeatResponse* response) override;
+
+ private:
+  WorkerPool* const pool_;
+  const BearerAuth* const auth_;
+  const absl::Duration heartbeat_interval_;
+};
+
+}  // namespace tessera::router

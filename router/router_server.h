@@ -1,0 +1,92 @@
+// A whole tessera-router in-process: the worker pool (with its placement
+// policy), admission control, static / dns:/// workers, and two gRPC servers:
+//   client port (--host:--port)              tessera.v1.Llm, tessera.v1.Registry
+//   admin port  (--admin-host:--admin-port)  tessera.v1.Admin
+// both with grpc.health.v1 (SERVING once both listen) and server reflection.
+// Used by router/main.cc and by the tests (ports 0 = free ports).
+//
+// Thread-safe: Start, Shutdown and the destructor from one owner thread;
+// the accessors from any thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "router/admission.h"
+#include "router/dns_discovery.h"
+#include "router/generate_relay.h"
+#include "router/policy.h"
+#include "router/worker_pool.h"
+
+namespace tessera::router {
+
+struct RouterServerOptions {
+  std::string host = "0.0.0.0";
+  int port = 50050;  // 0 = a free port (see RouterServer::port())
+  std::string admin_host = "127.0.0.1";
+  int admin_port = 50055;   // 0 = a free port
+  std::string admin_token;  // empty: Admin is open, allowed on loopback hosts only
+  std::string api_key;      // empty: Llm and Registry are open
+  // host:port entries (source STATIC) and dns:///NAME:PORT entries (DNS).
+  std::vector<std::string> workers;
+  absl::Duration dns_refresh = absl::Seconds(5);
+  Resolver resolver;              // for dns:/// entries; empty = SystemResolver()
+  std::string policy = "prefix";  // prefix, least_load, round_robin
+  PolicyOptions policy_options;
+  AdmissionController::Options admission;
+  RelayOptions relay;
+  // health_interval, health_timeout, unhealthy_threshold, breaker, ...;
+  // watch_kv_events is set from the policy (only prefix needs it).
+  WorkerPoolOptions pool;
+  int max_logprobs = 20;  // the workers' --max-logprobs (validation at the router)
+  absl::Duration heartbeat_interval = absl::Seconds(1);  // told to registering workers
+  std::string request_id_prefix;                         // empty: "router-<random hex>"
+};
+
+class RouterServer {
+ public:
+  // Validates the options, builds the pool (adding the static workers; each
+  // may take up to health_timeout to report its id), starts dns:///
+  // discovery, then both servers. INVALID_ARGUMENT for bad options (a bad
+  // policy or worker address; an admin host that is not loopback without an
+  // admin token), UNAVAILABLE when a port cannot be bound.
+  static absl::StatusOr<std::unique_ptr<RouterServer>> Start(RouterServerOptions options);
+
+  ~RouterServer();  // Shutdown(absl::ZeroDuration()) unless already shut down
+  RouterServer(const RouterServer&) = delete;
+  RouterServer& operator=(const RouterServer&) = delete;
+
+  int port() const { return port_; }              // the bound client port
+  int admin_port() const { return admin_port_; }  // the bound admin port
+  WorkerPool& pool() { return *pool_; }
+  const RouterCounters& counters() const { return counters_; }
+  const AdmissionController& admission() const { return *admission_; }
+
+  // Health NOT_SERVING, no new calls; in-flight streams may finish for up to
+  // `grace`, then are cancelled (their upstream calls too). Returns once
+  // every call has ended. Idempotent.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  RouterServer() = default;
+
+  RouterServerOptions options_;
+  std::unique_ptr<WorkerPool> pool_;
+  std::vector<std::unique_ptr<DnsDiscovery>> discovery_;
+  std::unique_ptr<AdmissionController> admission_;
+  RouterCounters counters_;
+  RelayTracker tracker_;
+  struct Services;
+  std::unique_ptr<Services> services_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> admin_server_;
+  int port_ = 0;
+  int admin_port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace tessera::router

@@ -1,0 +1,19 @@
+# The router's gRPC side: the Generate relay (admission, placement, failover),
+# tessera.v1.Llm / Registry / Admin, bearer-token auth, the in-process router
+# (RouterServer), and the tessera-router binary.
+set(_router_service_dir ${CMAKE_CURRENT_LIST_DIR})
+add_library(tessera_router_service
+  ${_router_service_dir}/auth.cc
+  ${_router_service_dir}/generate_relay.cc
+  ${_router_service_dir}/llm_service.cc
+  ${_router_service_dir}/registry_service.cc
+  ${_router_service_dir}/admin_service.cc
+  ${_router_service_dir}/router_server.cc
+)
+target_link_libraries(tessera_router_service PUBLIC tessera_router_pool tessera_router_discovery
+  tessera_router_core tessera_request_validation tessera_proto tessera_common gRPC::grpc++
+  gRPC::grpc++_reflection absl::random_random absl::synchronization absl::time)
+
+add_executable(tessera-router ${_router_service_dir}/main.cc ${_router_service_dir}/flags.cc)
+target_link_libraries(tessera-router PRIVATE tessera_router_service absl::flags
+  absl::flags_parse)
