@@ -96,7 +96,6 @@ TEST(RouterFailoverTest, KilledReplicaLeavesAndRejoins) {
       << "the restarted worker never turned HEALTHY: " << last;
   std::printf("HEALTHY %lld ms after the restarted replica served\n",
               static_cast<long long>(MsSince(restarted_at)));
-  const SteadyTime healthy_at = Now();
   EXPECT_TRUE(cluster->WaitWorker(
       id, [&](const WorkerInfo& w) { return w.requests_routed() > routed_while_dead; },
       milliseconds(30000), &last))
@@ -126,11 +125,15 @@ TEST(RouterFailoverTest, KilledReplicaLeavesAndRejoins) {
               failed_mid_stream);
   // The victim was killed with calls streaming from it: they cannot finish.
   EXPECT_GE(failed_mid_stream, 1);
+  // A call that started after the kill and completed on the victim's id was
+  // served by the restarted process. (Not "started after it turned HEALTHY":
+  // under the prefix policy the empty-cached newcomer may get only the call
+  // that probed it, which can have been waiting for a slot since before.)
   int served_after_restart = 0;
   for (const CallRecord& r : records) {
-    if (r.worker_id == served_as && r.start > healthy_at && r.ok()) ++served_after_restart;
+    if (r.worker_id == served_as && r.start > killed_at && r.ok()) ++served_after_restart;
   }
-  EXPECT_GE(served_after_restart, 1) << "no call started after the restart completed there";
+  EXPECT_GE(served_after_restart, 1) << "no call completed on the restarted worker";
   tessera::v1::ClusterStatus status;
   if (cluster->GetClusterStatus(&status).ok()) {
     std::printf("cluster status: %s\n", status.ShortDebugString().c_str());
