@@ -14,6 +14,18 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "kernels/cpu/ops_cpu.h"
+#include "kernels/cpu/sampling_cpu.h"
+#if TESSERA_HAVE_CUDA
+#include "kernels/cuda/ops_cuda.h"
+#endif
+
+// TESSERA_CUDA_OP(Fn(args)): the CUDA branch of an op's dispatch, a lambda
+// calling cuda::Fn(args), or reporting that the CUDA path is not built.
+#if TESSERA_HAVE_CUDA
+#define TESSERA_CUDA_OP(call) [&]() -> absl::Status { return cuda::call; }
+#else
+#define TESSERA_CUDA_OP(call) [&]() -> absl::Status { return CudaNotBuilt(kOp); }
+#endif
 
 namespace tessera::ops {
 namespace {
@@ -142,17 +154,32 @@ absl::Status NoOverlap(absl::string_view op, Arg out, std::initializer_list<Arg>
   return absl::OkStatus();
 }
 
-// Runs `cpu` for CPU tensors; the CUDA implementation is not built yet.
-template <typename Fn>
-absl::Status Dispatch(absl::string_view op, Device device, Fn&& cpu) {
+[[maybe_unused]] absl::Status CudaNotBuilt(absl::string_view op) {
+  return absl::FailedPreconditionError(
+      absl::StrCat(op, ": CUDA path not built (this binary has only the CPU kernels)"));
+}
+
+// Runs `cpu` for CPU tensors and `cuda` (see TESSERA_CUDA_OP) for CUDA ones.
+template <typename Cpu, typename Cuda>
+absl::Status Dispatch(absl::string_view op, Device device, Cpu&& cpu, Cuda&& cuda) {
   switch (device) {
     case Device::kCpu:
       return cpu();
     case Device::kCuda:
-      return absl::FailedPreconditionError(
-          absl::StrCat(op, ": CUDA path not built (this binary has only the CPU kernels)"));
+      return cuda();
   }
   return absl::InternalError(absl::StrCat(op, ": unknown device"));
+}
+
+// `name` must be float32 whatever the device (outputs and parameters that
+// are float32 also on CUDA).
+absl::Status ExpectFloat32(absl::string_view op, absl::string_view name, const Tensor& t,
+                           int64_t rows) {
+  if (t.defined() && t.dtype() == DType::kFloat32 && t.ndim() == 1 && t.dim(0) == rows) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(op, ": ", name, " must be float32 [", rows, "], got ", Describe(t)));
 }
 
 }  // namespace
@@ -171,10 +198,13 @@ absl::Status Embedding(const Tensor& ids, const Tensor& table, int64_t vocab_sta
     return absl::InvalidArgumentError(
         absl::StrCat(kOp, ": vocab_start must be >= 0, got ", vocab_start));
   }
-  return Dispatch(kOp, ids.device(), [&] {
-    cpu::Embedding(ids, table, vocab_start, out);
-    return absl::OkStatus();
-  });
+  return Dispatch(
+      kOp, ids.device(),
+      [&] {
+        cpu::Embedding(ids, table, vocab_start, out);
+        return absl::OkStatus();
+      },
+      TESSERA_CUDA_OP(Embedding(ids, table, vocab_start, out)));
 }
 
 absl::Status RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
@@ -191,10 +221,13 @@ absl::Status RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& o
   if (!(eps >= 0.f)) {
     return absl::InvalidArgumentError(absl::StrCat(kOp, ": eps must be >= 0, got ", eps));
   }
-  return Dispatch(kOp, x.device(), [&] {
-    cpu::RmsNorm(x, weight, eps, out);
-    return absl::OkStatus();
-  });
+  return Dispatch(
+      kOp, x.device(),
+      [&] {
+        cpu::RmsNorm(x, weight, eps, out);
+        return absl::OkStatus();
+      },
+      TESSERA_CUDA_OP(RmsNorm(x, weight, eps, out)));
 }
 
 absl::Status FusedAddRmsNorm(Tensor& x, Tensor& residual, const Tensor& weight, float eps) {
@@ -209,10 +242,13 @@ absl::Status FusedAddRmsNorm(Tensor& x, Tensor& residual, const Tensor& weight, 
   if (!(eps >= 0.f)) {
     return absl::InvalidArgumentError(absl::StrCat(kOp, ": eps must be >= 0, got ", eps));
   }
-  return Dispatch(kOp, x.device(), [&] {
-    cpu::FusedAddRmsNorm(x, residual, weight, eps);
-    return absl::OkStatus();
-  });
+  return Dispatch(
+      kOp, x.device(),
+      [&] {
+        cpu::FusedAddRmsNorm(x, residual, weight, eps);
+        return absl::OkStatus();
+      },
+      TESSERA_CUDA_OP(FusedAddRmsNorm(x, residual, weight, eps)));
 }
 
 absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
@@ -234,10 +270,13 @@ absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor
                                                    ": dimensions exceed the BLAS int range: x ",
                                                    x.ShapeString(), ", w ", w.ShapeString()));
   }
-  return Dispatch(kOp, x.device(), [&] {
-    cpu::Linear(x, w, bias, out);
-    return absl::OkStatus();
-  });
+  return Dispatch(
+      kOp, x.device(),
+      [&] {
+        cpu::Linear(x, w, bias, out);
+        return absl::OkStatus();
+      },
+      TESSERA_CUDA_OP(Linear(x, w, bias, out)));
 }
 
 Tensor BuildRopeCache(int head_dim, int64_t max_positions, double theta,
@@ -245,9 +284,11 @@ Tensor BuildRopeCache(int head_dim, int64_t max_positions, double theta,
   return cpu::BuildRopeCache(head_dim, max_positions, theta, scaling);
 }
 
-absl::Status ApplyRope(const Tensor& positions, Tensor& q, Tensor& k, int head_dim,
-                       const Tensor& cos_sin) {
-  constexpr absl::string_view kOp = "ApplyRope";
+namespace {
+
+// ApplyRope's checks, reported under `op`.
+absl::Status CheckRope(absl::string_view kOp, const Tensor& positions, const Tensor& q,
+                       const Tensor& k, int head_dim, const Tensor& cos_sin) {
   if (head_dim <= 0 || head_dim % 2 != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(kOp, ": head_dim must be positive and even, got ", head_dim));
@@ -266,13 +307,18 @@ absl::Status ApplyRope(const Tensor& positions, Tensor& q, Tensor& k, int head_d
         absl::StrCat(kOp, ": q ", q.ShapeString(), " and k ", k.ShapeString(),
                      " must have a multiple of head_dim = ", head_dim, " columns"));
   }
-  return Dispatch(kOp, q.device(),
-                  [&] { return cpu::ApplyRope(positions, q, k, head_dim, cos_sin); });
+  if (cos_sin.device() == Device::kCuda && cos_sin.dtype() != DType::kFloat32) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        kOp, ": cos_sin must be float32 on cuda too (upload BuildRopeCache's table), got ",
+        Describe(cos_sin)));
+  }
+  return absl::OkStatus();
 }
 
-absl::Status KvStore(const Tensor& k, const Tensor& v, const Tensor& slot_mapping, Tensor& k_cache,
-                     Tensor& v_cache) {
-  constexpr absl::string_view kOp = "KvStore";
+// KvStore's checks, reported under `op`.
+absl::Status CheckKvStore(absl::string_view kOp, const Tensor& k, const Tensor& v,
+                          const Tensor& slot_mapping, const Tensor& k_cache,
+                          const Tensor& v_cache) {
   RETURN_IF_ERROR(Expect(kOp, "k_cache", k_cache, Kind::kFloat, {kAny, kAny, kAny, kAny}));
   const int64_t row = k_cache.dim(2) * k_cache.dim(3);
   RETURN_IF_ERROR(Expect(kOp, "v_cache", v_cache, Kind::kFloat,
@@ -292,8 +338,57 @@ absl::Status KvStore(const Tensor& k, const Tensor& v, const Tensor& slot_mappin
                 {{"v_cache", &v_cache}, {"k", &k}, {"v", &v}, {"slot_mapping", &slot_mapping}}));
   RETURN_IF_ERROR(NoOverlap(kOp, {"v_cache", &v_cache},
                             {{"k", &k}, {"v", &v}, {"slot_mapping", &slot_mapping}}));
-  return Dispatch(kOp, k.device(),
-                  [&] { return cpu::KvStore(k, v, slot_mapping, k_cache, v_cache); });
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ApplyRope(const Tensor& positions, Tensor& q, Tensor& k, int head_dim,
+                       const Tensor& cos_sin) {
+  constexpr absl::string_view kOp = "ApplyRope";
+  RETURN_IF_ERROR(CheckRope(kOp, positions, q, k, head_dim, cos_sin));
+  return Dispatch(
+      kOp, q.device(), [&] { return cpu::ApplyRope(positions, q, k, head_dim, cos_sin); },
+      TESSERA_CUDA_OP(ApplyRope(positions, q, k, head_dim, cos_sin)));
+}
+
+absl::Status KvStore(const Tensor& k, const Tensor& v, const Tensor& slot_mapping, Tensor& k_cache,
+                     Tensor& v_cache) {
+  constexpr absl::string_view kOp = "KvStore";
+  RETURN_IF_ERROR(CheckKvStore(kOp, k, v, slot_mapping, k_cache, v_cache));
+  return Dispatch(
+      kOp, k.device(), [&] { return cpu::KvStore(k, v, slot_mapping, k_cache, v_cache); },
+      TESSERA_CUDA_OP(KvStore(k, v, slot_mapping, k_cache, v_cache)));
+}
+
+absl::Status RopeAndKvStore(const Tensor& positions, Tensor& q, Tensor& k, const Tensor& v,
+                            int head_dim, const Tensor& cos_sin, const Tensor& slot_mapping,
+                            Tensor& k_cache, Tensor& v_cache) {
+  constexpr absl::string_view kOp = "RopeAndKvStore";
+  RETURN_IF_ERROR(CheckRope(kOp, positions, q, k, head_dim, cos_sin));
+  RETURN_IF_ERROR(CheckKvStore(kOp, k, v, slot_mapping, k_cache, v_cache));
+  if (k_cache.dim(3) != head_dim) {
+    return absl::InvalidArgumentError(absl::StrCat(kOp, ": head_dim = ", head_dim,
+                                                   " but the cache has head_dim ", k_cache.dim(3)));
+  }
+  RETURN_IF_ERROR(SameDevice(kOp, {{"q", &q}, {"k", &k}}));
+  RETURN_IF_ERROR(SameDType(kOp, {{"q", &q}, {"k", &k}}));
+  RETURN_IF_ERROR(NoOverlap(kOp, {"q", &q},
+                            {{"v", &v},
+                             {"slot_mapping", &slot_mapping},
+                             {"k_cache", &k_cache},
+                             {"v_cache", &v_cache},
+                             {"positions", &positions}}));
+  RETURN_IF_ERROR(NoOverlap(
+      kOp, {"k", &k}, {{"v", &v}, {"slot_mapping", &slot_mapping}, {"positions", &positions}}));
+  return Dispatch(
+      kOp, q.device(),
+      [&]() -> absl::Status {
+        RETURN_IF_ERROR(cpu::ApplyRope(positions, q, k, head_dim, cos_sin));
+        return cpu::KvStore(k, v, slot_mapping, k_cache, v_cache);
+      },
+      TESSERA_CUDA_OP(
+          RopeAndKvStore(positions, q, k, v, head_dim, cos_sin, slot_mapping, k_cache, v_cache)));
 }
 
 absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
@@ -333,9 +428,13 @@ absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor
   if (!std::isfinite(scale)) {
     return absl::InvalidArgumentError(absl::StrCat(kOp, ": scale must be finite, got ", scale));
   }
-  return Dispatch(kOp, q.device(), [&] {
-    return cpu::PagedAttention(q, k_cache, v_cache, md, num_heads, num_kv_heads, scale, out);
-  });
+  return Dispatch(
+      kOp, q.device(),
+      [&] {
+        return cpu::PagedAttention(q, k_cache, v_cache, md, num_heads, num_kv_heads, scale, out);
+      },
+      TESSERA_CUDA_OP(
+          PagedAttention(q, k_cache, v_cache, md, num_heads, num_kv_heads, scale, out)));
 }
 
 absl::Status SiluAndMul(const Tensor& x, Tensor& out) {
@@ -349,10 +448,13 @@ absl::Status SiluAndMul(const Tensor& x, Tensor& out) {
   RETURN_IF_ERROR(SameDevice(kOp, {{"x", &x}, {"out", &out}}));
   RETURN_IF_ERROR(SameDType(kOp, {{"x", &x}, {"out", &out}}));
   RETURN_IF_ERROR(NoOverlap(kOp, {"out", &out}, {{"x", &x}}));
-  return Dispatch(kOp, x.device(), [&] {
-    cpu::SiluAndMul(x, out);
-    return absl::OkStatus();
-  });
+  return Dispatch(
+      kOp, x.device(),
+      [&] {
+        cpu::SiluAndMul(x, out);
+        return absl::OkStatus();
+      },
+      TESSERA_CUDA_OP(SiluAndMul(x, out)));
 }
 
 absl::Status GatherRows(const Tensor& x, const Tensor& indices, Tensor& out) {
@@ -363,7 +465,46 @@ absl::Status GatherRows(const Tensor& x, const Tensor& indices, Tensor& out) {
   RETURN_IF_ERROR(SameDevice(kOp, {{"x", &x}, {"indices", &indices}, {"out", &out}}));
   RETURN_IF_ERROR(SameDType(kOp, {{"x", &x}, {"out", &out}}));
   RETURN_IF_ERROR(NoOverlap(kOp, {"out", &out}, {{"x", &x}, {"indices", &indices}}));
-  return Dispatch(kOp, x.device(), [&] { return cpu::GatherRows(x, indices, out); });
+  return Dispatch(
+      kOp, x.device(), [&] { return cpu::GatherRows(x, indices, out); },
+      TESSERA_CUDA_OP(GatherRows(x, indices, out)));
+}
+
+absl::Status Sample(const Tensor& logits, const SamplingTensors& params, Tensor& tokens,
+                    Tensor& logprobs) {
+  constexpr absl::string_view kOp = "Sample";
+  RETURN_IF_ERROR(Expect(kOp, "logits", logits, Kind::kFloat, {kAny, kAny}));
+  const int64_t n = logits.dim(0), vocab = logits.dim(1);
+  if (vocab < 1 || vocab > (int64_t{1} << 23)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kOp, ": vocab (logits.dim(1)) must be in [1, 2^23], got ", vocab));
+  }
+  if (n > INT32_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat(kOp, ": too many rows: ", n));
+  }
+  RETURN_IF_ERROR(Expect(kOp, "tokens", tokens, Kind::kInt32, {n}));
+  RETURN_IF_ERROR(ExpectFloat32(kOp, "logprobs", logprobs, n));
+  RETURN_IF_ERROR(ExpectFloat32(kOp, "params.temperature", params.temperature, n));
+  RETURN_IF_ERROR(Expect(kOp, "params.top_k", params.top_k, Kind::kInt32, {n}));
+  RETURN_IF_ERROR(ExpectFloat32(kOp, "params.top_p", params.top_p, n));
+  RETURN_IF_ERROR(ExpectFloat32(kOp, "params.min_p", params.min_p, n));
+  RETURN_IF_ERROR(Expect(kOp, "params.seed", params.seed, Kind::kInt64, {n}));
+  RETURN_IF_ERROR(Expect(kOp, "params.step", params.step, Kind::kInt64, {n}));
+  RETURN_IF_ERROR(SameDevice(kOp, {{"logits", &logits},
+                                   {"tokens", &tokens},
+                                   {"logprobs", &logprobs},
+                                   {"params.temperature", &params.temperature},
+                                   {"params.top_k", &params.top_k},
+                                   {"params.top_p", &params.top_p},
+                                   {"params.min_p", &params.min_p},
+                                   {"params.seed", &params.seed},
+                                   {"params.step", &params.step}}));
+  RETURN_IF_ERROR(
+      NoOverlap(kOp, {"tokens", &tokens}, {{"logits", &logits}, {"logprobs", &logprobs}}));
+  RETURN_IF_ERROR(NoOverlap(kOp, {"logprobs", &logprobs}, {{"logits", &logits}}));
+  return Dispatch(
+      kOp, logits.device(), [&] { return cpu::Sample(logits, params, tokens, logprobs); },
+      TESSERA_CUDA_OP(Sample(logits, params, tokens, logprobs)));
 }
 
 }  // namespace tessera::ops

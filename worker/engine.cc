@@ -74,7 +74,7 @@ absl::StatusOr<std::vector<RequestOutput>> Engine::Step() {
       plan_.SerializeToString(&plan_bytes_);
       forward = comm_.Broadcast(plan_bytes_, /*root=*/0);
     }
-    if (forward.ok()) forward = executor_.Execute(plan_, logits_);
+    if (forward.ok()) forward = executor_.Forward(plan_);
     if (!forward.ok()) {
       // The step did not happen: hand the scheduler its state back.
       scheduler_.AbandonStep();
@@ -88,8 +88,13 @@ absl::StatusOr<std::vector<RequestOutput>> Engine::Step() {
       rows_.push_back(SamplingRow{&seq.params(), seq.prompt_tokens(), seq.output_tokens(),
                                   seq.rng_seed(), seq.num_output_tokens()});
     }
-    std::vector<SampleResult> samples =
-        sampler_.Sample(logits_.data_as<float>(), vocab_size_, rows_);
+    // On the GPU only the token ids (and logprobs) come back to the host.
+    absl::StatusOr<std::vector<SampleResult>> sampled = executor_.Sample(rows_, sampler_);
+    if (!sampled.ok()) {
+      scheduler_.AbandonStep();
+      return sampled.status();
+    }
+    std::vector<SampleResult> samples = std::move(*sampled);
     sampled_.clear();
     // Logprobs travel with the request id: Update() may free finished sequences.
     absl::flat_hash_map<std::string, size_t> logprob_of;

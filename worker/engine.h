@@ -96,7 +96,6 @@ class Engine {
   // Reused across steps.
   v1::StepPlan plan_;
   std::string plan_bytes_;
-  Tensor logits_;
   std::vector<SamplingRow> rows_;
   std::vector<int32_t> sampled_;
 };

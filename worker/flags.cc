@@ -3,7 +3,9 @@
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "worker/cuda_device.h"
 
 ABSL_FLAG(std::string, model, "",
           "Hugging Face model directory: config.json + *.safetensors (single or sharded)");
@@ -11,8 +13,24 @@ ABSL_FLAG(std::string, dummy, "",
           "Use random weights of a named shape instead of --model: tiny, smollm2-135m, "
           "qwen3-0.6b, llama3-8b");
 ABSL_FLAG(uint64_t, dummy_seed, 0, "Seed of the --dummy weights");
+ABSL_FLAG(std::string, device, "auto",
+          "Where the model runs: auto (CUDA when a GPU is visible), cpu or cuda. Each rank "
+          "drives GPU (local rank % visible GPUs)");
 ABSL_FLAG(std::string, dtype, "auto",
-          "Compute dtype: auto, float32, bfloat16, float16 (the CPU path is float32)");
+          "Compute dtype: auto (bfloat16 on CUDA, float32 on the CPU), float32, bfloat16, "
+          "float16 (the CPU path is float32 only)");
+ABSL_FLAG(double, gpu_memory_utilization, 0.9,
+          "CUDA: the fraction of each GPU's memory the replica may use for weights, activations "
+          "and KV cache; the KV cache gets what is left after a profiling step");
+ABSL_FLAG(bool, cuda_graphs, true,
+          "CUDA: replay decode steps from CUDA graphs captured at bucketed batch sizes");
+ABSL_FLAG(bool, enforce_eager, false,
+          "CUDA: run every step op by op, without CUDA graphs (vLLM's name; overrides "
+          "--cuda-graphs)");
+ABSL_FLAG(std::string, tp_comm, "auto",
+          "CUDA tensor parallelism: auto (NCCL with one GPU per rank, host-staged when ranks "
+          "share a GPU), nccl, or host-staged (device->host copies + MPI; for testing on one "
+          "GPU)");
 ABSL_FLAG(int, block_size, 16, "Tokens per KV-cache block");
 ABSL_FLAG(int, max_model_len, 0,
           "Longest prompt + output in tokens; 0 = the model's max_position_embeddings");
@@ -40,7 +58,21 @@ absl::StatusOr<ReplicaOptions> ReplicaOptionsFromFlags(int local_ranks) {
   o.model_dir = absl::GetFlag(FLAGS_model);
   o.dummy_preset = absl::GetFlag(FLAGS_dummy);
   o.dummy_seed = absl::GetFlag(FLAGS_dummy_seed);
+  o.device = absl::GetFlag(FLAGS_device);
   o.dtype = absl::GetFlag(FLAGS_dtype);
+  o.gpu_memory_utilization = absl::GetFlag(FLAGS_gpu_memory_utilization);
+  if (!(o.gpu_memory_utilization > 0.0 && o.gpu_memory_utilization <= 1.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--gpu-memory-utilization must be in (0, 1], got ", o.gpu_memory_utilization));
+  }
+  o.cuda_graphs = absl::GetFlag(FLAGS_cuda_graphs) && !absl::GetFlag(FLAGS_enforce_eager);
+  {
+    absl::StatusOr<TpBackend> backend = ParseTpBackend(absl::GetFlag(FLAGS_tp_comm));
+    if (!backend.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--tp-comm: ", backend.status().message()));
+    }
+    o.tp_backend = *backend;
+  }
   o.cache.block_size = absl::GetFlag(FLAGS_block_size);
   o.cache.num_blocks = absl::GetFlag(FLAGS_num_kv_blocks);
   o.cache.enable_prefix_caching = absl::GetFlag(FLAGS_enable_prefix_caching);
@@ -67,12 +99,17 @@ absl::StatusOr<ReplicaOptions> ReplicaOptionsFromFlags(int local_ranks) {
 absl::StatusOr<std::unique_ptr<Replica>> BuildReplicaFromFlags(
     const MpiSession& mpi, const MpiCommunicatorOptions& comm_options) {
   ASSIGN_OR_RETURN(ReplicaOptions options, ReplicaOptionsFromFlags(mpi.local_size()));
-  std::unique_ptr<Communicator> comm;
-  if (mpi.world_size() > 1) {
-    ASSIGN_OR_RETURN(comm, MakeMpiCommunicator(comm_options));
-  } else {
-    comm = MakeSingleProcessCommunicator();
+  options.local_rank = mpi.local_rank();
+  CommunicatorOptions co;
+  ASSIGN_OR_RETURN(co.device, ResolveDevice(options.device));
+  co.backend = options.tp_backend;
+  co.mpi = comm_options;
+  if (co.device == Device::kCuda) {
+    // NCCL binds to the current device: select it before the communicator.
+    ASSIGN_OR_RETURN(const int gpu, DeviceForLocalRank(mpi.local_rank()));
+    RETURN_IF_ERROR(SelectCudaDevice(gpu));
   }
+  ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, MakeCommunicator(mpi, co));
   return BuildReplica(options, std::move(comm));
 }
 

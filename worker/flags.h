@@ -18,9 +18,11 @@ namespace tessera {
 // `local_ranks` is the number of ranks sharing this node's cores.
 absl::StatusOr<ReplicaOptions> ReplicaOptionsFromFlags(int local_ranks);
 
-// This rank's replica from the flags: the communicator (MPI when the job has
-// several ranks, with `comm_options`; single-process otherwise) and
-// BuildReplica. Collective over the MPI job.
+// This rank's replica from the flags: the device (--device; on CUDA the GPU
+// of this rank's local rank is selected first), the communicator
+// (single-process for one rank; otherwise MPI on the CPU, NCCL or
+// host-staged on CUDA as --tp-comm says, with `comm_options` for the MPI
+// side) and BuildReplica. Collective over the MPI job.
 absl::StatusOr<std::unique_ptr<Replica>> BuildReplicaFromFlags(
     const MpiSession& mpi, const MpiCommunicatorOptions& comm_options = {});
 

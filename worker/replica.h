@@ -1,6 +1,15 @@
 // Building one rank of a replica: model config, this rank's weight shard, the
 // KV cache sized from the options, and (on rank 0) the engine. Shared by
 // tessera-generate, tessera-worker and the tests.
+//
+// On a CUDA device the rank drives GPU local_rank % (visible GPUs), loads its
+// shard in the compute dtype (bfloat16 unless told otherwise), and sizes the
+// KV cache like vLLM: after a profiling forward pass at the largest step
+// (max_num_batched_tokens tokens, max_num_seqs sequences) it takes
+//   gpu_memory_utilization * total - (memory in use on the GPU)
+// split evenly among the ranks that share the GPU, in whole blocks, the
+// same count on every rank (the smallest). Then decode CUDA graphs are
+// captured.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "common/config.h"
 #include "common/tokenizer.h"
+#include "kernels/tensor.h"
 #include "worker/engine.h"
 #include "worker/model/model_config.h"
 #include "worker/model_executor.h"
@@ -21,7 +31,20 @@ struct ReplicaOptions {
   std::string model_dir;     // Hugging Face directory, or empty with dummy_preset
   std::string dummy_preset;  // --dummy: random weights of a named shape
   uint64_t dummy_seed = 0;
-  std::string dtype = "auto";                  // the CPU path computes in float32
+  // "cpu", "cuda", or "auto" (cuda when a GPU is visible). The flag's
+  // default is auto; this struct's is cpu, so tests that build replicas
+  // directly stay on the CPU on GPU machines.
+  std::string device = "cpu";
+  // "auto" = bfloat16 on CUDA, float32 on the CPU (the only CPU dtype).
+  std::string dtype = "auto";
+  // CUDA: the fraction of the GPU's memory this replica's ranks on it may
+  // use (weights, activations, KV cache), in (0, 1].
+  double gpu_memory_utilization = 0.9;
+  bool cuda_graphs = true;  // CUDA: replay decode steps from CUDA graphs
+  // The rank among the processes of this node (picks the GPU); -1 = from the
+  // launcher's environment (LocalRankFromEnv).
+  int local_rank = -1;
+  TpBackend tp_backend = TpBackend::kAuto;     // used by BuildReplicaFromFlags
   CacheConfig cache;                           // cache.num_blocks 0 = derive from kv_cache_memory
   int64_t kv_cache_memory = int64_t{2} << 30;  // bytes of KV cache per rank (CPU)
   // sched.max_model_len 0 (the default here) = the model's max_position_embeddings.
@@ -44,11 +67,21 @@ struct Replica {
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<Engine> engine;
   std::string model_name;  // the directory's base name or "dummy-<preset>"
+  Device device = Device::kCpu;
+  DType dtype = DType::kFloat32;
+  int cuda_device = -1;  // ordinal, on CUDA
 };
+
+// "cpu", "cuda" or "auto" -> the device. INVALID_ARGUMENT for another name;
+// FAILED_PRECONDITION for cuda without a usable GPU (with the reason).
+absl::StatusOr<Device> ResolveDevice(absl::string_view name);
 
 // Validates the options (INVALID_ARGUMENT naming the flag), loads this
 // rank's shard and allocates its KV cache. Collective: every rank of `comm`
-// calls it with the same options.
+// calls it with the same options. A CUDA replica of several ranks needs a
+// communicator for CUDA tensors (MakeCommunicator with Device::kCuda, made
+// after selecting the rank's GPU); RESOURCE_EXHAUSTED when the GPU memory
+// holds no KV block.
 absl::StatusOr<std::unique_ptr<Replica>> BuildReplica(const ReplicaOptions& options,
                                                       std::unique_ptr<Communicator> comm);
 

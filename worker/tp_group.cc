@@ -16,6 +16,10 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 
+#if TESSERA_HAVE_CUDA
+#include "worker/tp_group_cuda.h"
+#endif
+
 namespace tessera {
 namespace {
 
@@ -58,9 +62,12 @@ absl::Status PrepareGatherOutput(const Tensor& in, int size, Tensor& out) {
 }
 
 absl::Status CheckAllReduceInput(const Tensor& t) {
-  if (t.dtype() != DType::kFloat32) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("AllReduceSum: tensor must be float32, got ", DTypeName(t.dtype())));
+  const bool device_float = t.device() == Device::kCuda &&
+                            (t.dtype() == DType::kFloat16 || t.dtype() == DType::kBFloat16);
+  if (t.dtype() != DType::kFloat32 && !device_float) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "AllReduceSum: tensor must be float32 (or float16/bfloat16 on a CUDA device), got ",
+        DTypeName(t.dtype())));
   }
   if (t.data() == nullptr && t.numel() > 0) {
     return absl::InvalidArgumentError("AllReduceSum: tensor is unallocated");
@@ -79,10 +86,9 @@ class SingleProcessCommunicator final : public Communicator {
       return absl::OkStatus();
     }
     RETURN_IF_ERROR(PrepareGatherOutput(in, 1, out));
-    if (in.device() != Device::kCpu) {
-      return absl::UnimplementedError("AllGather (single): copy into a device tensor");
-    }
-    if (out.data() != in.data() && in.nbytes() > 0) std::memcpy(out.data(), in.data(), in.nbytes());
+    if (out.data() == in.data() || in.nbytes() == 0) return absl::OkStatus();
+    if (in.device() != Device::kCpu) return out.CopyFromAsync(in);  // on the current stream
+    std::memcpy(out.data(), in.data(), in.nbytes());
     return absl::OkStatus();
   }
   absl::Status Broadcast(std::string& /*bytes*/, int root) override {
@@ -94,6 +100,7 @@ class SingleProcessCommunicator final : public Communicator {
   }
   absl::Status Barrier() override { return absl::OkStatus(); }
   std::string name() const override { return "single"; }
+  bool SupportsGraphCapture() const override { return true; }
 };
 
 absl::StatusOr<MPI_Datatype> ElementType(DType dtype) {
@@ -320,6 +327,52 @@ absl::StatusOr<std::unique_ptr<Communicator>> MakeMpiCommunicator(
     return status;
   }
   return std::make_unique<MpiCommunicator>(comm, rank, size, nonblocking != 0, options.timeout);
+}
+
+absl::StatusOr<TpBackend> ParseTpBackend(absl::string_view name) {
+  const std::string n = absl::AsciiStrToLower(name);
+  if (n == "auto") return TpBackend::kAuto;
+  if (n == "mpi") return TpBackend::kMpi;
+  if (n == "nccl") return TpBackend::kNccl;
+  if (n == "host-staged" || n == "host_staged" || n == "host") return TpBackend::kHostStaged;
+  return absl::InvalidArgumentError(absl::StrCat("unknown tensor-parallel backend '", name,
+                                                 "'; expected auto, mpi, nccl or host-staged"));
+}
+
+absl::string_view TpBackendName(TpBackend backend) {
+  switch (backend) {
+    case TpBackend::kAuto:
+      return "auto";
+    case TpBackend::kMpi:
+      return "mpi";
+    case TpBackend::kNccl:
+      return "nccl";
+    case TpBackend::kHostStaged:
+      return "host-staged";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<std::unique_ptr<Communicator>> MakeCommunicator(const MpiSession& session,
+                                                               const CommunicatorOptions& options) {
+  if (session.world_size() == 1) return MakeSingleProcessCommunicator();
+  switch (options.device) {
+    case Device::kCpu:
+      if (options.backend != TpBackend::kAuto && options.backend != TpBackend::kMpi) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("tensor-parallel backend ", TpBackendName(options.backend),
+                         " moves CUDA tensors; a CPU replica uses mpi (or auto)"));
+      }
+      return MakeMpiCommunicator(options.mpi);
+    case Device::kCuda:
+#if TESSERA_HAVE_CUDA
+      return MakeCudaCommunicator(options.backend, options.mpi);
+#else
+      return absl::FailedPreconditionError(
+          "a CUDA replica needs the CUDA path, which this binary was built without");
+#endif
+  }
+  return absl::InvalidArgumentError("unknown device");
 }
 
 absl::StatusOr<std::unique_ptr<MpiSession>> MpiSession::Init(int* argc, char*** argv) {

@@ -4,8 +4,10 @@
 // Communicator: the collectives the model and the engine loop need. All ranks
 // must call each collective in the same order with matching arguments (same
 // shapes, same root). Not thread-safe: one engine thread per rank calls it.
-// Implementations: "single" (one process; every op is a no-op or a copy) and
-// "mpi" (CPU tensors over a dup of MPI_COMM_WORLD); "nccl" joins with CUDA.
+// Implementations: "single" (one process; every op is a no-op or a copy),
+// "mpi" (CPU tensors over a dup of MPI_COMM_WORLD), and for CUDA tensors
+// "nccl" and "host-staged" (worker/tp_group_cuda.h). MakeCommunicator picks
+// one for a replica.
 //
 // Failure detection (for a rank that dies or hangs): when any rank creates its
 // MPI communicator with a non-zero `timeout`, every rank's collectives run as
@@ -39,14 +41,17 @@ class Communicator {
   virtual int size() const = 0;
 
   // Sums `t` element-wise over all ranks, in place; every rank ends with the
-  // same values. `t`: float32, CPU (for "mpi"), the same shape on all ranks.
+  // same values. `t`: the same shape on all ranks; float32 on the CPU; on a
+  // CUDA device ("single", "nccl", "host-staged") float32, float16 or
+  // bfloat16, enqueued on the calling thread's current stream.
   virtual absl::Status AllReduceSum(Tensor& t) = 0;
 
   // out[r] = rank r's `in`; out has shape [size(), ...in.shape()] and in's
   // dtype. Every rank passes the same shape and dtype. If `out` is already
   // allocated with exactly that shape and dtype it is written in place; if it
   // is unallocated (default-constructed) it is allocated; anything else is
-  // INVALID_ARGUMENT. Any dtype.
+  // INVALID_ARGUMENT. Any dtype. Device tensors need a preallocated `out` on
+  // the same device.
   virtual absl::Status AllGather(const Tensor& in, Tensor& out) = 0;
 
   // Sends `bytes` (any length, 0 included) from `root` to all ranks; the
@@ -55,11 +60,16 @@ class Communicator {
 
   virtual absl::Status Barrier() = 0;
 
-  virtual std::string name() const = 0;  // "single", "mpi", later "nccl"
+  virtual std::string name() const = 0;  // "single", "mpi", "nccl", "host-staged"
+
+  // Whether the collectives on CUDA tensors only enqueue work on the current
+  // stream (no host synchronisation), so a CUDA graph may capture them.
+  virtual bool SupportsGraphCapture() const { return false; }
 };
 
 // A communicator of size 1 (rank 0): AllReduceSum and Barrier do nothing,
-// AllGather copies, Broadcast keeps the string.
+// AllGather copies (CUDA tensors: enqueued on the current stream), Broadcast
+// keeps the string.
 std::unique_ptr<Communicator> MakeSingleProcessCommunicator();
 
 // RAII over MPI_Init_thread / MPI_Finalize. Asks for MPI_THREAD_SERIALIZED:
@@ -110,6 +120,31 @@ struct MpiCommunicatorOptions {
 // MPI is not initialised (create an MpiSession first).
 absl::StatusOr<std::unique_ptr<Communicator>> MakeMpiCommunicator(
     const MpiCommunicatorOptions& options = {});
+
+// How the ranks of a replica talk. kAuto: "single" for one rank; for CPU
+// tensors "mpi"; for CUDA tensors "nccl", or "host-staged" when several
+// ranks share one GPU (NCCL refuses that) or NCCL is not built.
+enum class TpBackend { kAuto, kMpi, kNccl, kHostStaged };
+// "auto", "mpi", "nccl", "host-staged" (or "host"); INVALID_ARGUMENT otherwise.
+absl::StatusOr<TpBackend> ParseTpBackend(absl::string_view name);
+absl::string_view TpBackendName(TpBackend backend);
+
+struct CommunicatorOptions {
+  Device device = Device::kCpu;  // where the model's activations live
+  TpBackend backend = TpBackend::kAuto;
+  MpiCommunicatorOptions mpi;  // for "mpi" and the MPI side of the CUDA ones
+};
+
+// The communicator of this rank of the MPI job (a size-1 job gets "single"
+// whatever the backend). For Device::kCuda the calling thread's CUDA device
+// must already be the rank's (SelectCudaDevice): NCCL binds to it, and the
+// automatic choice compares the ranks' device UUIDs. Collective over
+// MPI_COMM_WORLD when the job has several ranks. INVALID_ARGUMENT for a
+// backend that cannot move `device` tensors (e.g. nccl for CPU, mpi for
+// CUDA) or nccl on ranks that share a GPU; FAILED_PRECONDITION when the
+// backend is not built.
+absl::StatusOr<std::unique_ptr<Communicator>> MakeCommunicator(const MpiSession& session,
+                                                               const CommunicatorOptions& options);
 
 // The Status for MPI error `code` returned by `call`: INTERNAL, with the call,
 // MPI_Error_string's text and the code in the message. OK for MPI_SUCCESS.

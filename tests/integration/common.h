@@ -24,9 +24,11 @@ inline std::string WorkerLogLevel() {
 }
 
 inline std::vector<std::string> StoriesWorkerArgs(std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {"--model",     StoriesDir(),      "--threads",
-                                   "1",           "--num-kv-blocks", "512",
-                                   "--log-level", WorkerLogLevel()};
+  // --device cpu: the float32 CPU path the reference was made with, also on a
+  // GPU machine (where --device auto would pick the GPU).
+  std::vector<std::string> args = {
+      "--model", StoriesDir(),      "--device", "cpu",         "--threads",
+      "1",       "--num-kv-blocks", "512",      "--log-level", WorkerLogLevel()};
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
 }

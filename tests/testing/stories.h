@@ -2,6 +2,7 @@
 // greedy reference. Header-only; for tests.
 #pragma once
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -11,7 +12,13 @@
 
 namespace tessera::testing {
 
-inline std::string StoriesDir() { return std::string(TESSERA_SHARED_DIR) + "/models/stories260K"; }
+// $TESSERA_SHARED_DIR when set (a relocated bundle, deploy/gpu-bundle.sh),
+// else the ../shared of the source tree the test was built from.
+inline std::string StoriesDir() {
+  const char* shared = std::getenv("TESSERA_SHARED_DIR");
+  return std::string(shared != nullptr && shared[0] != '\0' ? shared : TESSERA_SHARED_DIR) +
+         "/models/stories260K";
+}
 
 inline bool HaveStories() {
   return std::filesystem::exists(StoriesDir() + "/model.safetensors") &&

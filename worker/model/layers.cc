@@ -5,20 +5,26 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "worker/cuda_device.h"
 
 namespace tessera {
 
-absl::StatusOr<ColumnParallelLinear> ColumnParallelLinear::Load(WeightSource& src,
-                                                                const std::string& prefix,
-                                                                int64_t out_features,
-                                                                int64_t in_features, Range rows,
-                                                                bool bias, DType dtype) {
+absl::StatusOr<Tensor> PlaceOnDevice(Tensor t, Device device) {
+  if (device == t.device()) return t;
+  return t.To(device);
+}
+
+absl::StatusOr<ColumnParallelLinear> ColumnParallelLinear::Load(
+    WeightSource& src, const std::string& prefix, int64_t out_features, int64_t in_features,
+    Range rows, bool bias, DType dtype, Device device) {
   ColumnParallelLinear layer;
-  ASSIGN_OR_RETURN(layer.weight_, src.Load(prefix + ".weight", {out_features, in_features},
+  ASSIGN_OR_RETURN(Tensor weight, src.Load(prefix + ".weight", {out_features, in_features},
                                            ShardSpec::Rows(rows), dtype));
+  ASSIGN_OR_RETURN(layer.weight_, PlaceOnDevice(std::move(weight), device));
   if (bias) {
-    ASSIGN_OR_RETURN(layer.bias_,
+    ASSIGN_OR_RETURN(Tensor b,
                      src.Load(prefix + ".bias", {out_features}, ShardSpec::Rows(rows), dtype));
+    ASSIGN_OR_RETURN(layer.bias_, PlaceOnDevice(std::move(b), device));
     layer.has_bias_ = true;
   }
   return layer;
@@ -26,17 +32,17 @@ absl::StatusOr<ColumnParallelLinear> ColumnParallelLinear::Load(WeightSource& sr
 
 absl::StatusOr<ColumnParallelLinear> ColumnParallelLinear::LoadMerged(
     WeightSource& src, const std::vector<std::string>& prefixes, int64_t out_features,
-    int64_t in_features, Range rows, DType dtype) {
+    int64_t in_features, Range rows, DType dtype, Device device) {
   ColumnParallelLinear layer;
   const int64_t shard = rows.size();
-  layer.weight_ =
+  Tensor merged =
       Tensor::Empty(dtype, {shard * static_cast<int64_t>(prefixes.size()), in_features});
   for (size_t i = 0; i < prefixes.size(); ++i) {
     ASSIGN_OR_RETURN(Tensor part, src.Load(prefixes[i] + ".weight", {out_features, in_features},
                                            ShardSpec::Rows(rows), dtype));
-    std::memcpy(static_cast<char*>(layer.weight_.data()) + i * part.nbytes(), part.data(),
-                part.nbytes());
+    std::memcpy(static_cast<char*>(merged.data()) + i * part.nbytes(), part.data(), part.nbytes());
   }
+  ASSIGN_OR_RETURN(layer.weight_, PlaceOnDevice(std::move(merged), device));
   return layer;
 }
 
@@ -48,13 +54,15 @@ absl::StatusOr<RowParallelLinear> RowParallelLinear::Load(WeightSource& src,
                                                           const std::string& prefix,
                                                           int64_t out_features, int64_t in_features,
                                                           Range cols, bool bias, int rank,
-                                                          DType dtype) {
+                                                          DType dtype, Device device) {
   RowParallelLinear layer;
-  ASSIGN_OR_RETURN(layer.weight_, src.Load(prefix + ".weight", {out_features, in_features},
+  ASSIGN_OR_RETURN(Tensor weight, src.Load(prefix + ".weight", {out_features, in_features},
                                            ShardSpec::Cols(cols), dtype));
+  ASSIGN_OR_RETURN(layer.weight_, PlaceOnDevice(std::move(weight), device));
   if (bias && rank == 0) {
-    ASSIGN_OR_RETURN(layer.bias_,
+    ASSIGN_OR_RETURN(Tensor b,
                      src.Load(prefix + ".bias", {out_features}, ShardSpec::Full(), dtype));
+    ASSIGN_OR_RETURN(layer.bias_, PlaceOnDevice(std::move(b), device));
     layer.has_bias_ = true;
   }
   return layer;
@@ -70,10 +78,11 @@ absl::StatusOr<VocabParallelEmbedding> VocabParallelEmbedding::Load(WeightSource
                                                                     const std::string& name,
                                                                     int64_t vocab_size,
                                                                     int64_t hidden, Range vocab,
-                                                                    DType dtype) {
+                                                                    DType dtype, Device device) {
   VocabParallelEmbedding layer;
-  ASSIGN_OR_RETURN(layer.weight_,
+  ASSIGN_OR_RETURN(Tensor weight,
                    src.Load(name, {vocab_size, hidden}, ShardSpec::Rows(vocab), dtype));
+  ASSIGN_OR_RETURN(layer.weight_, PlaceOnDevice(std::move(weight), device));
   layer.vocab_ = vocab;
   return layer;
 }
@@ -85,9 +94,44 @@ absl::Status VocabParallelEmbedding::Forward(const Tensor& ids, Communicator& co
   return absl::OkStatus();
 }
 
-absl::Status ParallelLmHead::Forward(const Tensor& h, Communicator& comm, Tensor& logits) const {
+absl::StatusOr<ParallelLmHead> ParallelLmHead::Make(Tensor weight, Range vocab, int64_t vocab_size,
+                                                    int64_t max_shard) {
+  ParallelLmHead head;
+  head.vocab_ = vocab;
+  head.vocab_size_ = vocab_size;
+  head.max_shard_ = max_shard;
+  if (weight.device() == Device::kCpu || vocab.size() == max_shard) {
+    head.weight_ = std::move(weight);
+    return head;
+  }
+  // Device: one GEMM straight into the [m, max_shard] all-gather buffer.
+  ASSIGN_OR_RETURN(head.weight_,
+                   Tensor::TryEmpty(weight.dtype(), {max_shard, weight.dim(1)}, weight.device()));
+  RETURN_IF_ERROR(ZeroAsync(head.weight_));
+  Tensor rows = head.weight_.Slice(0, vocab.size());
+  RETURN_IF_ERROR(rows.CopyFrom(weight));
+  return head;
+}
+
+absl::Status ParallelLmHead::Forward(const Tensor& h, Communicator& comm, Tensor& logits,
+                                     Scratch* scratch) const {
   const int64_t m = h.dim(0);
   if (comm.size() == 1) return ops::Linear(h, weight_, nullptr, logits);
+  if (h.device() != Device::kCpu) {
+    if (scratch == nullptr) {
+      return absl::InvalidArgumentError("ParallelLmHead: a device forward at TP > 1 needs scratch");
+    }
+    // [m, max_shard] per rank -> [world, m, max_shard] -> each rank's columns
+    // into its vocabulary range of [m, vocab].
+    RETURN_IF_ERROR(ops::Linear(h, weight_, nullptr, scratch->local));
+    RETURN_IF_ERROR(comm.AllGather(scratch->local, scratch->gathered));
+    for (int r = 0; r < comm.size(); ++r) {
+      const Range rv = EvenSplit(vocab_size_, comm.size(), r);
+      const Tensor part = scratch->gathered.Slice(r, r + 1).Reshape({m, max_shard_});
+      RETURN_IF_ERROR(CopyColumnsAsync(part, 0, logits, rv.begin, rv.size()));
+    }
+    return absl::OkStatus();
+  }
 
   // Each rank's logits, padded to the largest shard so the all-gather is uniform.
   Tensor local = Tensor::Empty(DType::kFloat32, {m, max_shard_});
@@ -122,9 +166,11 @@ absl::Status ParallelLmHead::Forward(const Tensor& h, Communicator& comm, Tensor
 }
 
 absl::StatusOr<RmsNormLayer> RmsNormLayer::Load(WeightSource& src, const std::string& name,
-                                                int64_t size, float eps, DType dtype) {
+                                                int64_t size, float eps, DType dtype,
+                                                Device device) {
   RmsNormLayer layer;
-  ASSIGN_OR_RETURN(layer.weight_, src.Load(name, {size}, ShardSpec::Full(), dtype));
+  ASSIGN_OR_RETURN(Tensor weight, src.Load(name, {size}, ShardSpec::Full(), dtype));
+  ASSIGN_OR_RETURN(layer.weight_, PlaceOnDevice(std::move(weight), device));
   layer.eps_ = eps;
   return layer;
 }

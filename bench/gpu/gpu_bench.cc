@@ -1,0 +1,413 @@
+// gpu_bench: Tessera on one GPU against the GPU's own limits. The model and
+// the replica come from the worker's flags (worker/flags.h: --dummy, --dtype,
+// --max-num-seqs, --max-num-batched-tokens, --max-model-len,
+// --gpu-memory-utilization, --cuda-graphs, ...); bench/gpu/run.sh runs it on
+// --dummy llama3-8b in bfloat16. Measures, in one run:
+//   (0) the device-to-device copy bandwidth (cudaMemcpy of a 2 GiB buffer,
+//       counting read + write bytes) and the bf16 GEMM rate (cuBLASLt, a
+//       large square GEMM with float32 accumulation): the two roofs;
+//   (b) prefill: steps of --max-num-batched-tokens tokens (sequences of
+//       --context tokens) through the model executor, as tokens/s and as a fraction of
+//       the GEMM rate (2 * parameters FLOPs per token, attention left out);
+//   (a) decode: steps of batch B (each sequence one new token after --context
+//       tokens of context, which the prefill above cached), Forward + GPU
+//       sampling, median over --decode-steps, against the HBM roofline:
+//       (weights read per step + KV bytes read) / copy bandwidth;
+//   (c) offline throughput: --offline-requests requests of --input-len prompt
+//       tokens and --output-len output tokens through the engine, like
+//       tessera-generate (continuous batching, greedy, ignore_eos).
+// Prints a table and writes --json. Run by bench/gpu/run.sh, which adds the
+// Hugging Face transformers baseline.
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "common/cli.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "kernels/cuda/cuda_check.h"
+#include "nlohmann/json.hpp"
+#include "worker/cuda_device.h"
+#include "worker/flags.h"
+#include "worker/replica.h"
+
+ABSL_FLAG(std::string, batches, "1,8,32,128,256", "Decode batch sizes");
+ABSL_FLAG(int, context, 512, "Context tokens of every decode sequence (and prefill length)");
+ABSL_FLAG(int, decode_steps, 20, "Timed decode steps per batch size (after 3 warm-up steps)");
+ABSL_FLAG(int, offline_requests, 1000, "Requests of the offline run (0 = skip it)");
+ABSL_FLAG(int, input_len, 128, "Prompt tokens of each offline request");
+ABSL_FLAG(int, output_len, 128, "Output tokens of each offline request");
+ABSL_FLAG(int, gemm_size, 8192, "M = N = K of the roof GEMM");
+ABSL_FLAG(std::string, json, "", "Write the results here as JSON");
+
+namespace tessera {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// Bytes/s of cudaMemcpy device-to-device, counting bytes read plus written.
+absl::StatusOr<double> CopyBandwidth() {
+  const int64_t bytes = int64_t{2} << 30;
+  ASSIGN_OR_RETURN(Tensor a, Tensor::TryEmpty(DType::kInt32, {bytes / 4}, Device::kCuda));
+  ASSIGN_OR_RETURN(Tensor b, Tensor::TryEmpty(DType::kInt32, {bytes / 4}, Device::kCuda));
+  cudaEvent_t start, stop;
+  CUDA_RETURN_IF_ERROR(cudaEventCreate(&start));
+  CUDA_RETURN_IF_ERROR(cudaEventCreate(&stop));
+  std::vector<double> rates;
+  for (int i = 0; i < 8; ++i) {
+    CUDA_RETURN_IF_ERROR(cudaEventRecord(start));
+    CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(b.data(), a.data(), bytes, cudaMemcpyDeviceToDevice));
+    CUDA_RETURN_IF_ERROR(cudaEventRecord(stop));
+    CUDA_RETURN_IF_ERROR(cudaEventSynchronize(stop));
+    float ms = 0;
+    CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, start, stop));
+    if (i >= 2) rates.push_back(2.0 * bytes / (ms * 1e-3));
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return Median(rates);
+}
+
+// FLOP/s of a bf16 [n, n] x [n, n] GEMM through cuBLASLt (float32 compute).
+absl::StatusOr<double> GemmRate(int n) {
+  ASSIGN_OR_RETURN(Tensor a, Tensor::TryEmpty(DType::kBFloat16, {n, n}, Device::kCuda));
+  ASSIGN_OR_RETURN(Tensor b, Tensor::TryEmpty(DType::kBFloat16, {n, n}, Device::kCuda));
+  ASSIGN_OR_RETURN(Tensor c, Tensor::TryEmpty(DType::kBFloat16, {n, n}, Device::kCuda));
+  RETURN_IF_ERROR(ZeroAsync(a));
+  RETURN_IF_ERROR(ZeroAsync(b));
+  const size_t workspace_bytes = size_t{64} << 20;
+  ASSIGN_OR_RETURN(
+      Tensor workspace,
+      Tensor::TryEmpty(DType::kInt32, {static_cast<int64_t>(workspace_bytes / 4)}, Device::kCuda));
+  cublasLtHandle_t lt = nullptr;
+  CUBLAS_RETURN_IF_ERROR(cublasLtCreate(&lt));
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
+  cublasLtMatmulPreference_t pref = nullptr;
+  auto cleanup = [&] {
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (la) cublasLtMatrixLayoutDestroy(la);
+    if (lb) cublasLtMatrixLayoutDestroy(lb);
+    if (lc) cublasLtMatrixLayoutDestroy(lc);
+    if (op) cublasLtMatmulDescDestroy(op);
+    cublasLtDestroy(lt);
+  };
+  absl::StatusOr<double> result = [&]() -> absl::StatusOr<double> {
+    CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, n, n, n));
+    CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, n, n, n));
+    CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&lc, CUDA_R_16BF, n, n, n));
+    CUBLAS_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&pref));
+    CUBLAS_RETURN_IF_ERROR(cublasLtMatmulPreferenceSetAttribute(
+        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes, sizeof(workspace_bytes)));
+    cublasLtMatmulHeuristicResult_t heuristic{};
+    int found = 0;
+    CUBLAS_RETURN_IF_ERROR(
+        cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lc, pref, 1, &heuristic, &found));
+    if (found == 0) return absl::InternalError("cuBLASLt found no bf16 GEMM algorithm");
+    const float alpha = 1.0f, beta = 0.0f;
+    cudaEvent_t start, stop;
+    CUDA_RETURN_IF_ERROR(cudaEventCreate(&start));
+    CUDA_RETURN_IF_ERROR(cudaEventCreate(&stop));
+    std::vector<double> rates;
+    for (int i = 0; i < 10; ++i) {
+      CUDA_RETURN_IF_ERROR(cudaEventRecord(start));
+      CUBLAS_RETURN_IF_ERROR(cublasLtMatmul(lt, op, &alpha, a.data(), la, b.data(), lb, &beta,
+                                            c.data(), lc, c.data(), lc, &heuristic.algo,
+                                            workspace.data(), workspace_bytes, nullptr));
+      CUDA_RETURN_IF_ERROR(cudaEventRecord(stop));
+      CUDA_RETURN_IF_ERROR(cudaEventSynchronize(stop));
+      float ms = 0;
+      CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, start, stop));
+      if (i >= 3) rates.push_back(2.0 * n * n * static_cast<double>(n) / (ms * 1e-3));
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    return Median(rates);
+  }();
+  cleanup();
+  return result;
+}
+
+// A prefill step of `seqs` sequences [first, first + seqs) of `len` tokens
+// each, sequence s in blocks [s * bps, (s + 1) * bps).
+v1::StepPlan PrefillPlan(int first, int seqs, int len, int block_size, int bps, int vocab,
+                         std::mt19937& rng) {
+  v1::StepPlan p;
+  p.set_kind(v1::StepPlan::KIND_FORWARD);
+  const int blocks = (len + block_size - 1) / block_size;
+  p.set_max_blocks_per_seq(blocks);
+  p.set_max_query_len(len);
+  p.set_max_seq_len(len);
+  p.add_query_start_loc(0);
+  std::uniform_int_distribution<int> tok(3, vocab - 1);
+  for (int s = first; s < first + seqs; ++s) {
+    for (int pos = 0; pos < len; ++pos) {
+      p.add_token_ids(tok(rng));
+      p.add_positions(pos);
+      p.add_slot_mapping(int64_t{s} * bps * block_size + pos);
+    }
+    p.add_query_start_loc(p.token_ids_size());
+    p.add_seq_lens(len);
+    for (int j = 0; j < blocks; ++j) p.add_block_tables(s * bps + j);
+    p.add_logits_indices(p.token_ids_size() - 1);
+  }
+  return p;
+}
+
+// Decode step `step` of sequences [0, batch): the token at position
+// context + step.
+v1::StepPlan DecodePlan(int batch, int context, int step, int block_size, int bps, int vocab,
+                        std::mt19937& rng) {
+  v1::StepPlan p;
+  p.set_kind(v1::StepPlan::KIND_FORWARD);
+  const int pos = context + step;
+  const int blocks = pos / block_size + 1;
+  p.set_max_blocks_per_seq(blocks);
+  p.set_max_query_len(1);
+  p.set_max_seq_len(pos + 1);
+  p.add_query_start_loc(0);
+  std::uniform_int_distribution<int> tok(3, vocab - 1);
+  for (int s = 0; s < batch; ++s) {
+    p.add_token_ids(tok(rng));
+    p.add_positions(pos);
+    p.add_slot_mapping(int64_t{s} * bps * block_size + pos);
+    p.add_query_start_loc(s + 1);
+    p.add_seq_lens(pos + 1);
+    for (int j = 0; j < blocks; ++j) p.add_block_tables(s * bps + j);
+    p.add_logits_indices(s);
+  }
+  return p;
+}
+
+absl::Status Run() {
+  nlohmann::json out;
+  const int context = absl::GetFlag(FLAGS_context);
+  std::vector<int> batches;
+  for (absl::string_view b : absl::StrSplit(absl::GetFlag(FLAGS_batches), ',', absl::SkipEmpty())) {
+    int v = 0;
+    if (!absl::SimpleAtoi(b, &v) || v < 1) {
+      return absl::InvalidArgumentError(absl::StrCat("--batches: bad batch size '", b, "'"));
+    }
+    batches.push_back(v);
+  }
+  const int max_batch = *std::max_element(batches.begin(), batches.end());
+  RETURN_IF_ERROR(SelectCudaDevice(0));
+  ASSIGN_OR_RETURN(const CudaDeviceInfo info, GetCudaDeviceInfo(0));
+  out["device"] = info.name;
+  out["compute_capability"] = absl::StrCat(info.cc_major, ".", info.cc_minor);
+  out["spec_memory_bandwidth_GBps"] = info.peak_memory_bandwidth / 1e9;
+
+  // (0) The roofs, before the replica takes the memory.
+  ASSIGN_OR_RETURN(const double bandwidth, CopyBandwidth());
+  ASSIGN_OR_RETURN(const double gemm, GemmRate(absl::GetFlag(FLAGS_gemm_size)));
+  out["copy_bandwidth_GBps"] = bandwidth / 1e9;
+  out["gemm_bf16_TFLOPS"] = gemm / 1e12;
+  std::printf(
+      "%s (sm_%d%d): device-to-device copy %.0f GB/s (spec %.0f GB/s); bf16 GEMM "
+      "%dx%dx%d %.0f TFLOP/s\n",
+      info.name.c_str(), info.cc_major, info.cc_minor, bandwidth / 1e9,
+      info.peak_memory_bandwidth / 1e9, absl::GetFlag(FLAGS_gemm_size),
+      absl::GetFlag(FLAGS_gemm_size), absl::GetFlag(FLAGS_gemm_size), gemm / 1e12);
+
+  ASSIGN_OR_RETURN(ReplicaOptions o, ReplicaOptionsFromFlags(/*local_ranks=*/1));
+  o.device = "cuda";
+  o.local_rank = 0;
+  const int decode_steps = absl::GetFlag(FLAGS_decode_steps);
+  if (o.sched.max_num_seqs < max_batch) {
+    return absl::InvalidArgumentError(absl::StrCat("--max-num-seqs ", o.sched.max_num_seqs,
+                                                   " is below the largest batch ", max_batch));
+  }
+  const int need_len = std::max(context + decode_steps + 8,
+                                absl::GetFlag(FLAGS_input_len) + absl::GetFlag(FLAGS_output_len));
+  if (o.sched.max_model_len != 0 && o.sched.max_model_len < need_len) {
+    return absl::InvalidArgumentError(absl::StrCat("--max-model-len ", o.sched.max_model_len,
+                                                   " is below the ", need_len,
+                                                   " tokens the benchmark needs"));
+  }
+  const auto load_start = Clock::now();
+  ASSIGN_OR_RETURN(std::unique_ptr<Replica> replica,
+                   BuildReplica(o, MakeSingleProcessCommunicator()));
+  const double load_s = Seconds(load_start, Clock::now());
+  ModelExecutor& ex = *replica->executor;
+  const ModelConfig& cfg = replica->config;
+  const int64_t weight_bytes = ex.model().weight_bytes();
+  const int64_t dsize = static_cast<int64_t>(DTypeSize(replica->dtype));
+  // A decode step reads every weight but the embedding table (only B rows of it).
+  const int64_t embed_bytes = int64_t{cfg.vocab_size} * cfg.hidden_size * dsize;
+  const int64_t step_weight_bytes = weight_bytes - (cfg.tie_word_embeddings ? 0 : embed_bytes);
+  const int64_t kv_bytes_per_token =
+      int64_t{2} * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim * dsize;
+  const double params = static_cast<double>(weight_bytes) / dsize;
+  out["model"] = replica->model_name;
+  out["dtype"] = std::string(DTypeName(replica->dtype));
+  out["weight_bytes"] = weight_bytes;
+  out["load_seconds"] = load_s;
+  out["kv_blocks"] = replica->cache.num_blocks;
+  out["cuda_graphs"] = ex.graphs_enabled();
+  std::printf("%s %s: %.2f GB of weights, loaded in %.1f s; KV cache %lld blocks of %d\n",
+              replica->model_name.c_str(), std::string(DTypeName(replica->dtype)).c_str(),
+              weight_bytes / 1e9, load_s, static_cast<long long>(replica->cache.num_blocks),
+              replica->cache.block_size);
+
+  const int bs = replica->cache.block_size;
+  const int bps = (context + decode_steps + 3 + bs - 1) / bs + 1;  // blocks per sequence
+  if (int64_t{max_batch} * bps > replica->cache.num_blocks) {
+    return absl::ResourceExhaustedError(absl::StrCat("the KV cache (", replica->cache.num_blocks,
+                                                     " blocks) cannot hold ", max_batch,
+                                                     " sequences of ", bps, " blocks"));
+  }
+  std::mt19937 rng(1);
+  Sampler sampler;
+  SamplingParams greedy;
+  greedy.temperature = 0.0f;
+  auto step = [&](const v1::StepPlan& plan) -> absl::StatusOr<double> {
+    std::vector<SamplingRow> rows(plan.logits_indices_size());
+    for (SamplingRow& r : rows) r.params = &greedy;
+    const auto t0 = Clock::now();
+    RETURN_IF_ERROR(ex.Forward(plan));
+    RETURN_IF_ERROR(ex.Sample(rows, sampler).status());  // waits for the GPU
+    return Seconds(t0, Clock::now());
+  };
+
+  // (b) Prefill: cache `context` tokens for sequences [0, max_batch).
+  const int per_step = std::max(1, replica->sched.max_num_batched_tokens / context);
+  std::vector<double> prefill_rates;
+  for (int first = 0; first < max_batch; first += per_step) {
+    const int seqs = std::min(per_step, max_batch - first);
+    ASSIGN_OR_RETURN(const double s,
+                     step(PrefillPlan(first, seqs, context, bs, bps, cfg.vocab_size, rng)));
+    if (first > 0 || max_batch <= per_step) prefill_rates.push_back(seqs * context / s);
+  }
+  const double prefill_tps = Median(prefill_rates);
+  const double prefill_flops = prefill_tps * 2.0 * params;
+  out["prefill"] = {{"tokens_per_step", per_step * context},
+                    {"tokens_per_s", prefill_tps},
+                    {"TFLOPS_2x_params", prefill_flops / 1e12},
+                    {"fraction_of_gemm", prefill_flops / gemm}};
+  std::printf(
+      "\nprefill, %d-token steps: %.0f tokens/s = %.0f TFLOP/s (2 x params) = %.0f%% of "
+      "the GEMM rate\n",
+      per_step * context, prefill_tps, prefill_flops / 1e12, 100 * prefill_flops / gemm);
+
+  // (a) Decode.
+  std::printf("\n%6s %8s %12s %12s %8s %14s\n", "batch", "context", "step ms", "roofline ms",
+              "ratio", "tokens/s");
+  nlohmann::json decode = nlohmann::json::array();
+  for (int batch : batches) {
+    std::vector<double> times;
+    for (int i = 0; i < 3 + decode_steps; ++i) {
+      ASSIGN_OR_RETURN(const double s,
+                       step(DecodePlan(batch, context, i, bs, bps, cfg.vocab_size, rng)));
+      if (i >= 3) times.push_back(s);
+    }
+    const double t = Median(times);
+    const double bytes = static_cast<double>(step_weight_bytes) +
+                         static_cast<double>(batch) * (context + 1) * kv_bytes_per_token;
+    const double roof = bytes / bandwidth;
+    decode.push_back({{"batch", batch},
+                      {"context", context},
+                      {"step_ms", t * 1e3},
+                      {"roofline_ms", roof * 1e3},
+                      {"ratio_to_roofline", t / roof},
+                      {"bytes_per_step", bytes},
+                      {"tokens_per_s", batch / t}});
+    std::printf("%6d %8d %12.3f %12.3f %8.2f %14.0f\n", batch, context, t * 1e3, roof * 1e3,
+                t / roof, batch / t);
+  }
+  out["decode"] = decode;
+  out["executor"] = {{"graph_steps", ex.stats().graph_steps},
+                     {"eager_steps", ex.stats().eager_steps},
+                     {"graphs_captured", ex.stats().graphs_captured}};
+
+  // (c) Offline throughput through the engine.
+  const int requests = absl::GetFlag(FLAGS_offline_requests);
+  if (requests > 0) {
+    Engine& engine = *replica->engine;
+    const int in_len = absl::GetFlag(FLAGS_input_len);
+    const int out_len = absl::GetFlag(FLAGS_output_len);
+    std::uniform_int_distribution<int> tok(3, cfg.vocab_size - 1);
+    const auto t0 = Clock::now();
+    for (int i = 0; i < requests; ++i) {
+      EngineRequest r;
+      r.request_id = absl::StrCat("req-", i);
+      r.prompt_token_ids.resize(in_len);
+      for (int32_t& t : r.prompt_token_ids) t = tok(rng);
+      r.params.temperature = 0.0f;
+      r.params.max_tokens = out_len;
+      r.params.ignore_eos = true;
+      RETURN_IF_ERROR(engine.AddRequest(std::move(r)));
+    }
+    int64_t generated = 0;
+    while (engine.HasUnfinished()) {
+      ASSIGN_OR_RETURN(std::vector<RequestOutput> outputs, engine.Step());
+      for (const RequestOutput& o2 : outputs)
+        generated += static_cast<int64_t>(o2.new_tokens.size());
+    }
+    const double s = Seconds(t0, Clock::now());
+    out["offline"] = {{"requests", requests},
+                      {"input_len", in_len},
+                      {"output_len", out_len},
+                      {"seconds", s},
+                      {"output_tokens", generated},
+                      {"output_tokens_per_s", generated / s},
+                      {"total_tokens_per_s", (generated + int64_t{requests} * in_len) / s},
+                      {"engine_steps", engine.stats().steps}};
+    std::printf(
+        "\noffline: %d requests x (%d in + %d out) in %.2f s: %.0f output tokens/s, %.0f "
+        "total tokens/s, %lld steps\n",
+        requests, in_len, out_len, s, generated / s, (generated + int64_t{requests} * in_len) / s,
+        static_cast<long long>(engine.stats().steps));
+  }
+  const std::string json_path = absl::GetFlag(FLAGS_json);
+  if (!json_path.empty()) {
+    std::ofstream f(json_path);
+    f << out.dump(2) << "\n";
+    if (!f) return absl::InternalError(absl::StrCat("cannot write ", json_path));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace tessera
+
+int main(int argc, char** argv) {
+  tessera::ParseCommandLine(argc, argv,
+                            "Tessera on one GPU vs the GPU's copy bandwidth and GEMM rate.\n"
+                            "  gpu_bench --dummy llama3-8b [--max-num-batched-tokens 8192] "
+                            "[--max-model-len 1024] [--json FILE]   (see bench/gpu/run.sh)");
+  if (auto s = tessera::InitLogging(absl::GetFlag(FLAGS_log_level), "gpu_bench"); !s.ok()) {
+    std::fprintf(stderr, "gpu_bench: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  if (tessera::UsableCudaDevices() == 0) {
+    std::fprintf(stderr, "gpu_bench: no usable CUDA device: %s\n",
+                 tessera::CudaUnavailableReason().c_str());
+    return 3;
+  }
+  absl::Status s = tessera::Run();
+  if (!s.ok()) {
+    std::fprintf(stderr, "gpu_bench: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  return 0;
+}

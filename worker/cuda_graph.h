@@ -1,0 +1,68 @@
+// CUDA graphs for decode steps: a captured, instantiated graph (CudaGraph)
+// and the batch-size buckets decode graphs are captured at.
+//
+// A decode step's kernels launch in a few microseconds each but there are
+// hundreds of them per step (a few per layer), so at small batches the CPU
+// launch time rivals the GPU time. Capturing the step once per batch-size
+// bucket and replaying it costs one launch. A graph replays exactly the
+// kernels, pointers and launch shapes it captured: its inputs and outputs
+// must sit in the same (static) buffers at every replay, and the batch is
+// padded up to the bucket it was captured at (see ModelExecutor).
+//
+// The header needs no CUDA toolkit: in a build without the CUDA path Capture
+// fails with FAILED_PRECONDITION.
+// Thread-safety: a CudaGraph is used by one thread (the engine thread) at a
+// time; the bucket functions are pure.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace tessera {
+
+class CudaGraph {
+ public:
+  // Runs `body` with the calling thread's current stream (a non-default
+  // stream: the legacy default stream cannot be captured) in capture mode
+  // and instantiates what it enqueued. Nothing runs while capturing. `body`
+  // must only enqueue work: no host synchronisation, no allocation, no
+  // device-to-host copy it then reads (the CUDA calls it makes fail, and so
+  // does Capture, which then leaves the stream usable for eager work).
+  // Collectives may be captured only when the communicator says so
+  // (Communicator::SupportsGraphCapture).
+  static absl::StatusOr<std::unique_ptr<CudaGraph>> Capture(
+      const std::function<absl::Status()>& body);
+  ~CudaGraph();
+  CudaGraph(const CudaGraph&) = delete;
+  CudaGraph& operator=(const CudaGraph&) = delete;
+
+  // Enqueues the captured work on the current stream. Errors name the call.
+  absl::Status Replay();
+
+  // The number of kernel and memcpy nodes captured (for logs and tests).
+  int num_nodes() const { return num_nodes_; }
+
+ private:
+  CudaGraph() = default;
+  void* graph_ = nullptr;  // cudaGraph_t
+  void* exec_ = nullptr;   // cudaGraphExec_t
+  int num_nodes_ = 0;
+};
+
+// The batch sizes decode graphs are captured at, ascending, up to and
+// including `max_batch` (when max_batch >= 1): 1, 2, 4, 8, then every 8 up to
+// 64, every 16 up to 128, every 32 beyond, and max_batch itself as the last
+// bucket. A batch gets fewer padding rows than the step between buckets
+// around it (under 8 up to 64), which a memory-bound decode step barely
+// notices, and 256 sequences need 17 graphs.
+std::vector<int> DecodeGraphBuckets(int max_batch);
+
+// The smallest bucket >= batch, or -1 when batch exceeds the largest (or the
+// list is empty). `buckets` ascending.
+int BucketFor(const std::vector<int>& buckets, int batch);
+
+}  // namespace tessera
