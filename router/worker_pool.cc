@@ -387,11 +387,9 @@ absl::Status WorkerPool::Remove(absl::string_view id) {
   Impl::Cancels cancels;
   {
     absl::MutexLock lock(&impl_->mu);
-    auto it = impl_->by_id.find(id);
-    if (it == impl_->by_id.end()) {
-      return absl::NotFoundError(absl::StrCat("no worker with id '", id, "'"));
-    }
-    impl_->RemoveLocked(it->second, "removed by request", &cancels);
+    Impl::EntryPtr e = impl_->FindLocked(id);
+    if (e == nullptr) return absl::NotFoundError(absl::StrCat("no worker with id '", id, "'"));
+    impl_->RemoveLocked(std::move(e), "removed by request", &cancels);
   }
   cancels.Run();
   return absl::OkStatus();
@@ -399,11 +397,9 @@ absl::Status WorkerPool::Remove(absl::string_view id) {
 
 absl::StatusOr<v1::WorkerInfo> WorkerPool::SetDraining(absl::string_view id, bool draining) {
   absl::MutexLock lock(&impl_->mu);
-  auto it = impl_->by_id.find(id);
-  if (it == impl_->by_id.end()) {
-    return absl::NotFoundError(absl::StrCat("no worker with id '", id, "'"));
-  }
-  Lease::Entry& e = *it->second;
+  Impl::EntryPtr found = impl_->FindLocked(id);
+  if (found == nullptr) return absl::NotFoundError(absl::StrCat("no worker with id '", id, "'"));
+  Lease::Entry& e = *found;
   absl::MutexLock elock(&e.mu);
   if (e.admin_draining != draining) {
     spdlog::info("worker {} ({}) {}", e.id, e.address, draining ? "drained" : "undrained");
@@ -544,10 +540,10 @@ std::vector<v1::WorkerInfo> WorkerPool::List() const {
 
 std::optional<v1::WorkerInfo> WorkerPool::Get(absl::string_view id) const {
   absl::ReaderMutexLock lock(&impl_->mu);
-  auto it = impl_->by_id.find(id);
-  if (it == impl_->by_id.end()) return std::nullopt;
-  absl::MutexLock elock(&it->second->mu);
-  return Impl::InfoLocked(*it->second, absl::Now());
+  Impl::EntryPtr e = impl_->FindLocked(id);
+  if (e == nullptr) return std::nullopt;
+  absl::MutexLock elock(&e->mu);
+  return Impl::InfoLocked(*e, absl::Now());
 }
 
 v1::ClusterStatus WorkerPool::Status() const {

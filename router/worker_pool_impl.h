@@ -177,6 +177,23 @@ struct WorkerPool::Impl {
   mutable absl::Mutex mu;
   bool stopping ABSL_GUARDED_BY(mu) = false;
   absl::btree_map<std::string, EntryPtr> by_id ABSL_GUARDED_BY(mu);  // sorted: List order
+  // The entry named `id`: its pool id, or else the id the worker reports in its
+  // LoadReport when exactly one worker reports it (a worker added before it
+  // answered is named by its address; operators see the worker's own id in
+  // responses). Null when none or ambiguous.
+  EntryPtr FindLocked(absl::string_view id) const ABSL_SHARED_LOCKS_REQUIRED(mu) {
+    auto it = by_id.find(id);
+    if (it != by_id.end()) return it->second;
+    EntryPtr found;
+    for (const auto& [pool_id, e] : by_id) {
+      absl::MutexLock elock(&e->mu);
+      if (e->has_report && e->report.worker_id() == id) {
+        if (found != nullptr) return nullptr;
+        found = e;
+      }
+    }
+    return found;
+  }
   absl::flat_hash_map<std::string, EntryPtr> by_address ABSL_GUARDED_BY(mu);
   std::vector<WorkerSlot> free_slots ABSL_GUARDED_BY(mu);
   WorkerSlot next_slot ABSL_GUARDED_BY(mu) = 0;

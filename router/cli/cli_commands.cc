@@ -97,9 +97,12 @@ class Connection {
 
 void PrintJson(CliIo& io, const nlohmann::ordered_json& j) { io.out << j.dump(2) << "\n"; }
 
-// Polls ListWorkers until worker `id` has no in-flight requests at the router
-// and reports no running or waiting sequences, or until --wait-timeout.
-int WaitDrained(const CliArgs& a, CliIo& io, const Connection& conn, v1::Admin::Stub& stub) {
+// Polls ListWorkers until worker `id` (the router's id for it, as DrainWorker
+// returned it: the argument may be the id the worker reports) has no in-flight
+// requests at the router and reports no running or waiting sequences, or
+// until --wait-timeout.
+int WaitDrained(const CliArgs& a, CliIo& io, const Connection& conn, v1::Admin::Stub& stub,
+                const std::string& id) {
   const auto start = Clock::now();
   const auto deadline =
       start + std::chrono::microseconds(static_cast<int64_t>(a.wait_timeout_s * 1e6));
@@ -111,7 +114,7 @@ int WaitDrained(const CliArgs& a, CliIo& io, const Connection& conn, v1::Admin::
     const grpc::Status status = stub.ListWorkers(&ctx, v1::ListWorkersRequest(), &list);
     if (!status.ok()) return conn.Fail(status);
     auto it = std::find_if(list.workers().begin(), list.workers().end(),
-                           [&a](const v1::WorkerInfo& w) { return w.id() == a.argument; });
+                           [&id](const v1::WorkerInfo& w) { return w.id() == id; });
     if (it == list.workers().end()) {
       io.err << "tessera: drain: NOT_FOUND: worker " << a.argument
              << " is no longer listed (removed while draining)\n";
@@ -197,7 +200,8 @@ int RunAdmin(const CliArgs& a, CliIo& io) {
         }
         return kExitOk;
       }
-      return WaitDrained(a, io, conn, *stub);
+      return WaitDrained(a, io, conn, *stub,
+                         resp.worker().id().empty() ? a.argument : resp.worker().id());
     }
     case Command::kUndrain: {
       v1::UndrainWorkerRequest req;

@@ -175,6 +175,18 @@ TEST_F(WorkerPoolTest, IdsComeFromTheReportTheCallerOrTheAddress) {
   EXPECT_EQ(pool_->model_info()->id(), "fake");
   EXPECT_EQ(pool_->model_info()->max_model_len(), 2048);
   EXPECT_EQ(pool_->model_info()->vocab_size(), 512);
+
+  // Once polled, a worker is also found by the id it reports ("reported-c" is
+  // "given" in the pool): drain, get and remove accept either name.
+  std::optional<v1::WorkerInfo> by_reported = pool_->Get("reported-c");
+  ASSERT_TRUE(by_reported.has_value());
+  EXPECT_EQ(by_reported->id(), "given");
+  absl::StatusOr<v1::WorkerInfo> drained = pool_->SetDraining("reported-c", true);
+  ASSERT_TRUE(drained.ok()) << drained.status();
+  EXPECT_EQ(drained->state(), v1::WorkerInfo::STATE_DRAINING);
+  EXPECT_TRUE(pool_->Remove("reported-c").ok());
+  EXPECT_FALSE(pool_->Get("given").has_value());
+  EXPECT_EQ(pool_->Remove("reported-c").code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(WorkerPoolTest, RejectsBadAddressesAndUnknownIds) {
