@@ -18,7 +18,24 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-class LlmServiceTest : public RouterServiceTest {};
+class LlmServiceTest : public RouterServiceTest {
+ protected:
+  // One worker whose streams hang, behind a router that runs one request at a
+  // time and queues up to `max_queued` for `queue_timeout`.
+  void StartOneSlotRouterOverAHangingWorker(int64_t max_queued,
+                                            absl::Duration queue_timeout = absl::Seconds(30)) {
+    StartWorkers(1);
+    GenerateScript hang;
+    hang.tokens = 0;
+    hang.hang = true;
+    workers_[0]->SetGenerateScript(hang);
+    RouterServerOptions o = FastOptions();
+    o.admission.max_concurrent = 1;
+    o.admission.max_queued = max_queued;
+    o.admission.queue_timeout = queue_timeout;
+    StartRouter(o);
+  }
+};
 
 TEST_F(LlmServiceTest, RelaysTokensInOrderAndTheFinalUsage) {
   StartWorkers(1);
@@ -276,15 +293,7 @@ std::unique_ptr<BackgroundCall> StartCall(v1::Llm::Stub& stub, const v1::Generat
 }
 
 TEST_F(LlmServiceTest, AdmissionRefusesWhenTheQueueIsFull) {
-  StartWorkers(1);
-  GenerateScript hang;
-  hang.tokens = 0;
-  hang.hang = true;
-  workers_[0]->SetGenerateScript(hang);
-  RouterServerOptions o = FastOptions();
-  o.admission.max_concurrent = 1;
-  o.admission.max_queued = 0;
-  StartRouter(o);
+  StartOneSlotRouterOverAHangingWorker(0);
 
   auto first = StartCall(*llm_, IdsRequest({1, 2}));
   ASSERT_TRUE(Eventually([&] { return workers_[0]->active_generates() == 1; }));
@@ -304,16 +313,7 @@ TEST_F(LlmServiceTest, AdmissionRefusesWhenTheQueueIsFull) {
 }
 
 TEST_F(LlmServiceTest, AdmissionTimesOutAQueuedRequestAndACancelLeavesTheQueue) {
-  StartWorkers(1);
-  GenerateScript hang;
-  hang.tokens = 0;
-  hang.hang = true;
-  workers_[0]->SetGenerateScript(hang);
-  RouterServerOptions o = FastOptions();
-  o.admission.max_concurrent = 1;
-  o.admission.max_queued = 4;
-  o.admission.queue_timeout = absl::Milliseconds(200);
-  StartRouter(o);
+  StartOneSlotRouterOverAHangingWorker(4, absl::Milliseconds(200));
 
   auto first = StartCall(*llm_, IdsRequest({1, 2}));
   ASSERT_TRUE(Eventually([&] { return workers_[0]->active_generates() == 1; }));
@@ -324,16 +324,7 @@ TEST_F(LlmServiceTest, AdmissionTimesOutAQueuedRequestAndACancelLeavesTheQueue) 
 }
 
 TEST_F(LlmServiceTest, CancellingAQueuedRequestFreesItsQueueEntry) {
-  StartWorkers(1);
-  GenerateScript hang;
-  hang.tokens = 0;
-  hang.hang = true;
-  workers_[0]->SetGenerateScript(hang);
-  RouterServerOptions o = FastOptions();
-  o.admission.max_concurrent = 1;
-  o.admission.max_queued = 4;
-  o.admission.queue_timeout = absl::Seconds(30);
-  StartRouter(o);
+  StartOneSlotRouterOverAHangingWorker(4, absl::Seconds(30));
 
   auto first = StartCall(*llm_, IdsRequest({1, 2}));
   ASSERT_TRUE(Eventually([&] { return workers_[0]->active_generates() == 1; }));

@@ -42,7 +42,8 @@ TEST_P(GenerateTpTest, ReproducesGreedyReference) {
   }
   const auto result = testing::RunCommand(
       Mpirun(tp) + GenerateBinary() + " --model " + testing::StoriesDir() + " --prompts " +
-          prompts + " --json --temperature 0 --device cpu --threads 1 --num-kv-blocks 256 --log-level warn",
+          prompts +
+          " --json --temperature 0 --device cpu --threads 1 --num-kv-blocks 256 --log-level warn",
       240);
   std::filesystem::remove(prompts);
   ASSERT_EQ(result.exit_code, 0) << result.out;
