@@ -20,7 +20,7 @@
 
 #include "absl/strings/str_format.h"
 #include "benchmark/benchmark.h"
-#include "worker/scheduler.h"
+#include "worker/engine/scheduler.h"
 
 namespace tessera {
 namespace {

@@ -5,7 +5,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "worker/cuda_device.h"
+#include "worker/device/cuda_device.h"
 
 ABSL_FLAG(std::string, model, "",
           "Hugging Face model directory: config.json + *.safetensors (single or sharded)");

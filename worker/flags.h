@@ -7,8 +7,8 @@
 
 #include "absl/flags/declare.h"
 #include "absl/status/statusor.h"
+#include "worker/comm/make_communicator.h"
 #include "worker/replica.h"
-#include "worker/tp_group.h"
 
 ABSL_DECLARE_FLAG(std::string, log_level);
 

@@ -18,8 +18,8 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "worker/engine/sequence.h"
 #include "worker/flags.h"
-#include "worker/sequence.h"
 
 ABSL_FLAG(std::string, prompt, "", "A text prompt (tokenized with BOS)");
 ABSL_FLAG(std::string, prompt_ids, "", "A prompt as token ids, e.g. \"1 2 3\"");

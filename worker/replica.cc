@@ -12,7 +12,8 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "kernels/ops.h"
-#include "worker/cuda_device.h"
+#include "worker/comm/gpu_peers.h"
+#include "worker/device/cuda_device.h"
 #include "worker/model/weight_source.h"
 
 namespace tessera {

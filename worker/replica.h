@@ -20,10 +20,10 @@
 #include "common/config.h"
 #include "common/tokenizer.h"
 #include "kernels/tensor.h"
-#include "worker/engine.h"
+#include "worker/comm/make_communicator.h"
+#include "worker/engine/engine.h"
+#include "worker/exec/model_executor.h"
 #include "worker/model/model_config.h"
-#include "worker/model_executor.h"
-#include "worker/tp_group.h"
 
 namespace tessera {
 

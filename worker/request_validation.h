@@ -12,7 +12,7 @@
 #include "absl/status/statusor.h"
 #include "common/tokenizer.h"
 #include "tessera/v1/llm.pb.h"
-#include "worker/sampling_params.h"
+#include "worker/engine/sampling_params.h"
 
 namespace tessera {
 

@@ -33,11 +33,11 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
-#include "worker/engine_loop.h"
 #include "worker/flags.h"
-#include "worker/kv_event_hub.h"
-#include "worker/registration.h"
-#include "worker/service.h"
+#include "worker/server/engine_loop.h"
+#include "worker/server/kv_event_hub.h"
+#include "worker/server/registration.h"
+#include "worker/server/service.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address the gRPC server listens on (rank 0)");
 ABSL_FLAG(int, port, 50051, "gRPC port of rank 0; 0 = pick a free port (see --port-file)");

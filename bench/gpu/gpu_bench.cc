@@ -37,7 +37,7 @@
 #include "common/status_macros.h"
 #include "kernels/cuda/cuda_check.h"
 #include "nlohmann/json.hpp"
-#include "worker/cuda_device.h"
+#include "worker/device/cuda_device.h"
 #include "worker/flags.h"
 #include "worker/replica.h"
 

@@ -5,7 +5,7 @@
 #include <utility>
 #include <vector>
 
-#include "worker/engine.h"
+#include "worker/engine/engine.h"
 
 namespace tessera::testing {
 

@@ -1,7 +1,7 @@
 // EngineLoop over an in-process dummy tiny replica (TP=1), driven from
 // several threads: concurrent requests, aborts, sink-ended requests, the
 // waiting limit, and drains (complete and timed out).
-#include "worker/engine_loop.h"
+#include "worker/server/engine_loop.h"
 
 #include <optional>
 #include <thread>

@@ -1,7 +1,7 @@
 // The engine end to end on the CPU at TP=1: stories260K reproduces llama2.c's
 // greedy reference, and each reference prompt gives the same tokens however it
 // is batched, chunked, cached or preempted. Seeded sampling is batch-invariant.
-#include "worker/engine.h"
+#include "worker/engine/engine.h"
 
 #include <map>
 #include <random>

@@ -21,8 +21,8 @@
 #include "tests/testing/requests.h"
 #include "tests/testing/stories.h"
 #include "tests/worker/gpu_test_util.h"
+#include "worker/engine/step_plan.h"
 #include "worker/replica.h"
-#include "worker/step_plan.h"
 
 namespace tessera {
 namespace {

@@ -7,13 +7,14 @@
 
 #include "gtest/gtest.h"
 #include "tests/worker/gpu_test_util.h"
-#include "worker/cuda_graph.h"
-#include "worker/model_executor.h"
+#include "worker/comm/gpu_peers.h"
+#include "worker/comm/make_communicator.h"
+#include "worker/device/cuda_graph.h"
+#include "worker/exec/model_executor.h"
 #include "worker/replica.h"
-#include "worker/tp_group.h"
 
 #if TESSERA_HAVE_NCCL
-#include "worker/nccl_check.h"
+#include "worker/comm/nccl_check.h"
 #endif
 
 namespace tessera {

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "worker/cuda_device.h"
-#include "worker/engine.h"
+#include "worker/device/cuda_device.h"
+#include "worker/engine/engine.h"
 #include "worker/replica.h"
 
 // Skips the test (with the reason) when this binary cannot use a GPU: built

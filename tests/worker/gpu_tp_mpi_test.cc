@@ -20,8 +20,8 @@
 #include "tests/testing/requests.h"
 #include "tests/testing/stories.h"
 #include "tests/worker/gpu_test_util.h"
+#include "worker/comm/make_communicator.h"
 #include "worker/replica.h"
-#include "worker/tp_group.h"
 
 namespace tessera {
 namespace {

@@ -1,6 +1,6 @@
 // KvEventHub: a new watcher gets a snapshot of the mirror, then the changes in
 // order; a watcher that falls behind is overflowed (bounded memory).
-#include "worker/kv_event_hub.h"
+#include "worker/server/kv_event_hub.h"
 
 #include <atomic>
 #include <set>

@@ -1,10 +1,10 @@
 // Admission validation (every bad input -> code + message naming the field
 // and the limit), proto -> SamplingParams defaults, and stop-string matching.
-#include "worker/proto_convert.h"
+#include "worker/server/proto_convert.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "worker/stop_string_matcher.h"
+#include "worker/engine/stop_string_matcher.h"
 
 namespace tessera {
 namespace {

@@ -1,7 +1,7 @@
 // Registration against an in-process fake Registry: registers, heartbeats,
 // registers again when the router forgets the worker, and retries while the
 // router is down.
-#include "worker/registration.h"
+#include "worker/server/registration.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"

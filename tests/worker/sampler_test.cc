@@ -1,4 +1,4 @@
-#include "worker/sampler.h"
+#include "worker/exec/sampler.h"
 
 #include <algorithm>
 #include <cmath>

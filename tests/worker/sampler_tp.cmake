@@ -10,7 +10,7 @@ tessera_add_test(sampler_test SOURCES ${_sampler_tp_dir}/sampler_test.cc
 # (tp_group_mpi4_test), and as a plain process (tp_group_test, label unit),
 # where MPI runs as a singleton of size 1.
 tessera_add_test(tp_group_mpi_test SOURCES ${_sampler_tp_dir}/tp_group_mpi_test.cc
-  LIBS tessera_tp LABELS mpi MPI_RANKS 2 TIMEOUT 120)
+  LIBS tessera_comm LABELS mpi MPI_RANKS 2 TIMEOUT 120)
 add_test(NAME tp_group_mpi4_test
   COMMAND ${MPIEXEC_EXECUTABLE} ${TESSERA_MPIRUN_FLAGS} -np 4 $<TARGET_FILE:tp_group_mpi_test>)
 set_tests_properties(tp_group_mpi4_test PROPERTIES LABELS mpi TIMEOUT 120)

@@ -1,4 +1,4 @@
-#include "worker/sampling_params.h"
+#include "worker/engine/sampling_params.h"
 
 #include <cmath>
 #include <functional>

@@ -17,7 +17,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "worker/scheduler.h"
+#include "worker/engine/scheduler.h"
 
 namespace tessera {
 namespace {

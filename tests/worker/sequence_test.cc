@@ -1,4 +1,4 @@
-#include "worker/sequence.h"
+#include "worker/engine/sequence.h"
 
 #include <vector>
 

@@ -13,7 +13,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "worker/tp_group.h"
+#include "worker/comm/make_communicator.h"
 
 namespace tessera {
 namespace {

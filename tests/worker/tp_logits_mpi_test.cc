@@ -9,10 +9,10 @@
 #include <random>
 
 #include "gtest/gtest.h"
+#include "worker/comm/make_communicator.h"
+#include "worker/engine/step_plan.h"
 #include "worker/model/llama.h"
 #include "worker/model/weight_source.h"
-#include "worker/step_plan.h"
-#include "worker/tp_group.h"
 
 namespace tessera {
 namespace {

@@ -8,7 +8,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "worker/replica.h"
-#include "worker/service.h"
+#include "worker/server/service.h"
 
 namespace tessera {
 namespace {

@@ -13,7 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "kernels/tensor.h"
-#include "worker/cuda_device.h"
+#include "worker/device/cuda_device.h"
 
 namespace tessera {
 

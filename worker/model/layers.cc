@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "worker/cuda_device.h"
+#include "worker/device/cuda_device.h"
 
 namespace tessera {
 

@@ -20,10 +20,10 @@
 #include "absl/status/statusor.h"
 #include "kernels/ops.h"
 #include "kernels/tensor.h"
+#include "worker/comm/communicator.h"
 #include "worker/model/model_config.h"
 #include "worker/model/partition.h"
 #include "worker/model/weight_source.h"
-#include "worker/tp_group.h"
 
 namespace tessera {
 

@@ -1,0 +1,138 @@
+#include "worker/engine/engine.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "worker/engine/step_plan.h"
+
+namespace tessera {
+namespace {
+
+RequestOutput ToRequestOutput(const SeqOutput& o) {
+  RequestOutput ro;
+  ro.request_id = o.request_id;
+  ro.new_tokens = o.new_tokens;
+  ro.finish_reason = o.finish_reason;
+  ro.prompt_tokens = o.prompt_tokens;
+  ro.completion_tokens = o.completion_tokens;
+  ro.cached_prompt_tokens = o.cached_prompt_tokens;
+  return ro;
+}
+
+}  // namespace
+
+Engine::Engine(const SchedulerConfig& sched, const CacheConfig& cache, std::vector<int32_t> eos_ids,
+               int32_t vocab_size, ModelExecutor& executor, Communicator& comm)
+    : scheduler_(sched, cache, std::move(eos_ids)),
+      executor_(executor),
+      comm_(comm),
+      block_size_(cache.block_size),
+      vocab_size_(vocab_size),
+      seed_rng_(std::random_device{}()) {}
+
+absl::Status Engine::AddRequest(EngineRequest r) {
+  RETURN_IF_ERROR(r.params.Validate());
+  for (size_t i = 0; i < r.prompt_token_ids.size(); ++i) {
+    const int32_t id = r.prompt_token_ids[i];
+    if (id < 0 || id >= vocab_size_) {
+      return absl::InvalidArgumentError(absl::StrCat("prompt token id ", id, " at index ", i,
+                                                     " is outside the vocabulary [0, ", vocab_size_,
+                                                     ")"));
+    }
+  }
+  for (const int32_t id : r.params.stop_token_ids) {
+    if (id < 0 || id >= vocab_size_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "stop_token_ids: ", id, " is outside the vocabulary [0, ", vocab_size_, ")"));
+    }
+  }
+  const uint64_t seed = r.params.seed.has_value() ? *r.params.seed : seed_rng_();
+  const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::steady_clock::now().time_since_epoch())
+                             .count();
+  auto seq = std::make_unique<Sequence>(std::move(r.request_id), SeqId(next_seq_id_++),
+                                        std::move(r.prompt_token_ids), std::move(r.params),
+                                        r.priority, now_ns);
+  seq->set_rng_seed(seed);
+  return scheduler_.AddRequest(std::move(seq));
+}
+
+bool Engine::Abort(const std::string& request_id, FinishReason reason) {
+  return scheduler_.Abort(request_id, reason);
+}
+
+absl::StatusOr<std::vector<RequestOutput>> Engine::Step() {
+  std::vector<RequestOutput> results;
+  const SchedulerOutput& out = scheduler_.Schedule();
+  if (!out.seqs.empty()) {
+    BuildStepPlan(out, block_size_, step_++, &plan_);
+    absl::Status forward = absl::OkStatus();
+    if (comm_.size() > 1) {
+      plan_.SerializeToString(&plan_bytes_);
+      forward = comm_.Broadcast(plan_bytes_, /*root=*/0);
+    }
+    if (forward.ok()) forward = executor_.Forward(plan_);
+    if (!forward.ok()) {
+      // The step did not happen: hand the scheduler its state back.
+      scheduler_.AbandonStep();
+      return forward;
+    }
+
+    rows_.clear();
+    for (const ScheduledSeq& s : out.seqs) {
+      if (!s.sample) continue;
+      const Sequence& seq = *s.seq;
+      rows_.push_back(SamplingRow{&seq.params(), seq.prompt_tokens(), seq.output_tokens(),
+                                  seq.rng_seed(), seq.num_output_tokens()});
+    }
+    // On the GPU only the token ids (and logprobs) come back to the host.
+    absl::StatusOr<std::vector<SampleResult>> sampled = executor_.Sample(rows_, sampler_);
+    if (!sampled.ok()) {
+      scheduler_.AbandonStep();
+      return sampled.status();
+    }
+    std::vector<SampleResult> samples = std::move(*sampled);
+    sampled_.clear();
+    // Logprobs travel with the request id: Update() may free finished sequences.
+    absl::flat_hash_map<std::string, size_t> logprob_of;
+    size_t r = 0;
+    for (const ScheduledSeq& s : out.seqs) {
+      const Sequence& seq = *s.seq;
+      const int start = seq.num_computed_tokens();
+      stats_.prompt_tokens_computed +=
+          std::max(0, std::min(seq.num_prompt_tokens(), start + s.num_tokens) - start);
+      if (!s.sample) continue;
+      if (seq.params().logprobs > 0) logprob_of[seq.request_id()] = r;
+      sampled_.push_back(samples[r++].token);
+    }
+    stats_.steps++;
+    stats_.tokens_generated += static_cast<int64_t>(sampled_.size());
+
+    for (const SeqOutput& o : scheduler_.Update(out, sampled_)) {
+      RequestOutput ro = ToRequestOutput(o);
+      if (!ro.new_tokens.empty()) {
+        if (auto it = logprob_of.find(ro.request_id); it != logprob_of.end()) {
+          ro.logprobs.push_back(std::move(samples[it->second]));
+        }
+      }
+      results.push_back(std::move(ro));
+    }
+  }
+  for (const SeqOutput& o : scheduler_.TakeAbortedOutputs()) results.push_back(ToRequestOutput(o));
+  std::vector<KvEvent> events = scheduler_.TakeKvEvents();
+  if (kv_event_sink_ && !events.empty()) kv_event_sink_(std::move(events));
+  return results;
+}
+
+absl::Status Engine::Shutdown() {
+  if (comm_.size() == 1) return absl::OkStatus();
+  v1::StepPlan plan;
+  plan.set_kind(v1::StepPlan::KIND_SHUTDOWN);
+  std::string bytes = plan.SerializeAsString();
+  return comm_.Broadcast(bytes, /*root=*/0);
+}
+
+}  // namespace tessera

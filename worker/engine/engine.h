@@ -1,0 +1,103 @@
+// The leader's engine: one step = schedule -> broadcast the step plan ->
+// forward on every rank -> sample on rank 0 -> update the sequences.
+//
+// Not thread-safe: a single engine thread owns it (the gRPC server hands it
+// work through a queue; tessera-generate calls it directly).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/config.h"
+#include "tessera/v1/step_plan.pb.h"
+#include "worker/comm/communicator.h"
+#include "worker/engine/sampling_params.h"
+#include "worker/engine/scheduler.h"
+#include "worker/exec/model_executor.h"
+#include "worker/exec/sampler.h"
+
+namespace tessera {
+
+struct EngineRequest {
+  std::string request_id;
+  std::vector<int32_t> prompt_token_ids;
+  SamplingParams params;
+  int priority = 0;
+};
+
+// What one step produced for one request: its new tokens (zero or one), with
+// logprobs when asked, and on the last output the finish reason and usage.
+struct RequestOutput {
+  std::string request_id;
+  std::vector<int32_t> new_tokens;
+  std::vector<SampleResult> logprobs;  // one per new token when params.logprobs > 0
+  FinishReason finish_reason = FinishReason::kNone;
+  int prompt_tokens = 0;
+  int completion_tokens = 0;
+  int cached_prompt_tokens = 0;
+  bool finished() const { return finish_reason != FinishReason::kNone; }
+};
+
+struct EngineStats {
+  int64_t steps = 0;
+  int64_t prompt_tokens_computed = 0;  // prefill tokens run through the model
+  int64_t tokens_generated = 0;
+};
+
+class Engine {
+ public:
+  // `executor` and `comm` must outlive the engine; `comm.rank()` must be 0.
+  Engine(const SchedulerConfig& sched, const CacheConfig& cache, std::vector<int32_t> eos_ids,
+         int32_t vocab_size, ModelExecutor& executor, Communicator& comm);
+
+  // Validates (INVALID_ARGUMENT naming the field and the limit: sampling
+  // params, token ids outside the vocabulary, lengths) and queues the request.
+  absl::Status AddRequest(EngineRequest request);
+  // Ends a request in any state; its final output (reason kAbort) comes with
+  // the next Step(). False when the id is unknown or already finished.
+  bool Abort(const std::string& request_id, FinishReason reason = FinishReason::kAbort);
+
+  // Runs one step (nothing when idle) and returns what it produced. An error
+  // means a collective or the forward pass failed (e.g. a rank is gone): the
+  // step is abandoned and the replica should be torn down.
+  absl::StatusOr<std::vector<RequestOutput>> Step();
+  bool HasUnfinished() const { return scheduler_.has_unfinished(); }
+
+  // Receives the prefix cache's stored/evicted block events after each step
+  // (for WatchKvEvents). Without a sink they are dropped.
+  void set_kv_event_sink(std::function<void(std::vector<KvEvent>)> sink) {
+    kv_event_sink_ = std::move(sink);
+  }
+
+  // Tells the follower ranks to leave their loop. Call once, at the end.
+  absl::Status Shutdown();
+
+  const Scheduler& scheduler() const { return scheduler_; }
+  const EngineStats& stats() const { return stats_; }
+
+ private:
+  Scheduler scheduler_;
+  ModelExecutor& executor_;
+  Communicator& comm_;
+  Sampler sampler_;
+  int block_size_;
+  int32_t vocab_size_;
+  int64_t next_seq_id_ = 0;
+  int64_t step_ = 0;
+  std::mt19937_64 seed_rng_;
+  EngineStats stats_;
+  std::function<void(std::vector<KvEvent>)> kv_event_sink_;
+  // Reused across steps.
+  v1::StepPlan plan_;
+  std::string plan_bytes_;
+  std::vector<SamplingRow> rows_;
+  std::vector<int32_t> sampled_;
+};
+
+}  // namespace tessera

@@ -1,0 +1,198 @@
+// Continuous-batching scheduler (vLLM V1 style): decides, step by step, which
+// sequences run and how many of their tokens, within max_num_seqs and
+// max_num_batched_tokens, and keeps their KV blocks through the BlockManager.
+//
+// One step of the engine thread:
+//   (take new requests: AddRequest; take cancellations: Abort)
+//   const SchedulerOutput& plan = scheduler.Schedule();
+//   ... model runs plan.seqs, samples one token per seq with sample == true ...
+//   for (const SeqOutput& out : scheduler.Update(plan, sampled)) deliver(out);
+//   kv_events = scheduler.TakeKvEvents();
+//
+// Policy. Running sequences go first (decodes and unfinished chunked
+// prefills), in priority order; then waiting ones, in policy order (fcfs:
+// arrival; priority: (priority, arrival)), while there is budget, a free
+// sequence slot and KV blocks. A waiting sequence never preempts: when the
+// head of the queue does not fit, admission stops for this step. When a
+// running sequence needs a block and none is left, the least important running
+// sequence (latest arrival; with the priority policy, largest priority value
+// first) is preempted by recompute: its blocks are freed and it goes back to
+// the waiting queue (fcfs: the front), to recompute prompt + generated tokens
+// later (often from its own cached blocks). A step that preempted admits no
+// waiting sequence. Admission refuses any request that could not run alone, so
+// every admitted request finishes.
+//
+// Not thread-safe: owned and called by the engine thread only.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "common/config.h"
+#include "worker/engine/block_manager.h"
+#include "worker/engine/sequence.h"
+
+namespace tessera {
+
+// One sequence's share of a step: run tokens
+// seq->all_tokens()[start, start + num_tokens) at positions start.. .
+struct ScheduledSeq {
+  Sequence* seq;
+  int start;       // == seq->num_computed_tokens() until Update()
+  int num_tokens;  // >= 1
+  // start + num_tokens == seq->num_tokens(): the model must produce logits for
+  // the last row and sample one token. False for a chunk in mid-prompt.
+  bool sample;
+};
+
+struct SchedulerOutput {
+  // Running sequences first (in priority order), then the ones admitted this
+  // step. Valid until the next Schedule().
+  std::vector<ScheduledSeq> seqs;
+  int total_tokens = 0;  // sum of num_tokens <= max_num_batched_tokens
+  int num_sampled = 0;   // seqs with sample == true: the size Update() expects
+  int num_decode = 0;    // seqs running a single token and sampling
+  int num_prefill = 0;   // the others (prompt or recompute chunks)
+  // Request ids preempted by this step (their KV is gone; they will be
+  // recomputed). Informational: a runner keeping per-sequence state drops it.
+  std::vector<std::string> preempted;
+  uint64_t step = 0;  // Schedule() count; Update() checks it gets the latest
+
+  bool empty() const { return seqs.empty(); }
+};
+
+// What one sequence produced in a step, or its final word.
+struct SeqOutput {
+  std::string request_id;
+  SeqId seq_id;
+  std::vector<int32_t> new_tokens;  // the token sampled this step (empty for an abort)
+  FinishReason finish_reason = FinishReason::kNone;  // kNone while it runs
+  // Usage, cumulative.
+  int prompt_tokens = 0;
+  int completion_tokens = 0;
+  int cached_prompt_tokens = 0;  // prompt tokens served by the prefix cache
+};
+
+struct SchedulerStats {
+  int num_running = 0;
+  int num_waiting = 0;  // preempted ones included
+  int64_t used_blocks = 0;
+  int64_t total_blocks = 0;
+  int64_t prefix_cache_queries = 0;  // tokens
+  int64_t prefix_cache_hits = 0;     // tokens
+  int64_t num_preemptions = 0;       // since start
+};
+
+class Scheduler {
+ public:
+  // Requires config.Validate().ok() and cache_config.Validate().ok().
+  // `eos_token_ids`: the model's end-of-sequence tokens (finish with kEos
+  // unless the request sets ignore_eos). `hash_fn`: see BlockManager.
+  Scheduler(const SchedulerConfig& config, const CacheConfig& cache_config,
+            std::vector<int32_t> eos_token_ids, BlockManager::HashFn hash_fn = &HashBlock);
+
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Admission. Takes a new sequence (WAITING, no output, nothing computed) and
+  // queues it; the Scheduler owns it from now on. Refuses, naming the field
+  // and the limit:
+  //   INVALID_ARGUMENT   empty request_id or prompt; max_tokens < 1; prompt +
+  //                      max_tokens > max_model_len; prompt + max_tokens needs
+  //                      more blocks than the whole KV pool; (chunked prefill
+  //                      off) prompt + max_tokens - 1 > max_num_batched_tokens
+  //   ALREADY_EXISTS     request_id of an unfinished request
+  //   RESOURCE_EXHAUSTED the waiting queue holds max_waiting requests
+  absl::Status AddRequest(std::unique_ptr<Sequence> seq);
+
+  // Plans the next step (see the policy above). The result is valid until the
+  // next Schedule(); pass it to Update() once the model ran it, or call
+  // AbandonStep() if it did not run. Until then the step is "in flight":
+  // Schedule() and Abort() abort the process. An empty plan is not in flight
+  // (it changed nothing); Update() on it is allowed and only flushes aborts.
+  const SchedulerOutput& Schedule();
+
+  // Applies a step that ran. `output` is what the latest Schedule() returned
+  // (or a copy of it); `sampled` holds one token per scheduled seq with
+  // sample == true, in order (output.num_sampled of them). Advances each seq's computed tokens,
+  // registers newly full blocks in the prefix cache, appends the sampled tokens, finishes (eos
+  // unless ignore_eos -> kEos; stop_token_ids -> kStop; max_tokens or max_model_len -> kLength; the
+  // finishing token is included in new_tokens) and frees the finished. Returns one SeqOutput per
+  // sequence that got a token, then the final outputs of sequences aborted since the last
+  // Update()/TakeAbortedOutputs(). The span is valid until the next Update().
+  std::span<const SeqOutput> Update(const SchedulerOutput& output,
+                                    std::span<const int32_t> sampled);
+
+  // Call instead of Update() when the step did not run (e.g. the forward
+  // failed): nothing counts as computed, the plan is dropped, the state stays
+  // consistent (blocks allocated for the step stay with their sequences). The
+  // engine may then Abort() or Schedule() again. A no-op without a step in
+  // flight.
+  void AbandonStep();
+
+  // Cancels a waiting, running or preempted request and frees its blocks.
+  // False (and nothing happens) for an unknown or already finished id.
+  // Requires reason != kNone, and no step in flight (not between Schedule()
+  // and its Update()/AbandonStep()). The final SeqOutput (reason, usage) comes
+  // from the next Update() or TakeAbortedOutputs(), whichever is first.
+  bool Abort(absl::string_view request_id, FinishReason reason = FinishReason::kAbort);
+
+  // Final outputs of the requests aborted since the last Update() or call.
+  std::vector<SeqOutput> TakeAbortedOutputs();
+
+  // KV events for the router (see BlockManager::TakeEvents); drain every step.
+  std::vector<KvEvent> TakeKvEvents() { return block_manager_.TakeEvents(); }
+
+  int num_running() const { return static_cast<int>(running_.size()); }
+  int num_waiting() const { return static_cast<int>(waiting_.size()); }
+  // Something is waiting or running (aborted outputs not yet taken excluded).
+  bool has_unfinished() const { return !running_.empty() || !waiting_.empty(); }
+  bool has_aborted_outputs() const { return !aborted_outputs_.empty(); }
+  // The unfinished request `request_id`, or null.
+  const Sequence* Find(absl::string_view request_id) const;
+  const BlockManager& block_manager() const { return block_manager_; }
+  SchedulerStats stats() const;
+  const SchedulerConfig& config() const { return config_; }
+
+  // Checks the bookkeeping: the block pool against the running sequences'
+  // tables (BlockManager::CheckInvariants), that waiting sequences hold no
+  // blocks, statuses match queues, queues are in policy order and the running
+  // set is within max_num_seqs. INTERNAL on the first violation. For tests.
+  absl::Status CheckInvariants() const;
+
+ private:
+  // True when `a` is more important than `b` under the policy.
+  bool Before(const Sequence* a, const Sequence* b) const;
+  void InsertRunning(Sequence* seq);
+  void InsertWaiting(Sequence* seq);
+  void Preempt(Sequence* victim);
+  FinishReason CheckStop(const Sequence& seq, int32_t token) const;
+  SeqOutput& NextOutput();
+  static void FillUsage(const Sequence& seq, SeqOutput& out);
+
+  const SchedulerConfig config_;
+  const std::vector<int32_t> eos_token_ids_;
+  BlockManager block_manager_;
+
+  absl::flat_hash_map<std::string, std::unique_ptr<Sequence>> seqs_;  // unfinished, by id
+  std::vector<Sequence*> running_;                                    // in priority order (Before)
+  std::deque<Sequence*> waiting_;                                     // in priority order (Before)
+  uint64_t next_arrival_ = 0;
+
+  SchedulerOutput plan_;
+  bool step_in_flight_ = false;
+  std::vector<SeqOutput> outputs_;  // reused; the first num_outputs_ are live
+  size_t num_outputs_ = 0;
+  std::vector<SeqOutput> aborted_outputs_;
+  std::vector<Sequence*> finished_;  // scratch of Update
+  int64_t num_preemptions_ = 0;
+};
+
+}  // namespace tessera

@@ -1,0 +1,91 @@
+#include "worker/engine/sequence.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <utility>
+
+namespace tessera {
+
+absl::string_view SequenceStatusName(SequenceStatus status) {
+  switch (status) {
+    case SequenceStatus::kWaiting:
+      return "waiting";
+    case SequenceStatus::kRunning:
+      return "running";
+    case SequenceStatus::kPreempted:
+      return "preempted";
+    case SequenceStatus::kFinished:
+      return "finished";
+  }
+  return "unknown";
+}
+
+absl::string_view FinishReasonName(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kNone:
+      return "";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kEos:
+      return "eos";
+    case FinishReason::kAbort:
+      return "abort";
+    case FinishReason::kError:
+      return "error";
+  }
+  return "unknown";
+}
+
+Sequence::Sequence(std::string request_id, SeqId id, std::vector<int32_t> prompt,
+                   SamplingParams params, int priority, int64_t arrival_time_ns)
+    : tokens_(std::move(prompt)),
+      max_total_tokens_(static_cast<int>(
+          std::min<int64_t>(int64_t{static_cast<int>(tokens_.size())} + params.max_tokens,
+                            std::numeric_limits<int>::max()))),
+      ignore_eos_(params.ignore_eos),
+      has_stop_token_ids_(!params.stop_token_ids.empty()),
+      num_prompt_tokens_(static_cast<int>(tokens_.size())),
+      params_(std::move(params)),
+      request_id_(std::move(request_id)),
+      id_(id),
+      priority_(priority),
+      arrival_time_ns_(arrival_time_ns) {}
+
+void Sequence::ReserveOutput() {
+  if (params_.max_tokens > 0) tokens_.reserve(tokens_.size() + params_.max_tokens);
+}
+
+void Sequence::SetRunning() {
+  TESSERA_CHECK(status_ == SequenceStatus::kWaiting, request_id_, ": ", SequenceStatusName(status_),
+                " -> running");
+  status_ = SequenceStatus::kRunning;
+}
+
+void Sequence::SetPreempted() {
+  TESSERA_CHECK(status_ == SequenceStatus::kRunning, request_id_, ": ", SequenceStatusName(status_),
+                " -> preempted");
+  TESSERA_CHECK(block_table_.empty() && num_computed_tokens_ == 0, request_id_,
+                ": preempted while still holding ", block_table_.size(), " blocks");
+  status_ = SequenceStatus::kPreempted;
+  ++num_preemptions_;
+}
+
+void Sequence::SetWaiting() {
+  TESSERA_CHECK(status_ == SequenceStatus::kPreempted, request_id_, ": ",
+                SequenceStatusName(status_), " -> waiting");
+  status_ = SequenceStatus::kWaiting;
+}
+
+void Sequence::SetFinished(FinishReason reason) {
+  TESSERA_CHECK(reason != FinishReason::kNone, request_id_, ": finished without a reason");
+  TESSERA_CHECK(status_ != SequenceStatus::kFinished, request_id_, ": finished twice (",
+                FinishReasonName(finish_reason_), ", then ", FinishReasonName(reason), ")");
+  status_ = SequenceStatus::kFinished;
+  finish_reason_ = reason;
+}
+
+}  // namespace tessera

@@ -1,0 +1,173 @@
+// One generation request as the engine core sees it: its tokens (prompt, then
+// output), how many of them have their KV in the cache, the KV blocks that hold
+// them, and where it is in its life:
+//
+//   WAITING --admit--> RUNNING --preempt--> PREEMPTED --readmit--> WAITING --> RUNNING
+//      |                  |                     |
+//      +------------------+---------------------+--> FINISHED(reason)
+//
+// A sequence is created WAITING by the engine, handed to the Scheduler, which
+// owns it from then on and drives every transition. A preempted sequence sits
+// in the waiting queue as PREEMPTED until the scheduler admits it again, which
+// takes it through WAITING to RUNNING in one go. An illegal transition is a
+// programming error and aborts the process (TESSERA_CHECK).
+//
+// Not thread-safe: owned and mutated by the engine thread only.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "common/block_hash.h"
+#include "common/check.h"
+#include "common/ids.h"
+#include "worker/engine/sampling_params.h"
+
+namespace tessera {
+
+enum class SequenceStatus : uint8_t {
+  kWaiting,    // in the waiting queue, holds no KV blocks
+  kRunning,    // admitted: holds KV blocks, scheduled each step it fits the budget
+  kPreempted,  // lost its KV blocks to a more important sequence; waits to recompute
+  kFinished,   // done (see FinishReason); holds nothing
+};
+
+enum class FinishReason {
+  kNone,    // not finished
+  kLength,  // max_tokens or max_model_len reached
+  kStop,    // a stop token id was sampled
+  kEos,     // an end-of-sequence token was sampled
+  kAbort,   // cancelled (client, deadline, drain)
+  kError,   // the engine failed this request
+};
+
+// "running", "waiting", ...; for logs.
+absl::string_view SequenceStatusName(SequenceStatus status);
+// "length", "stop", "eos", "abort", "error" ("" for kNone): the wire names.
+absl::string_view FinishReasonName(FinishReason reason);
+
+// Cache-line aligned: the fields a step reads sit in the first line.
+class alignas(64) Sequence {
+ public:
+  // `prompt` may be empty here (the Scheduler refuses it at admission).
+  // `priority`: lower is more important (vLLM convention); used by the
+  // priority policy. `arrival_time_ns`: the engine's clock at arrival, for
+  // metrics; ordering uses the arrival order the Scheduler assigns.
+  Sequence(std::string request_id, SeqId id, std::vector<int32_t> prompt, SamplingParams params,
+           int priority = 0, int64_t arrival_time_ns = 0);
+
+  Sequence(const Sequence&) = delete;
+  Sequence& operator=(const Sequence&) = delete;
+
+  // ---- identity and parameters ----
+  const std::string& request_id() const { return request_id_; }
+  SeqId id() const { return id_; }
+  const SamplingParams& params() const { return params_; }
+  // num_prompt_tokens() + params().max_tokens: the length at which it finishes.
+  int max_total_tokens() const { return max_total_tokens_; }
+  // params().ignore_eos, and whether params().stop_token_ids is non-empty,
+  // kept beside the hot fields.
+  bool ignore_eos() const { return ignore_eos_; }
+  bool has_stop_token_ids() const { return has_stop_token_ids_; }
+  int priority() const { return priority_; }
+  int64_t arrival_time_ns() const { return arrival_time_ns_; }
+  // Position in arrival order, assigned by the Scheduler at admission; kept
+  // across preemptions, so a resumed sequence keeps its place.
+  uint64_t arrival_order() const { return arrival_order_; }
+  void set_arrival_order(uint64_t order) { arrival_order_ = order; }
+  // Seed of this sequence's sampler stream; set by the engine.
+  uint64_t rng_seed() const { return rng_seed_; }
+  void set_rng_seed(uint64_t seed) { rng_seed_ = seed; }
+
+  // ---- tokens ----
+  // Prompt followed by output tokens, contiguous.
+  std::span<const int32_t> all_tokens() const { return tokens_; }
+  std::span<const int32_t> prompt_tokens() const {
+    return std::span<const int32_t>(tokens_).first(num_prompt_tokens_);
+  }
+  std::span<const int32_t> output_tokens() const {
+    return std::span<const int32_t>(tokens_).subspan(num_prompt_tokens_);
+  }
+  int num_tokens() const { return static_cast<int>(tokens_.size()); }
+  int num_prompt_tokens() const { return num_prompt_tokens_; }
+  int num_output_tokens() const { return num_tokens() - num_prompt_tokens_; }
+  // Requires num_tokens() > 0.
+  int32_t last_token() const { return tokens_.back(); }
+  // Makes room for max_tokens output tokens, so that appending never
+  // reallocates (all_tokens() stays put). The Scheduler calls it once the
+  // request is admitted (max_tokens is then known to be sane).
+  void ReserveOutput();
+  // Appends a sampled token. Requires status RUNNING.
+  void AppendToken(int32_t token) {
+    TESSERA_CHECK(status_ == SequenceStatus::kRunning, "AppendToken on ", request_id_, " in state ",
+                  SequenceStatusName(status_));
+    tokens_.push_back(token);
+  }
+
+  // ---- KV state (maintained by BlockManager and Scheduler) ----
+  // Leading tokens whose KV is in this sequence's blocks. 0 <= n <= num_tokens().
+  int num_computed_tokens() const { return num_computed_tokens_; }
+  void set_num_computed_tokens(int n) {
+    TESSERA_CHECK(n >= 0 && n <= num_tokens(), "num_computed_tokens ", n, " out of [0, ",
+                  num_tokens(), "] for ", request_id_);
+    num_computed_tokens_ = n;
+  }
+  // Prompt tokens found in the prefix cache at first admission (-1 before);
+  // reported as usage.cached_prompt_tokens. Not changed by a later resume.
+  int num_cached_tokens() const { return num_cached_tokens_; }
+  // KV block ids, in token order: token i lives in block_table()[i / block_size].
+  const std::vector<int32_t>& block_table() const { return block_table_; }
+  int num_preemptions() const { return num_preemptions_; }
+
+  // ---- state machine ----
+  SequenceStatus status() const { return status_; }
+  FinishReason finish_reason() const { return finish_reason_; }
+  bool is_finished() const { return status_ == SequenceStatus::kFinished; }
+  // WAITING -> RUNNING.
+  void SetRunning();
+  // RUNNING -> PREEMPTED. Requires that its blocks were freed (empty block
+  // table, nothing computed). Counts the preemption.
+  void SetPreempted();
+  // PREEMPTED -> WAITING.
+  void SetWaiting();
+  // WAITING | RUNNING | PREEMPTED -> FINISHED. Requires reason != kNone.
+  void SetFinished(FinishReason reason);
+
+ private:
+  friend class BlockManager;
+
+  // Hot fields first, in one cache line (63 bytes): what every Schedule() and
+  // Update() of a running sequence reads.
+  std::vector<int32_t> tokens_;  // prompt then output
+  // Owned by BlockManager: the block table, and how many of its leading
+  // blocks have been offered to the prefix cache.
+  std::vector<int32_t> block_table_;
+  int num_registered_blocks_ = 0;
+  int num_computed_tokens_ = 0;
+  const int max_total_tokens_;
+  SequenceStatus status_ = SequenceStatus::kWaiting;
+  const bool ignore_eos_;
+  const bool has_stop_token_ids_;
+
+  // Owned by BlockManager: the chained hashes of the leading full blocks of
+  // tokens_ (a memo, extended incrementally; tokens never change, so it
+  // survives preemption).
+  std::vector<BlockHash> block_hashes_;
+  const int num_prompt_tokens_;
+  const SamplingParams params_;
+  const std::string request_id_;
+  const SeqId id_;
+  const int priority_;
+  const int64_t arrival_time_ns_;
+  uint64_t arrival_order_ = 0;
+  uint64_t rng_seed_ = 0;
+  FinishReason finish_reason_ = FinishReason::kNone;
+  int num_preemptions_ = 0;
+  int num_cached_tokens_ = -1;
+};
+
+}  // namespace tessera

@@ -1,0 +1,300 @@
+#include "worker/server/engine_loop.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "tessera/v1/step_plan.pb.h"
+
+namespace tessera {
+
+using Clock = std::chrono::steady_clock;
+
+EngineLoop::EngineLoop(Engine& engine, Communicator& comm, KvEventHub* hub,
+                       EngineLoopOptions options)
+    : engine_(engine), comm_(comm), hub_(hub), options_(options) {
+  if (hub_ != nullptr) {
+    engine_.set_kv_event_sink([hub = hub_](std::vector<KvEvent> events) { hub->Publish(events); });
+  }
+}
+
+EngineLoop::~EngineLoop() {
+  bool running;
+  {
+    absl::MutexLock lock(&mu_);
+    running = started_ && !done_;
+  }
+  if (running) Drain(Clock::now());
+  if (thread_.joinable()) thread_.join();
+  engine_.set_kv_event_sink(nullptr);
+}
+
+void EngineLoop::Start() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (started_) return;
+    started_ = true;
+  }
+  Publish();
+  thread_ = std::thread([this] { Run(); });
+}
+
+absl::Status EngineLoop::Submit(EngineRequest request, std::shared_ptr<RequestSink> sink) {
+  absl::MutexLock lock(&mu_);
+  if (done_ && !final_status_.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("the worker's replica failed: ", final_status_.message()));
+  }
+  if (draining_ || done_) {
+    return absl::UnavailableError("the worker is draining: it accepts no new requests");
+  }
+  const int waiting = sched_waiting_ + static_cast<int>(intake_.size());
+  if (waiting >= options_.max_waiting) {
+    return absl::ResourceExhaustedError(absl::StrCat("the waiting queue is full (", waiting,
+                                                     " requests, --max-waiting ",
+                                                     options_.max_waiting, "); retry later"));
+  }
+  intake_.push_back(Pending{std::move(request), std::move(sink)});
+  return absl::OkStatus();
+}
+
+void EngineLoop::Abort(std::string request_id, const RequestSink* sink) {
+  absl::MutexLock lock(&mu_);
+  if (done_) return;
+  aborts_.emplace_back(std::move(request_id), sink);
+}
+
+int EngineLoop::Drain(Clock::time_point deadline) {
+  absl::MutexLock lock(&mu_);
+  draining_ = true;
+  snapshot_.draining = true;
+  if (!drain_deadline_.has_value() || deadline < *drain_deadline_) drain_deadline_ = deadline;
+  return snapshot_.in_flight + static_cast<int>(intake_.size());
+}
+
+bool EngineLoop::draining() const {
+  absl::MutexLock lock(&mu_);
+  return draining_;
+}
+
+LoadSnapshot EngineLoop::load() const {
+  absl::MutexLock lock(&mu_);
+  LoadSnapshot s = snapshot_;
+  s.waiting = sched_waiting_ + static_cast<int>(intake_.size());
+  s.draining = draining_;
+  return s;
+}
+
+absl::Status EngineLoop::Wait() {
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(&done_));
+  }
+  if (thread_.joinable()) thread_.join();
+  absl::MutexLock lock(&mu_);
+  return final_status_;
+}
+
+bool EngineLoop::done() const {
+  absl::MutexLock lock(&mu_);
+  return done_;
+}
+
+void EngineLoop::AdmitAll(std::vector<Pending>& pending) {
+  for (Pending& p : pending) {
+    const std::string id = p.request.request_id;
+    if (sinks_.contains(id) || ending_.contains(id)) {
+      p.sink->OnError(absl::AlreadyExistsError(
+          absl::StrCat("request_id '", id, "' is already in flight on this worker")));
+      continue;
+    }
+    absl::Status s = engine_.AddRequest(std::move(p.request));
+    if (!s.ok()) {
+      p.sink->OnError(s);
+      continue;
+    }
+    sinks_.emplace(id, std::move(p.sink));
+    unscheduled_.push_back(id);
+  }
+  pending.clear();
+}
+
+void EngineLoop::Deliver(std::vector<RequestOutput>& outputs) {
+  // First-scheduled notifications come before any token of the request.
+  std::erase_if(unscheduled_, [this](const std::string& id) {
+    auto it = sinks_.find(id);
+    if (it == sinks_.end()) return true;
+    const Sequence* seq = engine_.scheduler().Find(id);
+    if (seq != nullptr && seq->status() != SequenceStatus::kRunning &&
+        seq->num_computed_tokens() == 0) {
+      return false;
+    }
+    it->second->OnScheduled();
+    return true;
+  });
+  for (RequestOutput& o : outputs) {
+    window_tokens_ += static_cast<int64_t>(o.new_tokens.size());
+    auto it = sinks_.find(o.request_id);
+    if (it == sinks_.end()) {
+      // Ended by its sink (stop string) earlier: its final output frees the id.
+      if (o.finished()) ending_.erase(o.request_id);
+      continue;
+    }
+    const bool finished = o.finished();
+    const bool ended_by_sink = it->second->OnOutput(std::move(o));
+    if (finished) {
+      sinks_.erase(it);
+    } else if (ended_by_sink) {
+      const std::string id = it->first;
+      sinks_.erase(it);
+      if (engine_.Abort(id, FinishReason::kStop)) ending_.insert(id);
+    }
+  }
+}
+
+void EngineLoop::FailAll(const absl::Status& status) {
+  for (auto& [id, sink] : sinks_) sink->OnError(status);
+  sinks_.clear();
+  unscheduled_.clear();
+}
+
+void EngineLoop::Publish() {
+  const Clock::time_point now = Clock::now();
+  const auto elapsed = now - window_start_;
+  if (elapsed >= options_.load_interval) {
+    tokens_per_second_ =
+        static_cast<double>(window_tokens_) / std::chrono::duration<double>(elapsed).count();
+    window_tokens_ = 0;
+    window_start_ = now;
+  }
+  const SchedulerStats st = engine_.scheduler().stats();
+  absl::MutexLock lock(&mu_);
+  snapshot_.running = st.num_running;
+  sched_waiting_ = st.num_waiting;
+  snapshot_.kv_blocks_used = st.used_blocks;
+  snapshot_.kv_blocks_total = st.total_blocks;
+  snapshot_.prefix_cache_hit_rate =
+      st.prefix_cache_queries > 0
+          ? static_cast<double>(st.prefix_cache_hits) / static_cast<double>(st.prefix_cache_queries)
+          : 0.0;
+  snapshot_.prefix_cache_queried_tokens = st.prefix_cache_queries;
+  snapshot_.prefix_cache_hit_tokens = st.prefix_cache_hits;
+  snapshot_.tokens_per_second = tokens_per_second_;
+  snapshot_.draining = draining_;
+  snapshot_.in_flight = static_cast<int>(sinks_.size());
+}
+
+absl::Status EngineLoop::Heartbeat() {
+  v1::StepPlan plan;
+  plan.set_kind(v1::StepPlan::KIND_HEARTBEAT);
+  std::string bytes = plan.SerializeAsString();
+  RETURN_IF_ERROR(comm_.Broadcast(bytes, /*root=*/0));
+  // Every rank must take part in a barrier (a small broadcast may complete
+  // at the root alone): a dead or hung rank makes it time out.
+  return comm_.Barrier();
+}
+
+void EngineLoop::Run() {
+  last_collective_ = Clock::now();
+  window_start_ = last_collective_;
+  std::vector<Pending> pending;
+  std::vector<std::pair<std::string, const RequestSink*>> aborts;
+  absl::Status failure;
+  bool timed_out = false;
+  while (true) {
+    const bool busy = engine_.HasUnfinished() || engine_.scheduler().has_aborted_outputs();
+    bool draining = false;
+    std::optional<Clock::time_point> deadline;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!busy) {
+        // Idle: sleep until work arrives, the next heartbeat or the drain
+        // deadline.
+        auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return !intake_.empty() || !aborts_.empty() || draining_;
+        };
+        Clock::duration wait = options_.load_interval;
+        if (comm_.size() > 1 && options_.idle_heartbeat_interval.count() > 0) {
+          wait = std::min<Clock::duration>(
+              wait, options_.idle_heartbeat_interval - (Clock::now() - last_collective_));
+        }
+        if (wait > Clock::duration::zero()) {
+          mu_.AwaitWithTimeout(absl::Condition(&has_work), absl::FromChrono(wait));
+        }
+      }
+      pending.swap(intake_);
+      aborts.swap(aborts_);
+      draining = draining_;
+      deadline = drain_deadline_;
+    }
+    AdmitAll(pending);
+    for (const auto& [id, sink] : aborts) {
+      auto it = sinks_.find(id);
+      if (it != sinks_.end() && (sink == nullptr || it->second.get() == sink)) engine_.Abort(id);
+    }
+    aborts.clear();
+
+    if (engine_.HasUnfinished() || engine_.scheduler().has_aborted_outputs()) {
+      absl::StatusOr<std::vector<RequestOutput>> outputs = engine_.Step();
+      if (!outputs.ok()) {
+        failure = outputs.status();
+        break;
+      }
+      last_collective_ = Clock::now();
+      Deliver(*outputs);
+    } else if (comm_.size() > 1 && options_.idle_heartbeat_interval.count() > 0 &&
+               Clock::now() - last_collective_ >= options_.idle_heartbeat_interval) {
+      if (absl::Status s = Heartbeat(); !s.ok()) {
+        failure = s;
+        break;
+      }
+      last_collective_ = Clock::now();
+    }
+    Publish();
+
+    if (draining) {
+      bool intake_empty;
+      {
+        absl::MutexLock lock(&mu_);
+        intake_empty = intake_.empty();
+      }
+      if (sinks_.empty() && intake_empty) break;
+      if (deadline.has_value() && Clock::now() >= *deadline) {
+        timed_out = true;
+        break;
+      }
+    }
+  }
+
+  if (!failure.ok()) {
+    spdlog::error("engine step failed: {}", failure);
+    FailAll(absl::UnavailableError(
+        absl::StrCat("the worker's replica failed (a rank died or hung): ", failure.message())));
+  } else {
+    if (timed_out) {
+      spdlog::warn("shutdown timeout: ending {} requests still in flight", sinks_.size());
+      FailAll(absl::UnavailableError(
+          "shutdown timeout: the worker drained for --shutdown-timeout and ended this "
+          "request before it finished"));
+    }
+    failure = engine_.Shutdown();
+    if (!failure.ok()) spdlog::error("telling the followers to shut down failed: {}", failure);
+  }
+  std::vector<Pending> late;
+  {
+    absl::MutexLock lock(&mu_);
+    late.swap(intake_);
+    done_ = true;
+    final_status_ = failure;
+    snapshot_.draining = true;
+  }
+  for (Pending& p : late) {
+    p.sink->OnError(absl::UnavailableError("the worker is shutting down"));
+  }
+  Publish();
+}
+
+}  // namespace tessera
