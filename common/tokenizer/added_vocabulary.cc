@@ -63,27 +63,33 @@ void AddedVocabulary::Matcher::Build() {
 }
 
 absl::StatusOr<std::unique_ptr<AddedVocabulary>> AddedVocabulary::Parse(
-    const Json& j, absl::string_view path, const Normalizer* normalizer) {
+    const Json& j, absl::string_view path, const Normalizer* normalizer, const BpeModel& model) {
   std::unique_ptr<AddedVocabulary> v(new AddedVocabulary());
   if (!j.is_null() && !j.is_array()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": expected an array"));
   }
+  std::optional<int32_t> max_id;  // the largest id of an added token so far
   for (size_t i = 0; j.is_array() && i < j.size(); ++i) {
     const std::string p = JoinPath(path, i);
     const Json& t = j[i];
     AddedToken token;
     ASSIGN_OR_RETURN(token.content, StringField(t, "content", p));
-    ASSIGN_OR_RETURN(const int64_t id, IntField(t, "id", -1, p));
-    if (id < 0 || id > (1 << 30)) {
-      return absl::InvalidArgumentError(absl::StrCat(JoinPath(p, "id"), ": missing or invalid"));
-    }
-    token.id = static_cast<int32_t>(id);
     ASSIGN_OR_RETURN(token.special, BoolField(t, "special", false, p));
     ASSIGN_OR_RETURN(token.lstrip, BoolField(t, "lstrip", false, p));
     ASSIGN_OR_RETURN(token.rstrip, BoolField(t, "rstrip", false, p));
     ASSIGN_OR_RETURN(token.single_word, BoolField(t, "single_word", false, p));
     ASSIGN_OR_RETURN(token.normalized, BoolField(t, "normalized", !token.special, p));
-    if (v->by_content_.contains(token.content)) continue;  // HF keeps the first
+    if (token.content.empty() || v->by_content_.contains(token.content)) continue;
+    // HF's AddedVocabulary::add_tokens: the vocabulary's id, else the next one.
+    const int32_t size = model.vocab_count();
+    if (std::optional<int32_t> id = model.TokenToId(token.content)) {
+      token.id = *id;
+    } else if (!max_id.has_value()) {
+      token.id = size;
+    } else {
+      token.id = *max_id >= size || size == 0 ? *max_id + 1 : size;
+    }
+    max_id = std::max(max_id.value_or(token.id), token.id);
     v->by_id_.emplace(token.id, v->tokens_.size());
     v->by_content_.emplace(token.content, v->tokens_.size());
     v->tokens_.push_back(std::move(token));

@@ -4,6 +4,9 @@
 // contents, tokens with `normalized: false` on the raw text and those with
 // `normalized: true` on the normalized text; `single_word` (no word character
 // touching either side), `lstrip`/`rstrip` (absorb the whitespace beside it).
+// Ids are assigned as Hugging Face assigns them when it reads the file (the
+// "id" fields are not trusted): a token already in the model's vocabulary
+// keeps that id, others get the next id after the vocabulary, in file order.
 // Immutable after Create; thread-safe.
 #pragma once
 
@@ -16,6 +19,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/tokenizer/bpe_model.h"
 #include "common/tokenizer/json_fields.h"
 #include "common/tokenizer/normalizer.h"
 
@@ -41,11 +45,12 @@ struct Segment {
 
 class AddedVocabulary {
  public:
-  // The tokens of array `j` at JSON `path`; `normalizer` (may be null) gives
-  // the matching form of `normalized` tokens.
+  // The tokens of array `j` at JSON `path` for `model`; `normalizer` (may be
+  // null) gives the matching form of `normalized` tokens.
   static absl::StatusOr<std::unique_ptr<AddedVocabulary>> Parse(const Json& j,
                                                                 absl::string_view path,
-                                                                const Normalizer* normalizer);
+                                                                const Normalizer* normalizer,
+                                                                const BpeModel& model);
 
   // Splits raw `text` at the tokens that match before normalization.
   void SplitRaw(absl::string_view text, std::vector<Segment>* out) const { Split(raw_, text, out); }

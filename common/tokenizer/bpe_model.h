@@ -39,6 +39,8 @@ class BpeModel {
   const std::string* IdToToken(int32_t id) const;
   // One past the largest id in the vocabulary.
   int32_t id_limit() const { return static_cast<int32_t>(id_to_token_.size()); }
+  // How many tokens the vocabulary has (HF's get_vocab_size()).
+  int32_t vocab_count() const { return static_cast<int32_t>(vocab_.size()); }
 
  private:
   BpeModel() : cache_(1 << 16) {}

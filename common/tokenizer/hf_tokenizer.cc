@@ -47,9 +47,9 @@ absl::StatusOr<std::unique_ptr<HfTokenizer>> HfTokenizer::FromJson(absl::string_
     ASSIGN_OR_RETURN(t->decoder_, ParseDecoder(*d, JoinPath(root, "decoder")));
   }
   const Json* added = Component(j, "added_tokens");
-  ASSIGN_OR_RETURN(t->added_,
-                   AddedVocabulary::Parse(added == nullptr ? Json() : *added,
-                                          JoinPath(root, "added_tokens"), t->normalizer_.get()));
+  ASSIGN_OR_RETURN(t->added_, AddedVocabulary::Parse(added == nullptr ? Json() : *added,
+                                                     JoinPath(root, "added_tokens"),
+                                                     t->normalizer_.get(), *t->model_));
   t->vocab_size_ = t->model_->id_limit();
   for (const AddedToken& a : t->added_->tokens())
     t->vocab_size_ = std::max(t->vocab_size_, a.id + 1);
