@@ -182,7 +182,7 @@ absl::Status RunLeader(Replica& replica) {
     prompt_tokens += static_cast<int64_t>(r.prompt.size());
     output_tokens += static_cast<int64_t>(r.output.size());
     std::string text;
-    if (auto decoded = replica.tokenizer->DecodeBytes(r.output, /*skip_special=*/true);
+    if (auto decoded = replica.tokenizer->Decode(r.output, /*skip_special=*/true);
         decoded.ok()) {
       text = std::move(*decoded);
     }

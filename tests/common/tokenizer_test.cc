@@ -38,13 +38,20 @@ TEST(ByteTokenizerTest, RoundTripsAnyBytes) {
   auto tok = MakeByteTokenizer(259);
   std::string all;
   for (int b = 0; b < 256; ++b) all.push_back(static_cast<char>(b));
-  for (const std::string& text : {std::string("hello, world"), std::string("é 中 😀"), all}) {
+  // Decode is valid UTF-8: each byte that cannot start a character in this
+  // order (0x80..0xFF, none followed by a continuation) is one U+FFFD.
+  std::string all_decoded = all.substr(0, 128);
+  for (int b = 128; b < 256; ++b) all_decoded += kReplacement;
+  for (const auto& [text, want] :
+       {std::pair<std::string, std::string>{"hello, world", "hello, world"},
+        {"é 中 😀", "é 中 😀"},
+        {all, all_decoded}}) {
     auto ids = tok->Encode(text, true);
     ASSERT_TRUE(ids.ok());
     EXPECT_EQ(ids->size(), text.size() + 1);
-    auto back = tok->DecodeBytes(*ids, /*skip_special=*/true);
+    auto back = tok->Decode(*ids, /*skip_special=*/true);
     ASSERT_TRUE(back.ok());
-    EXPECT_EQ(*back, text);
+    EXPECT_EQ(*back, want);
   }
 }
 
@@ -68,10 +75,10 @@ TEST(ByteTokenizerTest, Specials) {
   EXPECT_FALSE(tok->IsSpecial(512));
 
   const std::vector<int32_t> ids = {1, 'a' + 3, 0, 'b' + 3, 2};
-  auto skipped = tok->DecodeBytes(ids, /*skip_special=*/true);
+  auto skipped = tok->Decode(ids, /*skip_special=*/true);
   ASSERT_TRUE(skipped.ok());
   EXPECT_EQ(*skipped, "ab");
-  auto shown = tok->DecodeBytes(ids, /*skip_special=*/false);
+  auto shown = tok->Decode(ids, /*skip_special=*/false);
   ASSERT_TRUE(shown.ok());
   EXPECT_EQ(*shown, "<s>a<unk>b</s>");
 }
@@ -80,7 +87,7 @@ TEST(ByteTokenizerTest, IdsPastTheBytesDecodeAsPlaceholders) {
   auto tok = MakeByteTokenizer(512);
   const std::vector<int32_t> ids = {259, 'x' + 3, 511};
   for (bool skip : {true, false}) {
-    auto text = tok->DecodeBytes(ids, skip);
+    auto text = tok->Decode(ids, skip);
     ASSERT_TRUE(text.ok());
     EXPECT_EQ(*text, "<tok_259>x<tok_511>");
   }
@@ -90,12 +97,12 @@ TEST(ByteTokenizerTest, VocabBounds) {
   auto tok = MakeByteTokenizer(300);
   for (int32_t bad : {-1, 300, 1 << 30}) {
     const std::vector<int32_t> ids = {'a' + 3, bad};
-    auto text = tok->DecodeBytes(ids, true);
+    auto text = tok->Decode(ids, true);
     ASSERT_FALSE(text.ok()) << bad;
     EXPECT_EQ(text.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(text.status().message(), HasSubstr(std::to_string(bad)));
   }
-  EXPECT_TRUE(tok->DecodeBytes(std::vector<int32_t>{299}, true).ok());
+  EXPECT_TRUE(tok->Decode(std::vector<int32_t>{299}, true).ok());
 
   // A vocabulary too small for every byte refuses the bytes it lacks.
   auto small = MakeByteTokenizer(100);
