@@ -36,17 +36,18 @@ LlmService::LlmService(LlmServiceOptions options)
 
 absl::StatusOr<std::shared_ptr<const LlmService::ServedModel>> LlmService::Model() {
   std::optional<v1::ModelInfo> info = options_.relay.pool->model_info();
-  if (!info.has_value()) {
+  std::shared_ptr<const ModelText> text = options_.relay.pool->model_text();
+  if (!info.has_value() || text == nullptr) {
     return absl::UnavailableError(
         "no worker has reported its model yet; retry once a worker is healthy");
   }
   absl::MutexLock lock(&mu_);
   if (model_ == nullptr || model_->info.id() != info->id() ||
       model_->info.vocab_size() != info->vocab_size() ||
-      model_->info.max_model_len() != info->max_model_len()) {
+      model_->info.max_model_len() != info->max_model_len() || model_->text != text) {
     auto m = std::make_shared<ServedModel>();
     m->info = *info;
-    m->tokenizer = MakeByteTokenizer(info->vocab_size());
+    m->text = std::move(text);
     model_ = std::move(m);
   }
   return model_;
@@ -76,7 +77,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* LlmService::Generate(
   limits.max_logprobs = options_.max_logprobs;
   limits.max_stop = options_.max_stop;
   absl::StatusOr<ValidatedRequest> valid =
-      ValidateGenerateRequest(*request, limits, *served.tokenizer);
+      ValidateGenerateRequest(*request, limits, *served.text);
   if (!valid.ok()) return FinishedGenerateReactor(ToGrpc(valid.status()));
 
   // What the worker gets: the same request with the prompt as token ids.
@@ -84,7 +85,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* LlmService::Generate(
   if (upstream.request_id().empty()) {
     upstream.set_request_id(absl::StrCat(id_prefix_, "-", next_id_.fetch_add(1)));
   }
-  if (upstream.prompt_case() == v1::GenerateRequest::kText) {
+  if (upstream.prompt_case() != v1::GenerateRequest::kTokenIds) {
     upstream.mutable_token_ids()->mutable_ids()->Add(valid->prompt_token_ids.begin(),
                                                      valid->prompt_token_ids.end());
   }
@@ -108,7 +109,7 @@ grpc::ServerUnaryReactor* LlmService::Tokenize(grpc::CallbackServerContext* cont
     return FinishUnary(context, ToGrpc(s));
   }
   absl::StatusOr<std::vector<int32_t>> ids =
-      (*model)->tokenizer->Encode(request->text(), request->add_special_tokens());
+      (*model)->text->tokenizer().Encode(request->text(), request->add_special_tokens());
   if (!ids.ok()) return FinishUnary(context, ToGrpc(ids.status()));
   response->mutable_token_ids()->Add(ids->begin(), ids->end());
   return FinishUnary(context, grpc::Status::OK);

@@ -5,8 +5,9 @@
 // Generate, before placement: the --api-key check, the same admission checks
 // as the workers (worker/request_validation.h: INVALID_ARGUMENT naming the
 // field and the limit, NOT_FOUND for another model), text prompts tokenized
-// here with the workers' byte tokenizer (MakeByteTokenizer(vocab_size), BOS
-// added) and sent on as token_ids, an empty request_id replaced by
+// and chat prompts rendered here with the workers' tokenizer and chat
+// template (the pool's model_text(), built from Worker.GetTokenizer) and
+// sent on as token_ids, an empty request_id replaced by
 // "<router prefix>-<counter>", and the prompt's full-block hashes
 // (common/block_hash.h) computed for prefix-aware placement.
 //
@@ -22,7 +23,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "common/tokenizer.h"
+#include "common/model_text.h"
 #include "grpcpp/grpcpp.h"
 #include "router/auth.h"
 #include "router/generate_relay.h"
@@ -54,10 +55,10 @@ class LlmService final : public v1::Llm::CallbackService {
 
  private:
   // The served model and its tokenizer, rebuilt when the pool's model info
-  // changes.
+  // or tokenizer changes.
   struct ServedModel {
     v1::ModelInfo info;
-    std::unique_ptr<Tokenizer> tokenizer;
+    std::shared_ptr<const ModelText> text;
   };
   // UNAVAILABLE "no worker has reported its model yet" before one has.
   absl::StatusOr<std::shared_ptr<const ServedModel>> Model();

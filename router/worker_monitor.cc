@@ -150,7 +150,7 @@ void WorkerPool::Impl::OnLoad(const EntryPtr& e, const std::shared_ptr<PollCall>
     absl::MutexLock lock(&e->mu);
     if (e->removed) return;
     need_models = call->load_status.ok() &&
-                  (!e->model.has_value() ||
+                  (!e->model.has_value() || e->text == nullptr ||
                    (!call->report.model().empty() && call->report.model() != e->model->id()));
     if (need_models) {
       call->models_context.set_deadline(absl::ToChronoTime(absl::Now() + options.health_timeout));
@@ -164,9 +164,68 @@ void WorkerPool::Impl::OnLoad(const EntryPtr& e, const std::shared_ptr<PollCall>
   e->llm->async()->ListModels(&call->models_context, &call->models_request, &call->models,
                               [this, e, call](grpc::Status s) {
                                 call->models_status = std::move(s);
-                                FinishPoll(e, call);
+                                AfterModels(e, call);
                                 EndOp();
                               });
+}
+
+void WorkerPool::Impl::AfterModels(const EntryPtr& e, const std::shared_ptr<PollCall>& call) {
+  if (!call->models_status->ok() || call->models.models_size() == 0) {
+    FinishPoll(e, call);
+    return;
+  }
+  const v1::ModelInfo& info = call->models.models(0);
+  bool done = false;
+  {
+    absl::ReaderMutexLock lock(&mu);
+    const bool known = model_text != nullptr && model_text->hash() == info.tokenizer_hash();
+    // A worker that will be refused for its model or tokenizer needs no fetch.
+    const bool refused = model.has_value() && (model->id() != info.id() ||
+                                               model->tokenizer_hash() != info.tokenizer_hash());
+    if (known) call->text = model_text;
+    done = known || refused;
+  }
+  if (done) {
+    FinishPoll(e, call);
+    return;
+  }
+  if (info.tokenizer_hash().empty()) {  // the byte tokenizer: nothing to fetch
+    absl::StatusOr<std::shared_ptr<const ModelText>> text =
+        ModelText::Load({}, std::nullopt, info.vocab_size());
+    if (text.ok()) {
+      call->text = *std::move(text);
+    } else {
+      call->text_error = std::string(text.status().message());
+    }
+    FinishPoll(e, call);
+    return;
+  }
+  {
+    absl::MutexLock lock(&e->mu);
+    if (e->removed) return;
+    call->tokenizer_context.set_deadline(
+        absl::ToChronoTime(absl::Now() + std::max(options.health_timeout, absl::Seconds(30))));
+    BeginOp();
+  }
+  e->stub->async()->GetTokenizer(
+      &call->tokenizer_context, &call->tokenizer_request, &call->tokenizer_response,
+      [this, e, call](grpc::Status s) {
+        // Parses the files on this gRPC thread (once per new tokenizer hash).
+        if (!s.ok()) {
+          call->text_error = Describe("GetTokenizer", s);
+        } else {
+          absl::StatusOr<std::shared_ptr<const ModelText>> text =
+              ModelText::FromProto(call->tokenizer_response, call->models.models(0).vocab_size());
+          if (text.ok()) {
+            call->text = *std::move(text);
+          } else {
+            call->text_error = absl::StrCat("its tokenizer: ", text.status().message());
+          }
+          call->tokenizer_response.Clear();
+        }
+        FinishPoll(e, call);
+        EndOp();
+      });
 }
 
 void WorkerPool::Impl::FinishPoll(const EntryPtr& e, const std::shared_ptr<PollCall>& call) {
@@ -191,6 +250,7 @@ void WorkerPool::Impl::FinishPoll(const EntryPtr& e, const std::shared_ptr<PollC
           error = "ListModels: the worker lists no model";
         } else {
           e->model = call->models.models(0);
+          e->text = call->text;
         }
       }
     }
@@ -204,6 +264,15 @@ void WorkerPool::Impl::FinishPoll(const EntryPtr& e, const std::shared_ptr<PollC
         refused = true;
         error = absl::StrCat("refused: it serves model '", e->model->id(),
                              "' but the cluster serves '", model->id(), "'");
+      } else if (model.has_value() && e->model->tokenizer_hash() != model->tokenizer_hash()) {
+        refused = true;
+        error = absl::StrCat("refused: its tokenizer files or chat template (hash '",
+                             e->model->tokenizer_hash(), "') differ from the cluster's ('",
+                             model->tokenizer_hash(),
+                             "'); serve the same tokenizer on every worker of a model");
+      } else if (!model.has_value() && e->text == nullptr) {
+        error = call->text_error.empty() ? std::string("its tokenizer is not loaded yet")
+                                         : call->text_error;
       } else {
         if (bs > 0 && block_size == 0) {
           block_size = bs;
@@ -211,6 +280,7 @@ void WorkerPool::Impl::FinishPoll(const EntryPtr& e, const std::shared_ptr<PollC
         }
         if (!model.has_value()) {
           model = *e->model;
+          model_text = e->text;
           spdlog::info("cluster model '{}' (max_model_len {}, vocab {}), from worker {}",
                        model->id(), model->max_model_len(), model->vocab_size(), e->id);
         }

@@ -185,6 +185,7 @@ void WorkerPool::Impl::RemoveLocked(EntryPtr e, absl::string_view why, Cancels* 
     // A new set of workers may serve another model / block size.
     block_size = 0;
     model.reset();
+    model_text.reset();
   }
   spdlog::info("worker {} ({}) removed: {} ({} request(s) still in flight there)", e->id,
                e->address, why, e->in_flight.load());
@@ -524,6 +525,11 @@ int WorkerPool::block_size() const {
 std::optional<v1::ModelInfo> WorkerPool::model_info() const {
   absl::ReaderMutexLock lock(&impl_->mu);
   return impl_->model;
+}
+
+std::shared_ptr<const ModelText> WorkerPool::model_text() const {
+  absl::ReaderMutexLock lock(&impl_->mu);
+  return impl_->model_text;
 }
 
 std::vector<v1::WorkerInfo> WorkerPool::List() const {

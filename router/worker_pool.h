@@ -35,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "common/model_text.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -171,6 +172,11 @@ class WorkerPool {
   // nullopt until known. Workers serving another model id are refused
   // (UNHEALTHY, last_error says why).
   std::optional<v1::ModelInfo> model_info() const;
+  // The served model's tokenizer and chat template, built from the files
+  // the adopted worker serves (Worker.GetTokenizer); set whenever
+  // model_info() is. Workers whose tokenizer hash differs are refused
+  // (UNHEALTHY, last_error names both hashes).
+  std::shared_ptr<const ModelText> model_text() const;
 
   // State: UNHEALTHY when not admitted by polls (new, ejected, refused) or
   // its circuit is open; else DRAINING when drained here, no longer listed

@@ -25,6 +25,7 @@
 #include "router/circuit_breaker.h"
 #include "router/kv_watch.h"
 #include "router/task_scheduler.h"
+#include "common/model_text.h"
 #include "router/worker_pool.h"
 #include "tessera/v1/llm.grpc.pb.h"
 
@@ -37,6 +38,7 @@ struct PollCall {
   void Cancel() {
     load_context.TryCancel();
     models_context.TryCancel();
+    tokenizer_context.TryCancel();
   }
 
   absl::Time started;
@@ -48,6 +50,13 @@ struct PollCall {
   v1::ListModelsRequest models_request;
   v1::ListModelsResponse models;
   std::optional<grpc::Status> models_status;  // set when ListModels was called
+  // Worker.GetTokenizer, called when the worker's tokenizer hash is new to
+  // the pool: its files, loaded (or why not).
+  grpc::ClientContext tokenizer_context;
+  v1::GetTokenizerRequest tokenizer_request;
+  v1::GetTokenizerResponse tokenizer_response;
+  std::shared_ptr<const ModelText> text;
+  std::string text_error;
 };
 
 // One worker. Owned by the pool while it is a member, and shared with its
@@ -91,6 +100,7 @@ struct Lease::Entry {
   bool has_report ABSL_GUARDED_BY(mu) = false;
   v1::LoadReport report ABSL_GUARDED_BY(mu);  // the last successful poll
   std::optional<v1::ModelInfo> model ABSL_GUARDED_BY(mu);
+  std::shared_ptr<const ModelText> text ABSL_GUARDED_BY(mu);  // its tokenizer, once loaded
   std::string last_error ABSL_GUARDED_BY(mu);
   CircuitBreaker breaker ABSL_GUARDED_BY(mu);
   std::shared_ptr<PollCall> poll ABSL_GUARDED_BY(mu);        // in flight
@@ -146,6 +156,9 @@ struct WorkerPool::Impl {
   // ---- monitoring (worker_monitor.cc)
   void Poll(const EntryPtr& e);  // scheduler task
   void OnLoad(const EntryPtr& e, const std::shared_ptr<PollCall>& call);
+  // After ListModels: fetches the worker's tokenizer files when the pool
+  // has no tokenizer of that hash yet (then FinishPoll).
+  void AfterModels(const EntryPtr& e, const std::shared_ptr<PollCall>& call);
   void FinishPoll(const EntryPtr& e, const std::shared_ptr<PollCall>& call);
   // A new (not yet started) watch stream when one should run now.
   std::shared_ptr<KvWatchStream> NewWatchLocked(const EntryPtr& e)
@@ -199,6 +212,9 @@ struct WorkerPool::Impl {
   WorkerSlot next_slot ABSL_GUARDED_BY(mu) = 0;
   int block_size ABSL_GUARDED_BY(mu) = 0;                  // the cluster's, from the first worker
   std::optional<v1::ModelInfo> model ABSL_GUARDED_BY(mu);  // likewise
+  // The model's tokenizer and chat template (model->tokenizer_hash()), from
+  // the worker whose model was adopted.
+  std::shared_ptr<const ModelText> model_text ABSL_GUARDED_BY(mu);
 
   absl::Mutex ops_mu;
   int64_t ops ABSL_GUARDED_BY(ops_mu) = 0;

@@ -11,8 +11,16 @@ ABSL_FLAG(std::string, model, "",
           "Hugging Face model directory: config.json + *.safetensors (single or sharded)");
 ABSL_FLAG(std::string, dummy, "",
           "Use random weights of a named shape instead of --model: tiny, smollm2-135m, "
-          "qwen3-0.6b, llama3-8b");
+          "qwen3-0.6b, qwen3-tiny, llama3-8b (with --tokenizer DIR for a real tokenizer)");
 ABSL_FLAG(uint64_t, dummy_seed, 0, "Seed of the --dummy weights");
+ABSL_FLAG(std::string, tokenizer, "",
+          "Directory with the Hugging Face tokenizer files (tokenizer.json, "
+          "tokenizer_config.json, generation_config.json); default: the --model directory. "
+          "With --dummy it gives the random model a real tokenizer; without it a dummy model "
+          "uses the byte tokenizer");
+ABSL_FLAG(std::string, chat_template, "",
+          "A file with a Jinja chat template that replaces the tokenizer_config.json one "
+          "(needed for chat requests to a model that has none)");
 ABSL_FLAG(std::string, device, "auto",
           "Where the model runs: auto (CUDA when a GPU is visible), cpu or cuda. Each rank "
           "drives GPU (local rank % visible GPUs)");
@@ -58,6 +66,8 @@ absl::StatusOr<ReplicaOptions> ReplicaOptionsFromFlags(int local_ranks) {
   o.model_dir = absl::GetFlag(FLAGS_model);
   o.dummy_preset = absl::GetFlag(FLAGS_dummy);
   o.dummy_seed = absl::GetFlag(FLAGS_dummy_seed);
+  o.tokenizer_dir = absl::GetFlag(FLAGS_tokenizer);
+  o.chat_template_file = absl::GetFlag(FLAGS_chat_template);
   o.device = absl::GetFlag(FLAGS_device);
   o.dtype = absl::GetFlag(FLAGS_dtype);
   o.gpu_memory_utilization = absl::GetFlag(FLAGS_gpu_memory_utilization);

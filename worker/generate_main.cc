@@ -21,7 +21,7 @@
 #include "worker/engine/sequence.h"
 #include "worker/flags.h"
 
-ABSL_FLAG(std::string, prompt, "", "A text prompt (tokenized with BOS)");
+ABSL_FLAG(std::string, prompt, "", "A text prompt (tokenized with the model's tokenizer, special tokens such as BOS added)");
 ABSL_FLAG(std::string, prompt_ids, "", "A prompt as token ids, e.g. \"1 2 3\"");
 ABSL_FLAG(std::string, prompts, "",
           "A JSONL file, one request a line: {\"prompt_token_ids\": [...] or \"prompt\": "
@@ -154,7 +154,7 @@ struct Result {
 
 absl::Status RunLeader(Replica& replica) {
   Engine& engine = *replica.engine;
-  ASSIGN_OR_RETURN(std::vector<EngineRequest> requests, ReadRequests(*replica.tokenizer));
+  ASSIGN_OR_RETURN(std::vector<EngineRequest> requests, ReadRequests(replica.text->tokenizer()));
   std::vector<Result> results(requests.size());
   absl::flat_hash_map<std::string, size_t> index;
   const auto start = std::chrono::steady_clock::now();
@@ -182,7 +182,7 @@ absl::Status RunLeader(Replica& replica) {
     prompt_tokens += static_cast<int64_t>(r.prompt.size());
     output_tokens += static_cast<int64_t>(r.output.size());
     std::string text;
-    if (auto decoded = replica.tokenizer->Decode(r.output, /*skip_special=*/true);
+    if (auto decoded = replica.text->tokenizer().Decode(r.output, /*skip_special=*/true);
         decoded.ok()) {
       text = std::move(*decoded);
     }

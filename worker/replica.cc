@@ -176,6 +176,38 @@ absl::StatusOr<std::unique_ptr<Replica>> BuildReplica(const ReplicaOptions& opti
   }
   const ModelConfig& config = replica->config;
 
+  // The tokenizer: --tokenizer DIR, else the model directory's files; a
+  // dummy model without --tokenizer gets the byte tokenizer.
+  {
+    const bool flag = !options.tokenizer_dir.empty();
+    const std::string& dir = flag ? options.tokenizer_dir : options.model_dir;
+    absl::StatusOr<std::shared_ptr<const ModelText>> text =
+        ModelText::LoadFromDir(dir, options.chat_template_file, config.vocab_size);
+    if (!text.ok()) {
+      return absl::Status(text.status().code(), absl::StrCat(flag ? "--tokenizer " : "", dir, ": ",
+                                                             text.status().message()));
+    }
+    if (flag && (*text)->info().byte_tokenizer) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tokenizer ", dir, ": no tokenizer.json in that directory"));
+    }
+    if ((*text)->tokenizer().vocab_size() > config.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the tokenizer has ", (*text)->tokenizer().vocab_size(),
+          " tokens, more than the model's vocab_size ", config.vocab_size));
+    }
+    replica->text = *std::move(text);
+  }
+  // Generation ends at the model config's EOS ids and the tokenizer's (its
+  // EOS and generation_config.json's list); a dummy model with a real
+  // tokenizer ends at the tokenizer's only.
+  std::vector<int32_t> eos_ids = replica->text->eos_ids();
+  if (options.dummy_preset.empty() || replica->text->info().byte_tokenizer) {
+    for (int32_t id : config.eos_token_ids) {
+      if (std::find(eos_ids.begin(), eos_ids.end(), id) == eos_ids.end()) eos_ids.push_back(id);
+    }
+  }
+
   const int local = std::max(1, options.local_ranks);
   const int threads =
       options.threads > 0
@@ -242,11 +274,10 @@ absl::StatusOr<std::unique_ptr<Replica>> BuildReplica(const ReplicaOptions& opti
     replica->executor->SetCache(*std::move(cache));
     RETURN_IF_ERROR(replica->executor->CaptureDecodeGraphs());
   }
-  replica->tokenizer = MakeByteTokenizer(config.vocab_size);
   replica->comm = std::move(comm);
   if (replica->comm->rank() == 0) {
     replica->engine =
-        std::make_unique<Engine>(replica->sched, replica->cache, config.eos_token_ids,
+        std::make_unique<Engine>(replica->sched, replica->cache, eos_ids,
                                  config.vocab_size, *replica->executor, *replica->comm);
   }
   if (device == Device::kCpu) {

@@ -18,7 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/config.h"
-#include "common/tokenizer.h"
+#include "common/model_text.h"
 #include "kernels/tensor.h"
 #include "worker/comm/make_communicator.h"
 #include "worker/engine/engine.h"
@@ -30,6 +30,12 @@ namespace tessera {
 struct ReplicaOptions {
   std::string model_dir;     // Hugging Face directory, or empty with dummy_preset
   std::string dummy_preset;  // --dummy: random weights of a named shape
+  // --tokenizer: the directory of the tokenizer files (tokenizer.json,
+  // tokenizer_config.json, generation_config.json); empty = model_dir, or the
+  // byte tokenizer for a dummy model.
+  std::string tokenizer_dir;
+  // --chat-template: a file whose Jinja template replaces the tokenizer's.
+  std::string chat_template_file;
   uint64_t dummy_seed = 0;
   // "cpu", "cuda", or "auto" (cuda when a GPU is visible). The flag's
   // default is auto; this struct's is cpu, so tests that build replicas
@@ -64,7 +70,8 @@ struct Replica {
   SchedulerConfig sched;
   std::unique_ptr<Communicator> comm;
   std::unique_ptr<ModelExecutor> executor;
-  std::unique_ptr<Tokenizer> tokenizer;
+  // The tokenizer and chat template (every rank loads it; rank 0 uses it).
+  std::shared_ptr<const ModelText> text;
   std::unique_ptr<Engine> engine;
   std::string model_name;  // the directory's base name or "dummy-<preset>"
   Device device = Device::kCpu;

@@ -36,30 +36,22 @@ absl::StatusOr<SamplingParams> SamplingParamsFromProto(const v1::SamplingParams&
 
 absl::StatusOr<ValidatedRequest> ValidateGenerateRequest(const v1::GenerateRequest& request,
                                                          const AdmissionLimits& limits,
-                                                         const Tokenizer& tokenizer) {
+                                                         const ModelText& text) {
   if (!request.model().empty() && request.model() != limits.model_name) {
     return absl::NotFoundError(absl::StrCat("model '", request.model(),
                                             "' is not served here; this worker serves '",
                                             limits.model_name, "'"));
   }
   ValidatedRequest r;
-  switch (request.prompt_case()) {
-    case v1::GenerateRequest::kText: {
-      if (request.text().empty()) {
-        return absl::InvalidArgumentError("prompt: text is empty; give a non-empty prompt");
-      }
-      ASSIGN_OR_RETURN(r.prompt_token_ids, tokenizer.Encode(request.text(), /*add_bos=*/true));
-      break;
-    }
-    case v1::GenerateRequest::kTokenIds:
-      r.prompt_token_ids.assign(request.token_ids().ids().begin(), request.token_ids().ids().end());
-      break;
-    case v1::GenerateRequest::PROMPT_NOT_SET:
-      break;
+  if (request.prompt_case() == v1::GenerateRequest::kText && request.text().empty()) {
+    return absl::InvalidArgumentError("prompt: text is empty; give a non-empty prompt");
+  }
+  if (request.prompt_case() != v1::GenerateRequest::PROMPT_NOT_SET) {
+    ASSIGN_OR_RETURN(r.prompt_token_ids, text.PromptIds(request));
   }
   if (r.prompt_token_ids.empty()) {
     return absl::InvalidArgumentError(
-        "prompt is empty: give `text` or at least one id in `token_ids`");
+        "prompt is empty: give `text`, `chat` messages or at least one id in `token_ids`");
   }
   for (size_t i = 0; i < r.prompt_token_ids.size(); ++i) {
     const int32_t id = r.prompt_token_ids[i];

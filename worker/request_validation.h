@@ -10,7 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "common/tokenizer.h"
+#include "common/model_text.h"
 #include "tessera/v1/llm.pb.h"
 #include "worker/engine/sampling_params.h"
 
@@ -42,9 +42,10 @@ struct ValidatedRequest {
 //   INVALID_ARGUMENT  no prompt / empty prompt; a token id outside the
 //                     vocabulary; prompt longer than max_model_len; prompt +
 //                     max_tokens beyond max_model_len; bad sampling params
-// Text prompts are tokenized with BOS.
+// Text and chat prompts become token ids through `text` (ModelText::PromptIds:
+// the chat template's errors are INVALID_ARGUMENT with its message).
 absl::StatusOr<ValidatedRequest> ValidateGenerateRequest(const v1::GenerateRequest& request,
                                                          const AdmissionLimits& limits,
-                                                         const Tokenizer& tokenizer);
+                                                         const ModelText& text);
 
 }  // namespace tessera

@@ -159,7 +159,7 @@ int RunLeader(Replica& replica) {
   ServiceContext ctx;
   ctx.loop = &loop;
   ctx.hub = &hub;
-  ctx.tokenizer = replica.tokenizer.get();
+  ctx.text = replica.text.get();
   ctx.limits.model_name = replica.model_name;
   ctx.limits.vocab_size = static_cast<int32_t>(replica.config.vocab_size);
   ctx.limits.max_model_len = replica.sched.max_model_len;

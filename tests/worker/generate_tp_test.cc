@@ -68,6 +68,59 @@ TEST_P(GenerateTpTest, ReproducesGreedyReference) {
   EXPECT_EQ(i, refs.size()) << result.out;
 }
 
+// Text in, text out through the model's own tokenizer.json: the text of each
+// greedy continuation is exactly what llama2.c's run.c printed.
+TEST_P(GenerateTpTest, ReproducesTextReference) {
+  TESSERA_REQUIRE_STORIES();
+  const int tp = GetParam();
+  std::vector<nlohmann::json> refs;
+  {
+    std::ifstream in(testing::StoriesDir() + "/text_reference.jsonl");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (!line.empty()) refs.push_back(nlohmann::json::parse(line));
+    }
+  }
+  ASSERT_FALSE(refs.empty());
+  const std::string common = " --model " + testing::StoriesDir() +
+                             " --max-tokens 64 --temperature 0 --ignore-eos --device cpu "
+                             "--threads 1 --num-kv-blocks 256 --log-level warn";
+  // One prompt on the command line: stdout is the text and a newline.
+  const std::string first = refs[0].at("prompt_text");
+  ASSERT_EQ(first.find('\''), std::string::npos);
+  const auto plain =
+      testing::RunCommand(Mpirun(tp) + GenerateBinary() + " --prompt '" + first + "'" + common, 240);
+  ASSERT_EQ(plain.exit_code, 0) << plain.out;
+  EXPECT_EQ(plain.out, refs[0].at("generated_text").get<std::string>() + "\n");
+
+  // All prompts in one batch (--prompts, text prompts, --json).
+  const std::string prompts =
+      (std::filesystem::temp_directory_path() /
+       ("tessera_text_prompts_" + std::to_string(tp) + "_" + std::to_string(getpid()) + ".jsonl"))
+          .string();
+  {
+    std::ofstream f(prompts);
+    for (const auto& r : refs) f << nlohmann::json{{"prompt", r.at("prompt_text")}}.dump() << "\n";
+  }
+  const auto batch = testing::RunCommand(
+      Mpirun(tp) + GenerateBinary() + " --prompts " + prompts + " --json" + common, 240);
+  std::filesystem::remove(prompts);
+  ASSERT_EQ(batch.exit_code, 0) << batch.out;
+  std::istringstream lines(batch.out);
+  std::string line;
+  size_t i = 0;
+  while (std::getline(lines, line)) {
+    if (line.empty() || line[0] != '{') continue;
+    ASSERT_LT(i, refs.size()) << line;
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j.at("prompt_token_ids"), refs[i].at("prompt"));
+    EXPECT_EQ(j.at("output_token_ids"), refs[i].at("generated"));
+    EXPECT_EQ(j.at("output_text"), refs[i].at("generated_text")) << "TP=" << tp << " prompt " << i;
+    ++i;
+  }
+  EXPECT_EQ(i, refs.size()) << batch.out;
+}
+
 INSTANTIATE_TEST_SUITE_P(TensorParallel, GenerateTpTest, ::testing::Values(1, 2, 4),
                          [](const auto& info) { return "TP" + std::to_string(info.param); });
 

@@ -31,7 +31,7 @@ v1::GenerateRequest Ids(std::initializer_list<int32_t> ids) {
 class ProtoConvertTest : public ::testing::Test {
  protected:
   absl::StatusOr<EngineRequest> Convert(const v1::GenerateRequest& r) {
-    return EngineRequestFromProto(r, Limits(), *tokenizer_);
+    return EngineRequestFromProto(r, Limits(), *text_);
   }
   void ExpectBad(const v1::GenerateRequest& r, absl::StatusCode code,
                  std::vector<std::string> parts) {
@@ -40,7 +40,7 @@ class ProtoConvertTest : public ::testing::Test {
     EXPECT_EQ(got.status().code(), code) << got.status();
     for (const std::string& p : parts) EXPECT_THAT(got.status().message(), HasSubstr(p));
   }
-  std::unique_ptr<Tokenizer> tokenizer_ = MakeByteTokenizer(512);
+  std::shared_ptr<const ModelText> text_ = *ModelText::Load({}, std::nullopt, 512);
 };
 
 TEST_F(ProtoConvertTest, DefaultsForUnsetFields) {

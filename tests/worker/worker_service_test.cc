@@ -49,7 +49,7 @@ class WorkerServiceTest : public ::testing::Test {
                                          EngineLoopOptions{});
     ctx_.loop = loop_.get();
     ctx_.hub = hub_.get();
-    ctx_.tokenizer = replica_->tokenizer.get();
+    ctx_.text = replica_->text.get();
     ctx_.limits.model_name = replica_->model_name;
     ctx_.limits.vocab_size = static_cast<int32_t>(replica_->config.vocab_size);
     ctx_.limits.max_model_len = replica_->sched.max_model_len;

@@ -464,6 +464,11 @@ constexpr DummyPreset kDummyPresets[] = {
     // Qwen/Qwen3-0.6B: head_dim 128 although hidden / heads = 64.
     {"qwen3-0.6b", "Qwen3ForCausalLM", "qwen3", 1024, 3072, 28, 16, 8, 128, 151936, 40960,
      1000000.0, 1e-6, true, true, DType::kBFloat16},
+    // Qwen3's architecture (q/k norm, tied embeddings) and vocabulary at a
+    // test size: with --tokenizer DIR (Qwen3's tokenizer) a real chat
+    // pipeline on a model that runs in milliseconds on a CPU.
+    {"qwen3-tiny", "Qwen3ForCausalLM", "qwen3", 64, 192, 2, 4, 2, 16, 151936, 40960, 1000000.0,
+     1e-6, true, true, DType::kFloat32},
     // meta-llama/Meta-Llama-3-8B (Llama 3.0: no rope scaling).
     {"llama3-8b", "LlamaForCausalLM", "llama", 4096, 14336, 32, 32, 8, 128, 128256, 8192, 500000.0,
      1e-5, false, false, DType::kBFloat16},
@@ -490,8 +495,9 @@ absl::StatusOr<ModelConfig> DummyModelConfig(absl::string_view preset) {
   c.architecture = p->architecture;
   c.model_type = p->model_type;
   c.hidden_act = "silu";
-  // Dummy models run with the byte tokenizer (common/tokenizer.h), so every
-  // preset uses its special ids, whatever the real model's tokenizer says.
+  // Without --tokenizer, dummy models run with the byte tokenizer
+  // (common/tokenizer.h), whose special ids these are; with a real tokenizer
+  // the replica stops at that tokenizer's EOS ids instead.
   c.bos_token_id = 1;
   c.eos_token_ids = {2};
   c.hidden_size = p->hidden;

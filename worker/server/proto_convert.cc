@@ -9,8 +9,8 @@ namespace tessera {
 
 absl::StatusOr<EngineRequest> EngineRequestFromProto(const v1::GenerateRequest& request,
                                                      const AdmissionLimits& limits,
-                                                     const Tokenizer& tokenizer) {
-  ASSIGN_OR_RETURN(ValidatedRequest v, ValidateGenerateRequest(request, limits, tokenizer));
+                                                     const ModelText& text) {
+  ASSIGN_OR_RETURN(ValidatedRequest v, ValidateGenerateRequest(request, limits, text));
   EngineRequest r;
   r.request_id = request.request_id();
   r.priority = request.priority();

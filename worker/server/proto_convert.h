@@ -8,7 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "common/tokenizer.h"
+#include "common/model_text.h"
 #include "tessera/v1/llm.pb.h"
 #include "worker/engine/engine.h"
 #include "worker/engine/sampling_params.h"
@@ -23,7 +23,7 @@ namespace tessera {
 // (its request_id and priority copied; the caller fills an empty id).
 absl::StatusOr<EngineRequest> EngineRequestFromProto(const v1::GenerateRequest& request,
                                                      const AdmissionLimits& limits,
-                                                     const Tokenizer& tokenizer);
+                                                     const ModelText& text);
 
 v1::FinishReason FinishReasonToProto(FinishReason reason);
 

@@ -94,6 +94,11 @@ bool GenerateStream::OnOutput(RequestOutput output) {
   part.set_request_id(options_.request_id);
   part.set_worker_id(options_.worker_id);
   part.mutable_token_ids()->Add(output.new_tokens.begin(), output.new_tokens.end());
+  if (!prompt_ids_sent_) {  // only the first output carries them
+    part.mutable_prompt_token_ids()->Add(options_.prompt_token_ids.begin(),
+                                         options_.prompt_token_ids.end());
+    prompt_ids_sent_ = true;
+  }
   if (!output.new_tokens.empty() && !first_token_.has_value()) first_token_ = now;
   for (const SampleResult& s : output.logprobs) SampleResultToProto(s, part.add_logprobs());
 

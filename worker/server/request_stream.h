@@ -37,6 +37,8 @@ class GenerateStream : public RequestSink, public std::enable_shared_from_this<G
     bool return_text = false;
     std::vector<std::string> stop;         // stop strings
     const Tokenizer* tokenizer = nullptr;  // for text and stop strings
+    // Sent in the first message (return_prompt_token_ids); empty = none.
+    std::vector<int32_t> prompt_token_ids;
   };
 
   // Starts a stream for a request admitted with `loop.Submit`; returns the
@@ -75,6 +77,7 @@ class GenerateStream : public RequestSink, public std::enable_shared_from_this<G
   const std::chrono::steady_clock::time_point arrival_;
 
   // Engine thread only.
+  bool prompt_ids_sent_ = false;
   IncrementalDecoder decoder_;
   StopStringMatcher matcher_;
   std::optional<std::chrono::steady_clock::time_point> scheduled_;

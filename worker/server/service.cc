@@ -110,7 +110,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateHandler::Generate(
     grpc::CallbackServerContext* /*ctx*/, const v1::GenerateRequest* request) {
   if (!context_.IsReady()) return FinishedGenerateReactor(NotReady());
   absl::StatusOr<EngineRequest> r =
-      EngineRequestFromProto(*request, context_.limits, *context_.tokenizer);
+      EngineRequestFromProto(*request, context_.limits, *context_.text);
   if (!r.ok()) return FinishedGenerateReactor(ToGrpcStatus(r.status()));
   if (r->request_id.empty()) {
     r->request_id = absl::StrCat(context_.worker_id, "-", next_id_.fetch_add(1));
@@ -120,7 +120,8 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateHandler::Generate(
   options.worker_id = context_.worker_id;
   options.return_text = request->return_text();
   options.stop = r->params.stop;
-  options.tokenizer = context_.tokenizer;
+  options.tokenizer = &context_.text->tokenizer();
+  if (request->return_prompt_token_ids()) options.prompt_token_ids = r->prompt_token_ids;
   std::shared_ptr<GenerateStream> stream =
       GenerateStream::Create(std::move(options), context_.loop);
   grpc::ServerWriteReactor<v1::GenerateResponse>* reactor = stream->reactor();
@@ -148,6 +149,13 @@ grpc::ServerUnaryReactor* WorkerService::GetLoad(grpc::CallbackServerContext* ct
   response->set_draining(load.draining);
   response->set_block_size(context_.block_size);
   response->set_model(context_.limits.model_name);
+  return FinishUnary(ctx, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* WorkerService::GetTokenizer(grpc::CallbackServerContext* ctx,
+                                                      const v1::GetTokenizerRequest* /*request*/,
+                                                      v1::GetTokenizerResponse* response) {
+  context_.text->ToProto(response);
   return FinishUnary(ctx, grpc::Status::OK);
 }
 
@@ -184,7 +192,7 @@ grpc::ServerUnaryReactor* LlmService::Tokenize(grpc::CallbackServerContext* ctx,
                                                       context_.limits.model_name, "'")));
   }
   absl::StatusOr<std::vector<int32_t>> ids =
-      context_.tokenizer->Encode(request->text(), request->add_special_tokens());
+      context_.text->tokenizer().Encode(request->text(), request->add_special_tokens());
   if (!ids.ok()) return FinishUnary(ctx, ToGrpcStatus(ids.status()));
   response->mutable_token_ids()->Add(ids->begin(), ids->end());
   return FinishUnary(ctx, grpc::Status::OK);
@@ -197,6 +205,7 @@ grpc::ServerUnaryReactor* LlmService::ListModels(grpc::CallbackServerContext* ct
   m->set_id(context_.limits.model_name);
   m->set_max_model_len(context_.limits.max_model_len);
   m->set_vocab_size(context_.limits.vocab_size);
+  m->set_tokenizer_hash(context_.text->hash());
   return FinishUnary(ctx, grpc::Status::OK);
 }
 

@@ -6,7 +6,7 @@
 //
 // Thread-safe: gRPC calls the handlers from its threads; they only use the
 // EngineLoop's and KvEventHub's thread-safe interfaces and the immutable
-// tokenizer.
+// ModelText.
 #pragma once
 
 #include <atomic>
@@ -14,7 +14,7 @@
 #include <functional>
 #include <string>
 
-#include "common/tokenizer.h"
+#include "common/model_text.h"
 #include "grpcpp/grpcpp.h"
 #include "tessera/v1/llm.grpc.pb.h"
 #include "tessera/v1/worker.grpc.pb.h"
@@ -27,7 +27,7 @@ namespace tessera {
 struct ServiceContext {
   EngineLoop* loop = nullptr;
   KvEventHub* hub = nullptr;  // null: WatchKvEvents is UNIMPLEMENTED
-  const Tokenizer* tokenizer = nullptr;
+  const ModelText* text = nullptr;  // tokenizer and chat template
   AdmissionLimits limits;
   std::string worker_id;
   int block_size = 16;
@@ -67,6 +67,10 @@ class WorkerService final : public v1::Worker::CallbackService {
   grpc::ServerUnaryReactor* GetLoad(grpc::CallbackServerContext* ctx,
                                     const v1::GetLoadRequest* request,
                                     v1::LoadReport* response) override;
+  // The tokenizer files and their hash (ModelText::ToProto), for the router.
+  grpc::ServerUnaryReactor* GetTokenizer(grpc::CallbackServerContext* ctx,
+                                         const v1::GetTokenizerRequest* request,
+                                         v1::GetTokenizerResponse* response) override;
   grpc::ServerWriteReactor<v1::KvEventBatch>* WatchKvEvents(
       grpc::CallbackServerContext* ctx, const v1::WatchKvEventsRequest* request) override;
   grpc::ServerUnaryReactor* Drain(grpc::CallbackServerContext* ctx, const v1::DrainRequest* request,
