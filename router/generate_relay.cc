@@ -10,6 +10,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/api/grpc_status.h"
 #include "common/logging.h"
 #include "grpcpp/alarm.h"
 #include "tessera/v1/worker.grpc.pb.h"
@@ -17,47 +18,8 @@
 namespace tessera::router {
 namespace {
 
-const char* CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK:
-      return "OK";
-    case grpc::StatusCode::CANCELLED:
-      return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN:
-      return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND:
-      return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS:
-      return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED:
-      return "PERMISSION_DENIED";
-    case grpc::StatusCode::UNAUTHENTICATED:
-      return "UNAUTHENTICATED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED:
-      return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE:
-      return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED:
-      return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL:
-      return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS:
-      return "DATA_LOSS";
-    case grpc::StatusCode::DO_NOT_USE:
-      return "DO_NOT_USE";
-  }
-  return "UNKNOWN";
-}
+using api::StatusCodeName;
+constexpr auto ToGrpc = api::ToGrpcStatus;
 
 // The request's own fault: the worker is fine, another worker would answer
 // the same. Passed through to the client, never retried.
@@ -76,19 +38,9 @@ bool IsRejection(const grpc::Status& status) {
           absl::StrContains(status.error_message(), "shutting down"));
 }
 
-grpc::Status ToGrpc(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
-
 grpc::Status Cancelled() {
   return grpc::Status(grpc::StatusCode::CANCELLED, "the request was cancelled");
 }
-
-class FinishedReactor : public grpc::ServerWriteReactor<v1::GenerateResponse> {
- public:
-  explicit FinishedReactor(grpc::Status status) { Finish(std::move(status)); }
-  void OnDone() override { delete this; }
-};
 
 // One Generate call being relayed. Owned jointly (shared_ptr) by its
 // downstream reactor (until the client call's OnDone), the upstream attempt
@@ -457,7 +409,7 @@ void GenerateRelay::UpstreamDone(const grpc::Status& status) {
       failure = status;
     }
     if (failure.has_value()) {
-      error = absl::StrCat(CodeName(failure->error_code()), ": ", failure->error_message());
+      error = absl::StrCat(StatusCodeName(failure->error_code()), ": ", failure->error_message());
       last_failure_ =
           grpc::Status(failure->error_code(), absl::StrCat("worker ", worker, ": ", error));
       if (delivered_messages_ > 0) {
@@ -555,7 +507,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* StartGenerateRelay(
 }
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* FinishedGenerateReactor(grpc::Status status) {
-  return new FinishedReactor(std::move(status));
+  return api::FinishedWriteReactor<v1::GenerateResponse>(std::move(status));
 }
 
 }  // namespace tessera::router

@@ -65,7 +65,6 @@ ABSL_FLAG(int, heartbeat_interval_ms, 1000,
           "Router heartbeat interval (ms) unless the router's RegisterWorker reply sets one");
 ABSL_FLAG(std::string, router_api_key, "",
           "Sent as 'authorization: Bearer KEY' to the router's Registry, when set");
-ABSL_FLAG(int, max_logprobs, 20, "Largest `logprobs` (top-n per token) a request may ask");
 ABSL_FLAG(int, max_kv_watch_batches, 1024,
           "KV event batches a WatchKvEvents client may fall behind before its stream ends "
           "with RESOURCE_EXHAUSTED (it then resubscribes for a fresh snapshot)");
@@ -160,10 +159,7 @@ int RunLeader(Replica& replica) {
   ctx.loop = &loop;
   ctx.hub = &hub;
   ctx.tokenizer = replica.tokenizer.get();
-  ctx.limits.model_name = replica.model_name;
-  ctx.limits.vocab_size = static_cast<int32_t>(replica.config.vocab_size);
-  ctx.limits.max_model_len = replica.sched.max_model_len;
-  ctx.limits.max_logprobs = absl::GetFlag(FLAGS_max_logprobs);
+  ctx.limits = replica.limits;
   ctx.block_size = replica.cache.block_size;
   WorkerService worker_service(ctx);
   LlmService llm_service(ctx);

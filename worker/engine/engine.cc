@@ -5,6 +5,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "common/api/request_validation.h"
 #include "common/status_macros.h"
 #include "worker/engine/step_plan.h"
 
@@ -25,30 +26,16 @@ RequestOutput ToRequestOutput(const SeqOutput& o) {
 }  // namespace
 
 Engine::Engine(const SchedulerConfig& sched, const CacheConfig& cache, std::vector<int32_t> eos_ids,
-               int32_t vocab_size, ModelExecutor& executor, Communicator& comm)
+               api::RequestLimits limits, ModelExecutor& executor, Communicator& comm)
     : scheduler_(sched, cache, std::move(eos_ids)),
       executor_(executor),
       comm_(comm),
       block_size_(cache.block_size),
-      vocab_size_(vocab_size),
+      limits_(std::move(limits)),
       seed_rng_(std::random_device{}()) {}
 
 absl::Status Engine::AddRequest(EngineRequest r) {
-  RETURN_IF_ERROR(r.params.Validate());
-  for (size_t i = 0; i < r.prompt_token_ids.size(); ++i) {
-    const int32_t id = r.prompt_token_ids[i];
-    if (id < 0 || id >= vocab_size_) {
-      return absl::InvalidArgumentError(absl::StrCat("prompt token id ", id, " at index ", i,
-                                                     " is outside the vocabulary [0, ", vocab_size_,
-                                                     ")"));
-    }
-  }
-  for (const int32_t id : r.params.stop_token_ids) {
-    if (id < 0 || id >= vocab_size_) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "stop_token_ids: ", id, " is outside the vocabulary [0, ", vocab_size_, ")"));
-    }
-  }
+  RETURN_IF_ERROR(api::ValidateTokensAndParams(r.prompt_token_ids, r.params, limits_));
   const uint64_t seed = r.params.seed.has_value() ? *r.params.seed : seed_rng_();
   const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                              std::chrono::steady_clock::now().time_since_epoch())

@@ -14,10 +14,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/api/request_limits.h"
+#include "common/api/sampling_params.h"
 #include "common/config.h"
 #include "tessera/v1/step_plan.pb.h"
 #include "worker/comm/communicator.h"
-#include "worker/engine/sampling_params.h"
 #include "worker/engine/scheduler.h"
 #include "worker/exec/model_executor.h"
 #include "worker/exec/sampler.h"
@@ -53,11 +54,14 @@ struct EngineStats {
 class Engine {
  public:
   // `executor` and `comm` must outlive the engine; `comm.rank()` must be 0.
+  // `limits`: what AddRequest checks requests against (the replica's, the
+  // same the service admits with).
   Engine(const SchedulerConfig& sched, const CacheConfig& cache, std::vector<int32_t> eos_ids,
-         int32_t vocab_size, ModelExecutor& executor, Communicator& comm);
+         api::RequestLimits limits, ModelExecutor& executor, Communicator& comm);
 
-  // Validates (INVALID_ARGUMENT naming the field and the limit: sampling
-  // params, token ids outside the vocabulary, lengths) and queues the request.
+  // Validates against the limits (api::ValidateTokensAndParams:
+  // INVALID_ARGUMENT naming the field and the limit: sampling params, token
+  // ids outside the vocabulary, lengths) and queues the request.
   absl::Status AddRequest(EngineRequest request);
   // Ends a request in any state; its final output (reason kAbort) comes with
   // the next Step(). False when the id is unknown or already finished.
@@ -87,7 +91,7 @@ class Engine {
   Communicator& comm_;
   Sampler sampler_;
   int block_size_;
-  int32_t vocab_size_;
+  const api::RequestLimits limits_;
   int64_t next_seq_id_ = 0;
   int64_t step_ = 0;
   std::mt19937_64 seed_rng_;

@@ -8,9 +8,10 @@
 namespace tessera {
 
 absl::StatusOr<EngineRequest> EngineRequestFromProto(const v1::GenerateRequest& request,
-                                                     const AdmissionLimits& limits,
+                                                     const api::RequestLimits& limits,
                                                      const Tokenizer& tokenizer) {
-  ASSIGN_OR_RETURN(ValidatedRequest v, ValidateGenerateRequest(request, limits, tokenizer));
+  ASSIGN_OR_RETURN(api::ValidatedRequest v,
+                   api::ValidateGenerateRequest(request, limits, tokenizer));
   EngineRequest r;
   r.request_id = request.request_id();
   r.priority = request.priority();

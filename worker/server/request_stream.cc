@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/api/grpc_status.h"
 #include "worker/server/proto_convert.h"
 
 namespace tessera {
@@ -34,21 +35,7 @@ void Merge(v1::GenerateResponse& into, v1::GenerateResponse&& part) {
   if (part.has_timings()) *into.mutable_timings() = part.timings();
 }
 
-class FinishedReactor : public grpc::ServerWriteReactor<v1::GenerateResponse> {
- public:
-  explicit FinishedReactor(grpc::Status status) { Finish(std::move(status)); }
-  void OnDone() override { delete this; }
-};
-
 }  // namespace
-
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
-
-grpc::ServerWriteReactor<v1::GenerateResponse>* FinishedGenerateReactor(grpc::Status status) {
-  return new FinishedReactor(std::move(status));
-}
 
 class GenerateStream::Reactor : public grpc::ServerWriteReactor<v1::GenerateResponse> {
  public:
@@ -134,7 +121,7 @@ void GenerateStream::OnError(absl::Status status) {
     if (ended_ || cancelled_) return;
     ended_ = true;
     pending_.clear();
-    final_status_ = ToGrpcStatus(status);
+    final_status_ = api::ToGrpcStatus(status);
     action = NextAction();
   }
   Run(action);

@@ -94,11 +94,4 @@ class GenerateStream : public RequestSink, public std::enable_shared_from_this<G
   bool ended_ ABSL_GUARDED_BY(mu_) = false;  // final message queued or error: no more input
 };
 
-// A reactor that ends the call at once with `status` (a request refused at
-// admission, before any message).
-grpc::ServerWriteReactor<v1::GenerateResponse>* FinishedGenerateReactor(grpc::Status status);
-
-// absl::Status -> grpc::Status (same code and message).
-grpc::Status ToGrpcStatus(const absl::Status& status);
-
 }  // namespace tessera
