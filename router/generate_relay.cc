@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/api/grpc_status.h"
+#include "common/api/rejection.h"
 #include "common/logging.h"
 #include "grpcpp/alarm.h"
 #include "tessera/v1/worker.grpc.pb.h"
@@ -29,13 +30,12 @@ bool IsClientError(grpc::StatusCode code) {
          code == grpc::StatusCode::ALREADY_EXISTS;
 }
 
-// The worker refused the request (full, or draining / shutting down): not a
-// failure for its breaker, but another worker may take it.
+// The worker refused the request (full, draining, shutting down, starting;
+// common/api/rejection.h): not a failure for its breaker, but another worker
+// may take it. Known by the typed reason, never by the message's words.
 bool IsRejection(const grpc::Status& status) {
-  if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) return true;
-  return status.error_code() == grpc::StatusCode::UNAVAILABLE &&
-         (absl::StrContains(status.error_message(), "draining") ||
-          absl::StrContains(status.error_message(), "shutting down"));
+  return status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+         api::RejectionOf(status).has_value();
 }
 
 grpc::Status Cancelled() {

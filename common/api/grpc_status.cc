@@ -2,14 +2,24 @@
 
 #include <utility>
 
+#include "common/api/rejection.h"
+
 namespace tessera::api {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+  const auto code = static_cast<grpc::StatusCode>(status.code());
+  if (std::optional<Rejection> rejection = RejectionOf(status)) {
+    return grpc::Status(code, std::string(status.message()), RejectionDetails(status, *rejection));
+  }
+  return grpc::Status(code, std::string(status.message()));
 }
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  absl::Status s(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  if (std::optional<Rejection> rejection = RejectionOf(status)) {
+    return WithRejection(std::move(s), *rejection);
+  }
+  return s;
 }
 
 std::string StatusCodeName(grpc::StatusCode code) {

@@ -14,7 +14,8 @@
 
 namespace tessera::api {
 
-// Same code, same message.
+// Same code, same message; a rejection (common/api/rejection.h) attached to
+// the one travels as the other's error details, and back.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);
 

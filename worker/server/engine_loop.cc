@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/api/rejection.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "tessera/v1/step_plan.pb.h"
@@ -49,13 +50,17 @@ absl::Status EngineLoop::Submit(EngineRequest request, std::shared_ptr<RequestSi
         absl::StrCat("the worker's replica failed: ", final_status_.message()));
   }
   if (draining_ || done_) {
-    return absl::UnavailableError("the worker is draining: it accepts no new requests");
+    return api::WithRejection(
+        absl::UnavailableError("the worker is draining: it accepts no new requests"),
+        api::Rejection::kDraining);
   }
   const int waiting = sched_waiting_ + static_cast<int>(intake_.size());
   if (waiting >= options_.max_waiting) {
-    return absl::ResourceExhaustedError(absl::StrCat("the waiting queue is full (", waiting,
-                                                     " requests, --max-waiting ",
-                                                     options_.max_waiting, "); retry later"));
+    return api::WithRejection(
+        absl::ResourceExhaustedError(absl::StrCat("the waiting queue is full (", waiting,
+                                                  " requests, --max-waiting ", options_.max_waiting,
+                                                  "); retry later")),
+        api::Rejection::kQueueFull);
   }
   intake_.push_back(Pending{std::move(request), std::move(sink)});
   return absl::OkStatus();
@@ -292,7 +297,8 @@ void EngineLoop::Run() {
     snapshot_.draining = true;
   }
   for (Pending& p : late) {
-    p.sink->OnError(absl::UnavailableError("the worker is shutting down"));
+    p.sink->OnError(api::WithRejection(absl::UnavailableError("the worker is shutting down"),
+                                       api::Rejection::kShuttingDown));
   }
   Publish();
 }

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/api/grpc_status.h"
+#include "common/api/rejection.h"
 #include "common/api/request_limits.h"
 #include "worker/server/request_stream.h"
 
@@ -21,7 +22,8 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* FinishedGenerateReactor(grpc::St
 }
 
 grpc::Status NotReady() {
-  return grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker is starting; retry shortly");
+  return ToGrpcStatus(api::WithRejection(
+      absl::UnavailableError("worker is starting; retry shortly"), api::Rejection::kNotReady));
 }
 
 // One WatchKvEvents call: pops its watcher's batches one write at a time.
