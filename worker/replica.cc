@@ -250,7 +250,8 @@ absl::StatusOr<std::unique_ptr<Replica>> BuildReplica(const ReplicaOptions& opti
   replica->limits.max_logprobs = options.max_logprobs;
   if (replica->comm->rank() == 0) {
     replica->engine = std::make_unique<Engine>(replica->sched, replica->cache, config.eos_token_ids,
-                                               replica->limits, *replica->executor, *replica->comm);
+                                               replica->limits, replica->tokenizer.get(),
+                                               *replica->executor, *replica->comm);
   }
   if (device == Device::kCpu) {
     spdlog::info(

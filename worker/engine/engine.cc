@@ -26,10 +26,12 @@ RequestOutput ToRequestOutput(const SeqOutput& o) {
 }  // namespace
 
 Engine::Engine(const SchedulerConfig& sched, const CacheConfig& cache, std::vector<int32_t> eos_ids,
-               api::RequestLimits limits, ModelExecutor& executor, Communicator& comm)
+               api::RequestLimits limits, const Tokenizer* tokenizer, ModelExecutor& executor,
+               Communicator& comm)
     : scheduler_(sched, cache, std::move(eos_ids)),
       executor_(executor),
       comm_(comm),
+      output_processor_(tokenizer),
       block_size_(cache.block_size),
       limits_(std::move(limits)),
       seed_rng_(std::random_device{}()) {}
@@ -44,7 +46,11 @@ absl::Status Engine::AddRequest(EngineRequest r) {
                                         std::move(r.prompt_token_ids), std::move(r.params),
                                         r.priority, now_ns);
   seq->set_rng_seed(seed);
-  return scheduler_.AddRequest(std::move(seq));
+  std::string id = seq->request_id();
+  std::vector<std::string> stop = seq->params().stop;
+  RETURN_IF_ERROR(scheduler_.AddRequest(std::move(seq)));
+  output_processor_.Add(id, std::move(stop), r.return_text);
+  return absl::OkStatus();
 }
 
 bool Engine::Abort(const std::string& request_id, FinishReason reason) {
@@ -109,6 +115,11 @@ absl::StatusOr<std::vector<RequestOutput>> Engine::Step() {
     }
   }
   for (const SeqOutput& o : scheduler_.TakeAbortedOutputs()) results.push_back(ToRequestOutput(o));
+  // Text and stop strings; a request ended by one leaves the scheduler at
+  // the next step (its abort output is dropped by the processor).
+  for (const std::string& id : output_processor_.Process(results)) {
+    scheduler_.Abort(id, FinishReason::kStop);
+  }
   std::vector<KvEvent> events = scheduler_.TakeKvEvents();
   if (kv_event_sink_ && !events.empty()) kv_event_sink_(std::move(events));
   return results;

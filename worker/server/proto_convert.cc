@@ -15,6 +15,7 @@ absl::StatusOr<EngineRequest> EngineRequestFromProto(const v1::GenerateRequest& 
   EngineRequest r;
   r.request_id = request.request_id();
   r.priority = request.priority();
+  r.return_text = request.return_text();
   r.prompt_token_ids = std::move(v.prompt_token_ids);
   r.params = std::move(v.params);
   return r;

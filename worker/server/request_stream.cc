@@ -52,11 +52,7 @@ class GenerateStream::Reactor : public grpc::ServerWriteReactor<v1::GenerateResp
 };
 
 GenerateStream::GenerateStream(Options options, EngineLoop* loop)
-    : options_(std::move(options)),
-      loop_(loop),
-      arrival_(Clock::now()),
-      decoder_(options_.tokenizer, /*skip_special=*/true),
-      matcher_(options_.stop) {}
+    : options_(std::move(options)), loop_(loop), arrival_(Clock::now()) {}
 
 std::shared_ptr<GenerateStream> GenerateStream::Create(Options options, EngineLoop* loop) {
   std::shared_ptr<GenerateStream> s(new GenerateStream(std::move(options), loop));
@@ -84,23 +80,10 @@ bool GenerateStream::OnOutput(RequestOutput output) {
   if (!output.new_tokens.empty() && !first_token_.has_value()) first_token_ = now;
   for (const SampleResult& s : output.logprobs) SampleResultToProto(s, part.add_logprobs());
 
-  bool stopped = false;
-  const bool need_text = options_.return_text || !options_.stop.empty();
-  if (need_text && options_.tokenizer != nullptr) {
-    std::string text;
-    if (absl::StatusOr<std::string> piece = decoder_.Append(output.new_tokens); piece.ok()) {
-      text = matcher_.Append(*piece);
-    }
-    stopped = matcher_.stopped();
-    if (output.finished() && !stopped) text += matcher_.Append(decoder_.Flush());
-    stopped = matcher_.stopped();
-    if (output.finished() && !stopped) text += matcher_.Flush();
-    if (options_.return_text) part.set_text(std::move(text));
-  }
-  const bool last = output.finished() || stopped;
+  part.set_text(std::move(output.text));  // empty unless the request asked for text
+  const bool last = output.finished();
   if (last) {
-    part.set_finish_reason(stopped ? v1::FINISH_REASON_STOP
-                                   : FinishReasonToProto(output.finish_reason));
+    part.set_finish_reason(FinishReasonToProto(output.finish_reason));
     v1::Usage* usage = part.mutable_usage();
     usage->set_prompt_tokens(output.prompt_tokens);
     usage->set_completion_tokens(output.completion_tokens);
@@ -111,7 +94,7 @@ bool GenerateStream::OnOutput(RequestOutput output) {
     t->set_total_time_us(Micros(now - arrival_));
   }
   Enqueue(std::move(part), last);
-  return stopped && !output.finished();
+  return false;  // the engine's output processor decides the end
 }
 
 void GenerateStream::OnError(absl::Status status) {

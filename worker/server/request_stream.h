@@ -1,5 +1,7 @@
 // One streaming Generate call: the gRPC write reactor and the request's
-// output state (incremental detokenizer, stop strings, timings).
+// timings. It writes what the engine's output path gives it (tokens, text,
+// logprobs, finish reason: worker/engine/output_processor.h) and decides
+// nothing about the request's end itself.
 //
 // Threads and lifetime. The engine thread calls the RequestSink methods; gRPC
 // calls the reactions (OnWriteDone, OnCancel, OnDone). Outputs are turned into
@@ -21,10 +23,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "common/tokenizer.h"
 #include "grpcpp/grpcpp.h"
 #include "tessera/v1/llm.pb.h"
-#include "worker/engine/stop_string_matcher.h"
 #include "worker/server/engine_loop.h"
 
 namespace tessera {
@@ -34,9 +34,6 @@ class GenerateStream : public RequestSink, public std::enable_shared_from_this<G
   struct Options {
     std::string request_id;
     std::string worker_id;
-    bool return_text = false;
-    std::vector<std::string> stop;         // stop strings
-    const Tokenizer* tokenizer = nullptr;  // for text and stop strings
   };
 
   // Starts a stream for a request admitted with `loop.Submit`; returns the
@@ -75,8 +72,6 @@ class GenerateStream : public RequestSink, public std::enable_shared_from_this<G
   const std::chrono::steady_clock::time_point arrival_;
 
   // Engine thread only.
-  IncrementalDecoder decoder_;
-  StopStringMatcher matcher_;
   std::optional<std::chrono::steady_clock::time_point> scheduled_;
   std::optional<std::chrono::steady_clock::time_point> first_token_;
 

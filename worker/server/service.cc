@@ -123,9 +123,6 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateHandler::Generate(
   GenerateStream::Options options;
   options.request_id = r->request_id;
   options.worker_id = context_.worker_id;
-  options.return_text = request->return_text();
-  options.stop = r->params.stop;
-  options.tokenizer = context_.tokenizer;
   std::shared_ptr<GenerateStream> stream =
       GenerateStream::Create(std::move(options), context_.loop);
   grpc::ServerWriteReactor<v1::GenerateResponse>* reactor = stream->reactor();
