@@ -19,6 +19,7 @@
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "worker/engine/sequence.h"
+#include "worker/exec/replica_protocol.h"
 #include "worker/flags.h"
 
 ABSL_FLAG(std::string, prompt, "", "A text prompt (tokenized with BOS)");

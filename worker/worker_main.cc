@@ -33,6 +33,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "worker/exec/replica_protocol.h"
 #include "worker/flags.h"
 #include "worker/server/engine_loop.h"
 #include "worker/server/kv_event_hub.h"

@@ -8,6 +8,7 @@
 #include "common/api/request_validation.h"
 #include "common/status_macros.h"
 #include "worker/engine/step_plan.h"
+#include "worker/exec/replica_protocol.h"
 
 namespace tessera {
 namespace {
@@ -62,11 +63,7 @@ absl::StatusOr<std::vector<RequestOutput>> Engine::Step() {
   const SchedulerOutput& out = scheduler_.Schedule();
   if (!out.seqs.empty()) {
     BuildStepPlan(out, block_size_, step_++, &plan_);
-    absl::Status forward = absl::OkStatus();
-    if (comm_.size() > 1) {
-      plan_.SerializeToString(&plan_bytes_);
-      forward = comm_.Broadcast(plan_bytes_, /*root=*/0);
-    }
+    absl::Status forward = SendStepPlan(comm_, plan_, plan_bytes_);
     if (forward.ok()) forward = executor_.Forward(plan_);
     if (!forward.ok()) {
       // The step did not happen: hand the scheduler its state back.
@@ -125,12 +122,6 @@ absl::StatusOr<std::vector<RequestOutput>> Engine::Step() {
   return results;
 }
 
-absl::Status Engine::Shutdown() {
-  if (comm_.size() == 1) return absl::OkStatus();
-  v1::StepPlan plan;
-  plan.set_kind(v1::StepPlan::KIND_SHUTDOWN);
-  std::string bytes = plan.SerializeAsString();
-  return comm_.Broadcast(bytes, /*root=*/0);
-}
+absl::Status Engine::Shutdown() { return SendShutdown(comm_); }
 
 }  // namespace tessera

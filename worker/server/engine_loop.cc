@@ -9,6 +9,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "tessera/v1/step_plan.pb.h"
+#include "worker/exec/replica_protocol.h"
 
 namespace tessera {
 
@@ -192,15 +193,7 @@ void EngineLoop::Publish() {
   snapshot_.in_flight = static_cast<int>(sinks_.size());
 }
 
-absl::Status EngineLoop::Heartbeat() {
-  v1::StepPlan plan;
-  plan.set_kind(v1::StepPlan::KIND_HEARTBEAT);
-  std::string bytes = plan.SerializeAsString();
-  RETURN_IF_ERROR(comm_.Broadcast(bytes, /*root=*/0));
-  // Every rank must take part in a barrier (a small broadcast may complete
-  // at the root alone): a dead or hung rank makes it time out.
-  return comm_.Barrier();
-}
+absl::Status EngineLoop::Heartbeat() { return SendHeartbeat(comm_); }
 
 void EngineLoop::Run() {
   last_collective_ = Clock::now();
