@@ -3,20 +3,14 @@
 #include <string>
 #include <utility>
 
+#include "common/api/grpc_status.h"
 #include "common/logging.h"
 
 namespace tessera::router {
 namespace {
 
-grpc::Status ToGrpc(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
-
-grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context, grpc::Status status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(std::move(status));
-  return reactor;
-}
+using api::FinishUnary;
+constexpr auto ToGrpc = api::ToGrpcStatus;
 
 grpc::Status NeedId(const std::string& id) {
   if (!id.empty()) return grpc::Status::OK;

@@ -55,9 +55,6 @@ ABSL_FLAG(int, breaker_failures, 3,
           "Consecutive failed requests on a worker that open its circuit breaker");
 ABSL_FLAG(double, breaker_open_seconds, 5.0,
           "Seconds an open breaker keeps its worker out before one probe request");
-ABSL_FLAG(int, max_logprobs, 20,
-          "Largest `logprobs` a request may ask (validated at the router; match the workers' "
-          "--max-logprobs)");
 ABSL_FLAG(double, shutdown_timeout, 30.0,
           "On SIGTERM/SIGINT: seconds in-flight streams may still run; then they are "
           "cancelled and the router exits 0");
@@ -102,7 +99,6 @@ absl::StatusOr<RouterServerOptions> RouterOptionsFromFlags() {
   o.pool.unhealthy_threshold = absl::GetFlag(FLAGS_unhealthy_threshold);
   o.pool.breaker.failure_threshold = absl::GetFlag(FLAGS_breaker_failures);
   o.pool.breaker.open_duration = Seconds(absl::GetFlag(FLAGS_breaker_open_seconds));
-  o.max_logprobs = absl::GetFlag(FLAGS_max_logprobs);
   if (o.policy_options.balance_rel < 1.0) {
     return absl::InvalidArgumentError(
         absl::StrCat("--balance-rel must be at least 1, got ", o.policy_options.balance_rel));
@@ -110,10 +106,6 @@ absl::StatusOr<RouterServerOptions> RouterOptionsFromFlags() {
   if (o.policy_options.balance_abs < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("--balance-abs must not be negative, got ", o.policy_options.balance_abs));
-  }
-  if (o.max_logprobs < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--max-logprobs must not be negative, got ", o.max_logprobs));
   }
   return o;
 }

@@ -8,87 +8,31 @@
 #include <utility>
 
 #include "absl/random/random.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/api/grpc_status.h"
+#include "common/check.h"
 #include "common/logging.h"
 #include "grpcpp/alarm.h"
+#include "router/retry_policy.h"
 #include "tessera/v1/worker.grpc.pb.h"
 
 namespace tessera::router {
 namespace {
 
-const char* CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK:
-      return "OK";
-    case grpc::StatusCode::CANCELLED:
-      return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN:
-      return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND:
-      return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS:
-      return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED:
-      return "PERMISSION_DENIED";
-    case grpc::StatusCode::UNAUTHENTICATED:
-      return "UNAUTHENTICATED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED:
-      return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE:
-      return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED:
-      return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL:
-      return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS:
-      return "DATA_LOSS";
-    case grpc::StatusCode::DO_NOT_USE:
-      return "DO_NOT_USE";
-  }
-  return "UNKNOWN";
-}
+using api::StatusCodeName;
+constexpr auto ToGrpc = api::ToGrpcStatus;
 
-// The request's own fault: the worker is fine, another worker would answer
-// the same. Passed through to the client, never retried.
-bool IsClientError(grpc::StatusCode code) {
-  return code == grpc::StatusCode::INVALID_ARGUMENT || code == grpc::StatusCode::NOT_FOUND ||
-         code == grpc::StatusCode::OUT_OF_RANGE || code == grpc::StatusCode::FAILED_PRECONDITION ||
-         code == grpc::StatusCode::ALREADY_EXISTS;
-}
-
-// The worker refused the request (full, or draining / shutting down): not a
-// failure for its breaker, but another worker may take it.
-bool IsRejection(const grpc::Status& status) {
-  if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) return true;
-  return status.error_code() == grpc::StatusCode::UNAVAILABLE &&
-         (absl::StrContains(status.error_message(), "draining") ||
-          absl::StrContains(status.error_message(), "shutting down"));
-}
-
-grpc::Status ToGrpc(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+BackoffPolicy Backoff(const RelayOptions& o) {
+  BackoffPolicy p;
+  p.max_attempts = o.max_attempts;
+  p.base = o.retry_backoff;
+  p.max = o.max_retry_backoff;
+  return p;
 }
 
 grpc::Status Cancelled() {
   return grpc::Status(grpc::StatusCode::CANCELLED, "the request was cancelled");
 }
-
-class FinishedReactor : public grpc::ServerWriteReactor<v1::GenerateResponse> {
- public:
-  explicit FinishedReactor(grpc::Status status) { Finish(std::move(status)); }
-  void OnDone() override { delete this; }
-};
 
 // One Generate call being relayed. Owned jointly (shared_ptr) by its
 // downstream reactor (until the client call's OnDone), the upstream attempt
@@ -143,9 +87,10 @@ class GenerateRelay : public std::enable_shared_from_this<GenerateRelay> {
   void Run(Actions& actions);
   // Calls Finish once the end is decided and no write is in flight.
   void MaybeFinishLocked(Actions& actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Decides the end (first decision wins).
+  // Decides the end (first decision wins) and enters kEnded.
   void EndLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!final_status_.has_value()) final_status_ = std::move(status);
+    phase_ = Phase::kEnded;
   }
 
   // Events.
@@ -163,16 +108,27 @@ class GenerateRelay : public std::enable_shared_from_this<GenerateRelay> {
   const v1::GenerateRequest request_;
   const std::vector<uint64_t> block_hashes_;
 
+  // Where the request is (generate_relay.h). Transitions:
+  //   kQueued    -> kPlacing (admitted) | kEnded (refused: queue full, timeout, cancel)
+  //   kPlacing   -> kStreaming (an attempt started) | kEnded (no worker, client gone)
+  //   kStreaming -> kBackoff (failed before any message reached the client, attempts
+  //                 left) | kEnded
+  //   kBackoff   -> kPlacing (the timer fired) | kEnded (client gone)
+  // upstream_ is set exactly in kStreaming. The downstream side (a write in
+  // flight, the Finish) is orthogonal: Finish is called in kEnded once no
+  // write is in flight.
+  enum class Phase { kQueued, kPlacing, kStreaming, kBackoff, kEnded };
+
   absl::Mutex mu_;
+  Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kQueued;
   Downstream* downstream_ ABSL_GUARDED_BY(mu_) = nullptr;  // valid until Finish is called
   bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
-  v1::GenerateResponse writing_;                 // owned by the write in flight
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;  // the client went away
-  std::optional<grpc::Status> final_status_ ABSL_GUARDED_BY(mu_);
+  v1::GenerateResponse writing_;                                   // owned by the write in flight
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;                    // the client went away
+  std::optional<grpc::Status> final_status_ ABSL_GUARDED_BY(mu_);  // set in kEnded
   // Admission.
   AdmissionController::Ticket ticket_ ABSL_GUARDED_BY(mu_) = 0;  // while queued
-  bool admission_decided_ ABSL_GUARDED_BY(mu_) = false;
   bool admitted_ ABSL_GUARDED_BY(mu_) = false;  // holds a slot (released by the destructor)
   // The attempt in progress. While `hold_` is set, the upstream call cannot
   // end (ClientReadReactor::AddHold), so StartRead from the downstream's
@@ -181,8 +137,7 @@ class GenerateRelay : public std::enable_shared_from_this<GenerateRelay> {
   bool hold_ ABSL_GUARDED_BY(mu_) = false;
   bool read_pending_ ABSL_GUARDED_BY(mu_) = false;
   // Retries.
-  std::shared_ptr<grpc::Alarm> alarm_ ABSL_GUARDED_BY(mu_);
-  bool backoff_pending_ ABSL_GUARDED_BY(mu_) = false;
+  std::shared_ptr<grpc::Alarm> alarm_ ABSL_GUARDED_BY(mu_);  // kBackoff's timer
   std::vector<std::string> tried_ ABSL_GUARDED_BY(mu_);
   int attempts_ ABSL_GUARDED_BY(mu_) = 0;
   grpc::Status last_failure_ ABSL_GUARDED_BY(mu_);  // with the worker's id in the message
@@ -251,7 +206,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateRelay::Begin() {
   Actions actions;
   {
     absl::MutexLock lock(&mu_);
-    if (ticket != 0 && !admission_decided_) {
+    if (ticket != 0 && phase_ == Phase::kQueued) {
       ticket_ = ticket;
       // A cancel that came before the ticket was known could not withdraw it.
       if (cancelled_) actions.cancel_ticket = ticket;
@@ -286,20 +241,30 @@ void GenerateRelay::Admitted(absl::Status status) {
   bool place = false;
   {
     absl::MutexLock lock(&mu_);
-    admission_decided_ = true;
-    ticket_ = 0;
-    if (status.ok()) {
-      admitted_ = true;
-      env_.counters->in_flight.fetch_add(1);
-      if (cancelled_) {
-        EndLocked(Cancelled());
-      } else {
-        place = true;
-      }
-    } else {
-      // RESOURCE_EXHAUSTED / DEADLINE_EXCEEDED (counted by the controller),
-      // CANCELLED, or UNAVAILABLE at shutdown.
-      EndLocked(ToGrpc(status));
+    switch (phase_) {
+      case Phase::kQueued:
+        ticket_ = 0;
+        if (!status.ok()) {
+          // RESOURCE_EXHAUSTED / DEADLINE_EXCEEDED (counted by the controller),
+          // CANCELLED, or UNAVAILABLE at shutdown.
+          EndLocked(ToGrpc(status));
+          break;
+        }
+        admitted_ = true;
+        env_.counters->in_flight.fetch_add(1);
+        if (cancelled_) {
+          EndLocked(Cancelled());
+        } else {
+          phase_ = Phase::kPlacing;
+          place = true;
+        }
+        break;
+      case Phase::kPlacing:
+      case Phase::kStreaming:
+      case Phase::kBackoff:
+      case Phase::kEnded:
+        TESSERA_CHECK(false, "admission decided twice");
+        break;
     }
     MaybeFinishLocked(actions);
   }
@@ -318,7 +283,19 @@ void GenerateRelay::PlaceAndStart() {
   std::shared_ptr<Upstream> attempt;
   {
     absl::MutexLock lock(&mu_);
-    if (!lease.ok()) {
+    switch (phase_) {
+      case Phase::kPlacing:
+        break;
+      case Phase::kEnded:  // the client left while we placed
+        break;
+      case Phase::kQueued:  // not reachable: placing follows admission or a backoff
+      case Phase::kStreaming:
+      case Phase::kBackoff:
+        break;
+    }
+    if (phase_ == Phase::kEnded) {
+      MaybeFinishLocked(actions);
+    } else if (!lease.ok()) {
       if (cancelled_) {
         EndLocked(Cancelled());
       } else if (attempts_ == 0) {
@@ -332,11 +309,12 @@ void GenerateRelay::PlaceAndStart() {
                          "; no other worker to retry on: ", lease.status().message())));
       }
       MaybeFinishLocked(actions);
-    } else if (cancelled_ || final_status_.has_value()) {
+    } else if (cancelled_) {
       EndLocked(Cancelled());
       MaybeFinishLocked(actions);
     } else {
       attempt = std::make_shared<Upstream>(shared_from_this(), std::move(*lease));
+      phase_ = Phase::kStreaming;
       upstream_ = attempt;
       hold_ = true;
       read_pending_ = true;
@@ -361,7 +339,18 @@ void GenerateRelay::UpstreamRead(bool ok) {
   {
     absl::MutexLock lock(&mu_);
     read_pending_ = false;
-    if (ok && !cancelled_ && !final_status_.has_value() && downstream_ != nullptr) {
+    bool relay = false;  // write the message to the client
+    switch (phase_) {
+      case Phase::kStreaming:
+        relay = ok && !cancelled_ && downstream_ != nullptr;
+        break;
+      case Phase::kQueued:  // not reachable: reads happen only in kStreaming
+      case Phase::kPlacing:
+      case Phase::kBackoff:
+      case Phase::kEnded:
+        break;
+    }
+    if (relay) {
       writing_.Clear();
       writing_.Swap(&upstream_->response);
       ++delivered_messages_;
@@ -386,16 +375,25 @@ void GenerateRelay::WriteDone(bool ok) {
     absl::MutexLock lock(&mu_);
     write_in_flight_ = false;
     if (!ok) cancelled_ = true;  // the client's stream broke
-    if (upstream_ != nullptr && hold_) {
-      if (cancelled_ || final_status_.has_value()) {
-        hold_ = false;
-        actions.cancel_upstream = upstream_;
-        actions.release_hold = upstream_;
-      } else {
-        // Backpressure: the next message is read only now.
-        read_pending_ = true;
-        actions.read = upstream_;
-      }
+    switch (phase_) {
+      case Phase::kStreaming:
+        if (!hold_) break;  // the upstream call is ending; UpstreamDone follows
+        if (cancelled_) {
+          hold_ = false;
+          actions.cancel_upstream = upstream_;
+          actions.release_hold = upstream_;
+        } else {
+          // Backpressure: the next message is read only now.
+          read_pending_ = true;
+          actions.read = upstream_;
+        }
+        break;
+      case Phase::kEnded:  // the last message was written; Finish may follow
+        break;
+      case Phase::kQueued:  // not reachable: nothing was relayed yet
+      case Phase::kPlacing:
+      case Phase::kBackoff:
+        break;
     }
     MaybeFinishLocked(actions);
   }
@@ -407,16 +405,25 @@ void GenerateRelay::ClientCancelled() {
   {
     absl::MutexLock lock(&mu_);
     cancelled_ = true;
-    if (!admission_decided_ && ticket_ != 0) {
-      actions.cancel_ticket = ticket_;  // its callback ends the call
-      ticket_ = 0;
-    }
-    if (upstream_ != nullptr) {
-      actions.cancel_upstream = upstream_;  // UpstreamDone ends the call
-    } else if (admitted_) {
-      // Before placement or during a backoff: nothing else will end it.
-      if (backoff_pending_) actions.cancel_alarm = alarm_;
-      EndLocked(Cancelled());
+    switch (phase_) {
+      case Phase::kQueued:
+        if (ticket_ != 0) {
+          actions.cancel_ticket = ticket_;  // its callback (Admitted) ends the call
+          ticket_ = 0;
+        }
+        break;
+      case Phase::kPlacing:  // PlaceAndStart sees kEnded and starts nothing
+        EndLocked(Cancelled());
+        break;
+      case Phase::kStreaming:
+        actions.cancel_upstream = upstream_;  // UpstreamDone ends the call
+        break;
+      case Phase::kBackoff:
+        actions.cancel_alarm = alarm_;
+        EndLocked(Cancelled());
+        break;
+      case Phase::kEnded:
+        break;
     }
     MaybeFinishLocked(actions);
   }
@@ -435,29 +442,40 @@ void GenerateRelay::UpstreamDone(const grpc::Status& status) {
     hold_ = false;
     read_pending_ = false;
     const std::string& worker = attempt->lease().worker_id();
+    TESSERA_CHECK(phase_ == Phase::kStreaming, "an attempt ended outside kStreaming");
+    AttemptFacts facts;
+    facts.status = status;
+    facts.saw_final = saw_final_;
+    facts.client_cancelled = cancelled_;
+    facts.client_deadline_passed = std::chrono::system_clock::now() >= deadline_;
     std::optional<grpc::Status> failure;
-    if (status.ok() && saw_final_) {
-      outcome = Outcome::kSuccess;
-      EndLocked(grpc::Status::OK);
-    } else if (cancelled_ || (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
-                              std::chrono::system_clock::now() >= deadline_)) {
-      // The client left, or its own deadline (the upstream call's) passed:
-      // no signal about the worker.
-      outcome = Outcome::kCancelled;
-      EndLocked(cancelled_ ? Cancelled() : status);
-    } else if (status.ok()) {
-      outcome = Outcome::kWorkerError;
-      failure = grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                             "the worker ended the stream without a final message");
-    } else if (IsClientError(status.error_code())) {
-      outcome = Outcome::kSuccess;  // the worker did its job
-      EndLocked(status);
-    } else {
-      outcome = IsRejection(status) ? Outcome::kRejected : Outcome::kWorkerError;
-      failure = status;
+    switch (ClassifyAttemptEnd(facts)) {
+      case AttemptEnd::kCompleted:
+        outcome = Outcome::kSuccess;
+        EndLocked(grpc::Status::OK);
+        break;
+      case AttemptEnd::kCancelled:
+        // The client left, or its own deadline (the upstream call's) passed.
+        outcome = Outcome::kCancelled;
+        EndLocked(cancelled_ ? Cancelled() : status);
+        break;
+      case AttemptEnd::kClientError:
+        outcome = Outcome::kSuccess;  // the worker did its job
+        EndLocked(status);
+        break;
+      case AttemptEnd::kRejected:
+        outcome = Outcome::kRejected;
+        failure = status;
+        break;
+      case AttemptEnd::kWorkerError:
+        outcome = Outcome::kWorkerError;
+        failure = status.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                             "the worker ended the stream without a final message")
+                              : status;
+        break;
     }
     if (failure.has_value()) {
-      error = absl::StrCat(CodeName(failure->error_code()), ": ", failure->error_message());
+      error = absl::StrCat(StatusCodeName(failure->error_code()), ": ", failure->error_message());
       last_failure_ =
           grpc::Status(failure->error_code(), absl::StrCat("worker ", worker, ": ", error));
       if (delivered_messages_ > 0) {
@@ -465,15 +483,11 @@ void GenerateRelay::UpstreamDone(const grpc::Status& status) {
         EndLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                absl::StrCat("worker ", worker, " failed after ", delivered_tokens_,
                                             " tokens were delivered: ", error)));
-      } else if (attempts_ < env_.options.max_attempts) {
+      } else if (const BackoffPolicy policy = Backoff(env_.options); policy.MayRetry(attempts_)) {
         env_.counters->retried.fetch_add(1);
-        backoff_pending_ = true;
-        // Exponential (base * 2^(attempt-1)), capped, with jitter in [0.5, 1.5).
-        absl::Duration d = env_.options.retry_backoff;
-        for (int i = 1; i < attempts_ && d < env_.options.max_retry_backoff; ++i) d *= 2;
-        d = std::min(d, env_.options.max_retry_backoff);
+        phase_ = Phase::kBackoff;
         thread_local absl::BitGen bitgen;
-        retry_after = d * absl::Uniform(bitgen, 0.5, 1.5);
+        retry_after = policy.Delay(attempts_, absl::Uniform(bitgen, 0.5, 1.5));
       } else {
         env_.counters->failed.fetch_add(1);
         EndLocked(grpc::Status(failure->error_code(),
@@ -511,12 +525,22 @@ void GenerateRelay::BackoffDone() {
   bool stop = false;
   {
     absl::MutexLock lock(&mu_);
-    if (!backoff_pending_) return;
-    backoff_pending_ = false;
-    if (cancelled_ || final_status_.has_value()) {
-      EndLocked(Cancelled());
-      MaybeFinishLocked(actions);
-      stop = true;
+    switch (phase_) {
+      case Phase::kBackoff:
+        if (cancelled_) {
+          EndLocked(Cancelled());
+          MaybeFinishLocked(actions);
+          stop = true;
+        } else {
+          phase_ = Phase::kPlacing;
+        }
+        break;
+      case Phase::kEnded:  // cancelled during the backoff (the alarm was cancelled)
+        return;
+      case Phase::kQueued:  // not reachable: the timer is set only in kBackoff
+      case Phase::kPlacing:
+      case Phase::kStreaming:
+        return;
     }
   }
   Run(actions);
@@ -555,7 +579,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* StartGenerateRelay(
 }
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* FinishedGenerateReactor(grpc::Status status) {
-  return new FinishedReactor(std::move(status));
+  return api::FinishedWriteReactor<v1::GenerateResponse>(std::move(status));
 }
 
 }  // namespace tessera::router

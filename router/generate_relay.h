@@ -2,7 +2,9 @@
 // the chosen worker's Worker.Generate stream, with admission, placement,
 // failover and backpressure.
 //
-// Life of one request (see GenerateRelay in the .cc):
+// Life of one request: the phases of GenerateRelay::Phase in the .cc, one
+// `switch` per event; retry decisions are the pure pieces of
+// router/retry_policy.h (ClassifyAttemptEnd, BackoffPolicy):
 //   queued    AdmissionController::Acquire; RESOURCE_EXHAUSTED (queue full),
 //             DEADLINE_EXCEEDED (waited --queue-timeout) or CANCELLED end it
 //   placing   WorkerPool::Place(block hashes, exclude = workers tried so far)
@@ -21,6 +23,8 @@
 // UNAVAILABLE "worker <id> failed after <n> tokens were delivered: <cause>".
 // Client errors from the worker (INVALID_ARGUMENT, NOT_FOUND, OUT_OF_RANGE,
 // FAILED_PRECONDITION, ALREADY_EXISTS) pass through unchanged, never retried.
+// A refusal (RESOURCE_EXHAUSTED, or a typed reason: common/api/rejection.h)
+// is retried elsewhere without counting against the worker's breaker.
 // The client's deadline is the upstream call's deadline; a client cancel
 // cancels the upstream call (TryCancel) and a queued request leaves the queue.
 // Every attempt's outcome goes to WorkerPool::RecordOutcome (breakers).

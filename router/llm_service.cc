@@ -6,21 +6,16 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/api/grpc_status.h"
+#include "common/api/request_limits.h"
+#include "common/api/request_validation.h"
 #include "common/block_hash.h"
-#include "worker/request_validation.h"
 
 namespace tessera::router {
 namespace {
 
-grpc::Status ToGrpc(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
-
-grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context, grpc::Status status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(std::move(status));
-  return reactor;
-}
+using api::FinishUnary;
+constexpr auto ToGrpc = api::ToGrpcStatus;
 
 std::string RandomPrefix() {
   absl::BitGen bitgen;
@@ -42,21 +37,14 @@ absl::StatusOr<std::shared_ptr<const LlmService::ServedModel>> LlmService::Model
         "no worker has reported its model yet; retry once a worker is healthy");
   }
   absl::MutexLock lock(&mu_);
-  if (model_ == nullptr || model_->info.id() != info->id() ||
-      model_->info.vocab_size() != info->vocab_size() ||
-      model_->info.max_model_len() != info->max_model_len() || model_->text != text) {
+  if (model_ == nullptr || model_->text != text ||
+      model_->info.SerializeAsString() != info->SerializeAsString()) {
     auto m = std::make_shared<ServedModel>();
     m->info = *info;
     m->text = std::move(text);
     model_ = std::move(m);
   }
   return model_;
-}
-
-absl::Status LlmService::CheckModelName(const std::string& name, const v1::ModelInfo& info) {
-  if (name.empty() || name == info.id()) return absl::OkStatus();
-  return absl::NotFoundError(
-      absl::StrCat("model '", name, "' is not served here; this router serves '", info.id(), "'"));
 }
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* LlmService::Generate(
@@ -67,17 +55,12 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* LlmService::Generate(
   absl::StatusOr<std::shared_ptr<const ServedModel>> model = Model();
   if (!model.ok()) return FinishedGenerateReactor(ToGrpc(model.status()));
   const ServedModel& served = **model;
-  if (absl::Status s = CheckModelName(request->model(), served.info); !s.ok()) {
+  if (absl::Status s = api::CheckModelName(request->model(), served.info.id(), "router"); !s.ok()) {
     return FinishedGenerateReactor(ToGrpc(s));
   }
-  AdmissionLimits limits;
-  limits.model_name = served.info.id();
-  limits.vocab_size = served.info.vocab_size();
-  limits.max_model_len = served.info.max_model_len();
-  limits.max_logprobs = options_.max_logprobs;
-  limits.max_stop = options_.max_stop;
-  absl::StatusOr<ValidatedRequest> valid =
-      ValidateGenerateRequest(*request, limits, *served.text);
+  // The limits the workers reported with their model.
+  absl::StatusOr<api::ValidatedRequest> valid =
+      api::ValidateGenerateRequest(*request, api::FromModelInfo(served.info), *served.text);
   if (!valid.ok()) return FinishedGenerateReactor(ToGrpc(valid.status()));
 
   // What the worker gets: the same request with the prompt as token ids.
@@ -105,7 +88,8 @@ grpc::ServerUnaryReactor* LlmService::Tokenize(grpc::CallbackServerContext* cont
   }
   absl::StatusOr<std::shared_ptr<const ServedModel>> model = Model();
   if (!model.ok()) return FinishUnary(context, ToGrpc(model.status()));
-  if (absl::Status s = CheckModelName(request->model(), (*model)->info); !s.ok()) {
+  if (absl::Status s = api::CheckModelName(request->model(), (*model)->info.id(), "router");
+      !s.ok()) {
     return FinishUnary(context, ToGrpc(s));
   }
   absl::StatusOr<std::vector<int32_t>> ids =

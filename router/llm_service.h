@@ -3,11 +3,12 @@
 // model_info() (UNAVAILABLE until a worker has reported its model).
 //
 // Generate, before placement: the --api-key check, the same admission checks
-// as the workers (worker/request_validation.h: INVALID_ARGUMENT naming the
-// field and the limit, NOT_FOUND for another model), text prompts tokenized
-// and chat prompts rendered here with the workers' tokenizer and chat
-// template (the pool's model_text(), built from Worker.GetTokenizer) and
-// sent on as token_ids, an empty request_id replaced by
+// as the workers, against the limits they report in ModelInfo
+// (common/api/request_validation.h: INVALID_ARGUMENT naming the field and the
+// limit, NOT_FOUND for another model), text prompts tokenized and chat
+// prompts rendered here with the workers' tokenizer and chat template (the
+// pool's model_text(), built from Worker.GetTokenizer) and sent on as
+// token_ids, an empty request_id replaced by
 // "<router prefix>-<counter>", and the prompt's full-block hashes
 // (common/block_hash.h) computed for prefix-aware placement.
 //
@@ -34,8 +35,6 @@ namespace tessera::router {
 struct LlmServiceOptions {
   RelayEnvironment relay;            // pool, admission, counters, tracker, retries
   const BearerAuth* auth = nullptr;  // --api-key (may be disabled); required
-  int max_logprobs = 20;             // the workers' --max-logprobs
-  int max_stop = 16;                 // stop strings + stop token ids per request
   // Generated request ids are "<prefix>-<n>"; empty = "router-<random hex>".
   std::string request_id_prefix;
 };
@@ -62,8 +61,6 @@ class LlmService final : public v1::Llm::CallbackService {
   };
   // UNAVAILABLE "no worker has reported its model yet" before one has.
   absl::StatusOr<std::shared_ptr<const ServedModel>> Model();
-  // NOT_FOUND unless `name` is empty or the served model's id.
-  static absl::Status CheckModelName(const std::string& name, const v1::ModelInfo& info);
 
   const LlmServiceOptions options_;
   const std::string id_prefix_;

@@ -7,7 +7,7 @@ add_library(tessera_router_pool
   ${_router_pool_dir}/worker_monitor.cc
   ${_router_pool_dir}/worker_pool.cc
 )
-target_link_libraries(tessera_router_pool PUBLIC tessera_router_core tessera_proto tessera_common
+target_link_libraries(tessera_router_pool PUBLIC tessera_router_core tessera_api_grpc tessera_proto tessera_common
   tessera_model_text
   gRPC::grpc++ absl::btree absl::flat_hash_map absl::flat_hash_set absl::random_random
   absl::synchronization absl::time absl::status absl::statusor absl::strings absl::cleanup

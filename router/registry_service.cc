@@ -3,16 +3,13 @@
 #include <string>
 #include <utility>
 
+#include "common/api/grpc_status.h"
 #include "common/logging.h"
 
 namespace tessera::router {
 namespace {
 
-grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context, grpc::Status status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(std::move(status));
-  return reactor;
-}
+using api::FinishUnary;
 
 }  // namespace
 

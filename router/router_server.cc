@@ -141,7 +141,6 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(RouterServerOp
   llm.relay.tracker = &r->tracker_;
   llm.relay.options = o.relay;
   llm.auth = services->api_auth.get();
-  llm.max_logprobs = o.max_logprobs;
   llm.request_id_prefix = o.request_id_prefix;
   services->llm = std::make_unique<LlmService>(std::move(llm));
   services->registry = std::make_unique<RegistryService>(r->pool_.get(), services->api_auth.get(),

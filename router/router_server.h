@@ -42,7 +42,6 @@ struct RouterServerOptions {
   // health_interval, health_timeout, unhealthy_threshold, breaker, ...;
   // watch_kv_events is set from the policy (only prefix needs it).
   WorkerPoolOptions pool;
-  int max_logprobs = 20;  // the workers' --max-logprobs (validation at the router)
   absl::Duration heartbeat_interval = absl::Seconds(1);  // told to registering workers
   std::string request_id_prefix;                         // empty: "router-<random hex>"
 };

@@ -4,6 +4,7 @@
 set(_router_service_dir ${CMAKE_CURRENT_LIST_DIR})
 add_library(tessera_router_service
   ${_router_service_dir}/auth.cc
+  ${_router_service_dir}/retry_policy.cc
   ${_router_service_dir}/generate_relay.cc
   ${_router_service_dir}/llm_service.cc
   ${_router_service_dir}/registry_service.cc
@@ -11,7 +12,7 @@ add_library(tessera_router_service
   ${_router_service_dir}/router_server.cc
 )
 target_link_libraries(tessera_router_service PUBLIC tessera_router_pool tessera_router_discovery
-  tessera_router_core tessera_request_validation tessera_proto tessera_common gRPC::grpc++
+  tessera_router_core tessera_api_grpc tessera_proto tessera_common gRPC::grpc++
   gRPC::grpc++_reflection absl::random_random absl::synchronization absl::time)
 
 add_executable(tessera-router ${_router_service_dir}/main.cc ${_router_service_dir}/flags.cc)

@@ -19,6 +19,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "common/api/grpc_status.h"
 #include "common/logging.h"
 #include "router/worker_pool_impl.h"
 
@@ -26,9 +27,7 @@ namespace tessera::router {
 namespace {
 
 std::string Describe(absl::string_view call, const grpc::Status& s) {
-  return absl::StrCat(call, ": ",
-                      absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())), ": ",
-                      s.error_message());
+  return absl::StrCat(call, ": ", api::StatusCodeName(s.error_code()), ": ", s.error_message());
 }
 
 std::span<const uint64_t> Hashes(const v1::KvEvent& event) {

@@ -56,6 +56,8 @@ ABSL_FLAG(std::string, scheduling_policy, "fcfs",
           "fcfs (arrival order) or priority (lower priority value first, then arrival)");
 ABSL_FLAG(int, max_waiting, 4096,
           "Waiting requests at most; past it new requests get RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, max_logprobs, tessera::kDefaultMaxLogprobs,
+          "Largest `logprobs` (top-n per token) a request may ask");
 ABSL_FLAG(int, threads, 0, "CPU threads per rank; 0 = the node's cores / ranks on the node");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, critical or off");
 
@@ -96,6 +98,11 @@ absl::StatusOr<ReplicaOptions> ReplicaOptionsFromFlags(int local_ranks) {
   o.sched.max_num_batched_tokens = absl::GetFlag(FLAGS_max_num_batched_tokens);
   o.sched.enable_chunked_prefill = absl::GetFlag(FLAGS_enable_chunked_prefill);
   o.sched.max_waiting = absl::GetFlag(FLAGS_max_waiting);
+  o.max_logprobs = absl::GetFlag(FLAGS_max_logprobs);
+  if (o.max_logprobs < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max-logprobs must not be negative, got ", o.max_logprobs));
+  }
   ASSIGN_OR_RETURN(o.sched.policy, ParseSchedulingPolicy(absl::GetFlag(FLAGS_scheduling_policy)));
   o.threads = absl::GetFlag(FLAGS_threads);
   o.local_ranks = local_ranks;

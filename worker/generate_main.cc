@@ -19,6 +19,7 @@
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "worker/engine/sequence.h"
+#include "worker/exec/replica_protocol.h"
 #include "worker/flags.h"
 
 ABSL_FLAG(std::string, prompt, "", "A text prompt (tokenized with the model's tokenizer, special tokens such as BOS added)");
@@ -35,6 +36,8 @@ ABSL_FLAG(int, top_k, -1, "Top-k sampling; -1 = off");
 ABSL_FLAG(double, min_p, 0.0, "Min-p sampling threshold in [0, 1]");
 ABSL_FLAG(int64_t, seed, -1, "Sampling seed for every request; -1 = random per request");
 ABSL_FLAG(bool, ignore_eos, false, "Keep generating past the end-of-sequence token");
+ABSL_FLAG(std::vector<std::string>, stop, {},
+          "Stop strings (comma-separated): generation ends before the first one in the text");
 ABSL_FLAG(bool, json, false,
           "Print one JSON object per request, in input order: prompt_token_ids, "
           "output_token_ids, output_text, finish_reason, usage");
@@ -64,6 +67,7 @@ SamplingParams DefaultParams() {
   p.min_p = static_cast<float>(absl::GetFlag(FLAGS_min_p));
   if (absl::GetFlag(FLAGS_seed) >= 0) p.seed = static_cast<uint64_t>(absl::GetFlag(FLAGS_seed));
   p.ignore_eos = absl::GetFlag(FLAGS_ignore_eos);
+  p.stop = absl::GetFlag(FLAGS_stop);
   return p;
 }
 
@@ -97,6 +101,7 @@ absl::StatusOr<EngineRequest> ParseRequestLine(const std::string& line, int line
       r.params.stop_token_ids = j.at("stop_token_ids").get<std::vector<int32_t>>();
     }
     if (j.contains("logprobs")) r.params.logprobs = j.at("logprobs").get<int>();
+    if (j.contains("stop")) r.params.stop = j.at("stop").get<std::vector<std::string>>();
     if (j.contains("repetition_penalty")) {
       r.params.repetition_penalty = j.at("repetition_penalty").get<float>();
     }
@@ -141,7 +146,10 @@ absl::StatusOr<std::vector<EngineRequest>> ReadRequests(const Tokenizer& tokeniz
       requests.push_back(std::move(r));
     }
   }
-  for (size_t i = 0; i < requests.size(); ++i) requests[i].request_id = absl::StrCat("req-", i);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    requests[i].request_id = absl::StrCat("req-", i);
+    requests[i].return_text = true;
+  }
   return requests;
 }
 
@@ -149,6 +157,7 @@ struct Result {
   std::vector<int32_t> prompt;
   std::vector<int32_t> output;
   std::vector<SampleResult> logprobs;
+  std::string text;  // from the engine's output processor (stop strings applied)
   RequestOutput last;
 };
 
@@ -170,6 +179,7 @@ absl::Status RunLeader(Replica& replica) {
       Result& r = results[index.at(o.request_id)];
       r.output.insert(r.output.end(), o.new_tokens.begin(), o.new_tokens.end());
       for (SampleResult& lp : o.logprobs) r.logprobs.push_back(std::move(lp));
+      r.text += o.text;
       if (o.finished()) r.last = std::move(o);
     }
   }
@@ -181,11 +191,7 @@ absl::Status RunLeader(Replica& replica) {
   for (const Result& r : results) {
     prompt_tokens += static_cast<int64_t>(r.prompt.size());
     output_tokens += static_cast<int64_t>(r.output.size());
-    std::string text;
-    if (auto decoded = replica.text->tokenizer().Decode(r.output, /*skip_special=*/true);
-        decoded.ok()) {
-      text = std::move(*decoded);
-    }
+    const std::string& text = r.text;
     if (json) {
       nlohmann::json j;
       j["prompt_token_ids"] = r.prompt;

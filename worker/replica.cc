@@ -275,10 +275,14 @@ absl::StatusOr<std::unique_ptr<Replica>> BuildReplica(const ReplicaOptions& opti
     RETURN_IF_ERROR(replica->executor->CaptureDecodeGraphs());
   }
   replica->comm = std::move(comm);
+  replica->limits.model_name = replica->model_name;
+  replica->limits.vocab_size = static_cast<int32_t>(config.vocab_size);
+  replica->limits.max_model_len = replica->sched.max_model_len;
+  replica->limits.max_logprobs = options.max_logprobs;
   if (replica->comm->rank() == 0) {
-    replica->engine =
-        std::make_unique<Engine>(replica->sched, replica->cache, eos_ids,
-                                 config.vocab_size, *replica->executor, *replica->comm);
+    replica->engine = std::make_unique<Engine>(replica->sched, replica->cache, eos_ids,
+                                               replica->limits, &replica->text->tokenizer(),
+                                               *replica->executor, *replica->comm);
   }
   if (device == Device::kCpu) {
     spdlog::info(

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/api/request_limits.h"
 #include "common/config.h"
 #include "common/model_text.h"
 #include "kernels/tensor.h"
@@ -59,8 +60,9 @@ struct ReplicaOptions {
     s.max_model_len = 0;
     return s;
   }();
-  int threads = 0;      // CPU threads per rank; 0 = cores / ranks on this node
-  int local_ranks = 1;  // ranks sharing this node's cores
+  int max_logprobs = kDefaultMaxLogprobs;  // largest `logprobs` a request may ask
+  int threads = 0;                         // CPU threads per rank; 0 = cores / ranks on this node
+  int local_ranks = 1;                     // ranks sharing this node's cores
 };
 
 // One rank's share of a replica. `engine` is set on rank 0 only.
@@ -74,6 +76,10 @@ struct Replica {
   std::shared_ptr<const ModelText> text;
   std::unique_ptr<Engine> engine;
   std::string model_name;  // the directory's base name or "dummy-<preset>"
+  // What requests are admitted against (model name, vocabulary,
+  // max_model_len, max_logprobs, max_stop): by the service and the engine,
+  // and reported to the router in ModelInfo.
+  api::RequestLimits limits;
   Device device = Device::kCpu;
   DType dtype = DType::kFloat32;
   int cuda_device = -1;  // ordinal, on CUDA

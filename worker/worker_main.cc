@@ -33,6 +33,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "worker/exec/replica_protocol.h"
 #include "worker/flags.h"
 #include "worker/server/engine_loop.h"
 #include "worker/server/kv_event_hub.h"
@@ -65,7 +66,6 @@ ABSL_FLAG(int, heartbeat_interval_ms, 1000,
           "Router heartbeat interval (ms) unless the router's RegisterWorker reply sets one");
 ABSL_FLAG(std::string, router_api_key, "",
           "Sent as 'authorization: Bearer KEY' to the router's Registry, when set");
-ABSL_FLAG(int, max_logprobs, 20, "Largest `logprobs` (top-n per token) a request may ask");
 ABSL_FLAG(int, max_kv_watch_batches, 1024,
           "KV event batches a WatchKvEvents client may fall behind before its stream ends "
           "with RESOURCE_EXHAUSTED (it then resubscribes for a fresh snapshot)");
@@ -160,10 +160,7 @@ int RunLeader(Replica& replica) {
   ctx.loop = &loop;
   ctx.hub = &hub;
   ctx.text = replica.text.get();
-  ctx.limits.model_name = replica.model_name;
-  ctx.limits.vocab_size = static_cast<int32_t>(replica.config.vocab_size);
-  ctx.limits.max_model_len = replica.sched.max_model_len;
-  ctx.limits.max_logprobs = absl::GetFlag(FLAGS_max_logprobs);
+  ctx.limits = replica.limits;
   ctx.block_size = replica.cache.block_size;
   WorkerService worker_service(ctx);
   LlmService llm_service(ctx);

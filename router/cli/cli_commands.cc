@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/api/grpc_status.h"
 #include "router/cli/cli_format.h"
 #include "tessera/v1/admin.grpc.pb.h"
 #include "tessera/v1/llm.grpc.pb.h"
@@ -20,10 +21,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string CodeName(grpc::StatusCode code) {
-  // gRPC's and absl's status codes share their numbers and names.
-  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
-}
+std::string CodeName(grpc::StatusCode code) { return api::StatusCodeName(code); }
 
 std::string FinishReasonName(v1::FinishReason reason) {
   switch (reason) {

@@ -21,6 +21,7 @@
 #include "tests/testing/stories.h"
 #include "tests/worker/gpu_test_util.h"
 #include "worker/comm/make_communicator.h"
+#include "worker/exec/replica_protocol.h"
 #include "worker/replica.h"
 
 namespace tessera {

@@ -11,8 +11,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-AdmissionLimits Limits() {
-  AdmissionLimits l;
+api::RequestLimits Limits() {
+  api::RequestLimits l;
   l.model_name = "dummy-tiny";
   l.vocab_size = 512;
   l.max_model_len = 64;

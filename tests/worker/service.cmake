@@ -10,3 +10,7 @@ tessera_add_test(worker_service_test SOURCES worker_service_test.cc LIBS tessera
                  LABELS unit)
 tessera_add_test(registration_test SOURCES registration_test.cc LIBS tessera_worker_service
                  LABELS unit)
+tessera_add_test(request_limits_test SOURCES request_limits_test.cc LIBS tessera_worker_service
+                 LABELS unit)
+tessera_add_test(output_processor_test SOURCES output_processor_test.cc LIBS tessera_engine
+                 LABELS unit)

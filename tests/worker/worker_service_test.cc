@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/api/rejection.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -294,6 +295,21 @@ TEST_F(WorkerServiceTest, DrainRefusesNewRequests) {
   EXPECT_EQ(s.status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(s.status.error_message(), HasSubstr("draining"));
   EXPECT_TRUE(Load().draining());
+}
+
+TEST_F(WorkerServiceTest, RefusalsCarryATypedReasonForTheRouter) {
+  ctx_.ready = false;
+  Stream starting = Generate(Greedy(4));
+  EXPECT_EQ(starting.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(api::RejectionOf(starting.status), api::Rejection::kNotReady);
+  ctx_.ready = true;
+  Stream admitted = Generate(Greedy(2));
+  ASSERT_TRUE(admitted.status.ok()) << admitted.status.error_message();
+  EXPECT_FALSE(api::RejectionOf(admitted.status).has_value());
+  loop_->Drain(Clock::now() + std::chrono::seconds(30));
+  Stream draining = Generate(Greedy(4));
+  EXPECT_EQ(draining.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(api::RejectionOf(draining.status), api::Rejection::kDraining);
 }
 
 TEST_F(WorkerServiceTest, ManyConcurrentStreams) {

@@ -5,8 +5,10 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "common/api/request_validation.h"
 #include "common/status_macros.h"
 #include "worker/engine/step_plan.h"
+#include "worker/exec/replica_protocol.h"
 
 namespace tessera {
 namespace {
@@ -25,30 +27,18 @@ RequestOutput ToRequestOutput(const SeqOutput& o) {
 }  // namespace
 
 Engine::Engine(const SchedulerConfig& sched, const CacheConfig& cache, std::vector<int32_t> eos_ids,
-               int32_t vocab_size, ModelExecutor& executor, Communicator& comm)
+               api::RequestLimits limits, const Tokenizer* tokenizer, ModelExecutor& executor,
+               Communicator& comm)
     : scheduler_(sched, cache, std::move(eos_ids)),
       executor_(executor),
       comm_(comm),
+      output_processor_(tokenizer),
       block_size_(cache.block_size),
-      vocab_size_(vocab_size),
+      limits_(std::move(limits)),
       seed_rng_(std::random_device{}()) {}
 
 absl::Status Engine::AddRequest(EngineRequest r) {
-  RETURN_IF_ERROR(r.params.Validate());
-  for (size_t i = 0; i < r.prompt_token_ids.size(); ++i) {
-    const int32_t id = r.prompt_token_ids[i];
-    if (id < 0 || id >= vocab_size_) {
-      return absl::InvalidArgumentError(absl::StrCat("prompt token id ", id, " at index ", i,
-                                                     " is outside the vocabulary [0, ", vocab_size_,
-                                                     ")"));
-    }
-  }
-  for (const int32_t id : r.params.stop_token_ids) {
-    if (id < 0 || id >= vocab_size_) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "stop_token_ids: ", id, " is outside the vocabulary [0, ", vocab_size_, ")"));
-    }
-  }
+  RETURN_IF_ERROR(api::ValidateTokensAndParams(r.prompt_token_ids, r.params, limits_));
   const uint64_t seed = r.params.seed.has_value() ? *r.params.seed : seed_rng_();
   const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                              std::chrono::steady_clock::now().time_since_epoch())
@@ -57,7 +47,11 @@ absl::Status Engine::AddRequest(EngineRequest r) {
                                         std::move(r.prompt_token_ids), std::move(r.params),
                                         r.priority, now_ns);
   seq->set_rng_seed(seed);
-  return scheduler_.AddRequest(std::move(seq));
+  std::string id = seq->request_id();
+  std::vector<std::string> stop = seq->params().stop;
+  RETURN_IF_ERROR(scheduler_.AddRequest(std::move(seq)));
+  output_processor_.Add(id, std::move(stop), r.return_text);
+  return absl::OkStatus();
 }
 
 bool Engine::Abort(const std::string& request_id, FinishReason reason) {
@@ -69,11 +63,7 @@ absl::StatusOr<std::vector<RequestOutput>> Engine::Step() {
   const SchedulerOutput& out = scheduler_.Schedule();
   if (!out.seqs.empty()) {
     BuildStepPlan(out, block_size_, step_++, &plan_);
-    absl::Status forward = absl::OkStatus();
-    if (comm_.size() > 1) {
-      plan_.SerializeToString(&plan_bytes_);
-      forward = comm_.Broadcast(plan_bytes_, /*root=*/0);
-    }
+    absl::Status forward = SendStepPlan(comm_, plan_, plan_bytes_);
     if (forward.ok()) forward = executor_.Forward(plan_);
     if (!forward.ok()) {
       // The step did not happen: hand the scheduler its state back.
@@ -122,17 +112,16 @@ absl::StatusOr<std::vector<RequestOutput>> Engine::Step() {
     }
   }
   for (const SeqOutput& o : scheduler_.TakeAbortedOutputs()) results.push_back(ToRequestOutput(o));
+  // Text and stop strings; a request ended by one leaves the scheduler at
+  // the next step (its abort output is dropped by the processor).
+  for (const std::string& id : output_processor_.Process(results)) {
+    scheduler_.Abort(id, FinishReason::kStop);
+  }
   std::vector<KvEvent> events = scheduler_.TakeKvEvents();
   if (kv_event_sink_ && !events.empty()) kv_event_sink_(std::move(events));
   return results;
 }
 
-absl::Status Engine::Shutdown() {
-  if (comm_.size() == 1) return absl::OkStatus();
-  v1::StepPlan plan;
-  plan.set_kind(v1::StepPlan::KIND_SHUTDOWN);
-  std::string bytes = plan.SerializeAsString();
-  return comm_.Broadcast(bytes, /*root=*/0);
-}
+absl::Status Engine::Shutdown() { return SendShutdown(comm_); }
 
 }  // namespace tessera

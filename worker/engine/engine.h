@@ -1,5 +1,6 @@
 // The leader's engine: one step = schedule -> broadcast the step plan ->
-// forward on every rank -> sample on rank 0 -> update the sequences.
+// forward on every rank -> sample on rank 0 -> update the sequences -> the
+// output processor (text, stop strings; worker/engine/output_processor.h).
 //
 // Not thread-safe: a single engine thread owns it (the gRPC server hands it
 // work through a queue; tessera-generate calls it directly).
@@ -14,35 +15,19 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/api/request_limits.h"
+#include "common/api/sampling_params.h"
 #include "common/config.h"
+#include "common/tokenizer.h"
 #include "tessera/v1/step_plan.pb.h"
 #include "worker/comm/communicator.h"
-#include "worker/engine/sampling_params.h"
+#include "worker/engine/output_processor.h"
+#include "worker/engine/request_output.h"
 #include "worker/engine/scheduler.h"
 #include "worker/exec/model_executor.h"
 #include "worker/exec/sampler.h"
 
 namespace tessera {
-
-struct EngineRequest {
-  std::string request_id;
-  std::vector<int32_t> prompt_token_ids;
-  SamplingParams params;
-  int priority = 0;
-};
-
-// What one step produced for one request: its new tokens (zero or one), with
-// logprobs when asked, and on the last output the finish reason and usage.
-struct RequestOutput {
-  std::string request_id;
-  std::vector<int32_t> new_tokens;
-  std::vector<SampleResult> logprobs;  // one per new token when params.logprobs > 0
-  FinishReason finish_reason = FinishReason::kNone;
-  int prompt_tokens = 0;
-  int completion_tokens = 0;
-  int cached_prompt_tokens = 0;
-  bool finished() const { return finish_reason != FinishReason::kNone; }
-};
 
 struct EngineStats {
   int64_t steps = 0;
@@ -53,17 +38,24 @@ struct EngineStats {
 class Engine {
  public:
   // `executor` and `comm` must outlive the engine; `comm.rank()` must be 0.
+  // `limits`: what AddRequest checks requests against (the replica's, the
+  // same the service admits with). `tokenizer` (may be null: no text, no
+  // stop strings) turns outputs into text; it must outlive the engine.
   Engine(const SchedulerConfig& sched, const CacheConfig& cache, std::vector<int32_t> eos_ids,
-         int32_t vocab_size, ModelExecutor& executor, Communicator& comm);
+         api::RequestLimits limits, const Tokenizer* tokenizer, ModelExecutor& executor,
+         Communicator& comm);
 
-  // Validates (INVALID_ARGUMENT naming the field and the limit: sampling
-  // params, token ids outside the vocabulary, lengths) and queues the request.
+  // Validates against the limits (api::ValidateTokensAndParams:
+  // INVALID_ARGUMENT naming the field and the limit: sampling params, token
+  // ids outside the vocabulary, lengths) and queues the request.
   absl::Status AddRequest(EngineRequest request);
   // Ends a request in any state; its final output (reason kAbort) comes with
   // the next Step(). False when the id is unknown or already finished.
   bool Abort(const std::string& request_id, FinishReason reason = FinishReason::kAbort);
 
-  // Runs one step (nothing when idle) and returns what it produced. An error
+  // Runs one step (nothing when idle) and returns what it produced, through
+  // the output processor: with text when asked, and a request whose text
+  // reached a stop string ends there (finish reason kStop). An error
   // means a collective or the forward pass failed (e.g. a rank is gone): the
   // step is abandoned and the replica should be torn down.
   absl::StatusOr<std::vector<RequestOutput>> Step();
@@ -86,8 +78,9 @@ class Engine {
   ModelExecutor& executor_;
   Communicator& comm_;
   Sampler sampler_;
+  OutputProcessor output_processor_;
   int block_size_;
-  int32_t vocab_size_;
+  const api::RequestLimits limits_;
   int64_t next_seq_id_ = 0;
   int64_t step_ = 0;
   std::mt19937_64 seed_rng_;

@@ -22,10 +22,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/api/sampling_params.h"
 #include "common/block_hash.h"
 #include "common/check.h"
 #include "common/ids.h"
-#include "worker/engine/sampling_params.h"
 
 namespace tessera {
 

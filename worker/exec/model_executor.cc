@@ -534,32 +534,4 @@ absl::Status ModelExecutor::Execute(const v1::StepPlan& plan, Tensor& logits) {
   return absl::OkStatus();
 }
 
-absl::Status RunFollower(ModelExecutor& executor, Communicator& comm) {
-  std::string bytes;
-  v1::StepPlan plan;
-  while (true) {
-    RETURN_IF_ERROR(comm.Broadcast(bytes, /*root=*/0));
-    if (!plan.ParseFromString(bytes)) {
-      return absl::DataLossError(absl::StrCat("rank ", comm.rank(), ": step plan of ", bytes.size(),
-                                              " bytes from rank 0 does not parse"));
-    }
-    switch (plan.kind()) {
-      case v1::StepPlan::KIND_SHUTDOWN:
-        return executor.Synchronize();
-      case v1::StepPlan::KIND_FORWARD:
-        RETURN_IF_ERROR(executor.Forward(plan));
-        break;
-      case v1::StepPlan::KIND_HEARTBEAT:
-        // The idle leader checking that every rank is alive: a barrier, as a
-        // small broadcast can complete at the root without the receivers.
-        RETURN_IF_ERROR(comm.Barrier());
-        break;
-      case v1::StepPlan::KIND_UNSPECIFIED:
-      default:  // proto enums are open: any other value is a protocol error
-        return absl::DataLossError(
-            absl::StrCat("rank ", comm.rank(), ": step plan of unknown kind ", plan.kind()));
-    }
-  }
-}
-
 }  // namespace tessera

@@ -192,11 +192,6 @@ class ModelExecutor {
   std::map<int, Graph> graphs_;
 };
 
-// The loop of ranks 1..N-1: receive each step plan from rank 0, run it, until
-// a KIND_SHUTDOWN plan arrives (returns OK) or a collective fails (returns
-// that error).
-absl::Status RunFollower(ModelExecutor& executor, Communicator& comm);
-
 // A prefill batch for profiling: `num_seqs` sequences sharing `num_tokens`
 // tokens (as evenly as possible), each starting at position 0, each sampling
 // its last token, with blocks [0, *blocks_used) of `block_size` tokens

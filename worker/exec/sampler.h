@@ -38,7 +38,7 @@
 #include <utility>
 #include <vector>
 
-#include "worker/engine/sampling_params.h"
+#include "common/api/sampling_params.h"
 
 namespace tessera {
 

@@ -5,9 +5,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/api/rejection.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "tessera/v1/step_plan.pb.h"
+#include "worker/exec/replica_protocol.h"
 
 namespace tessera {
 
@@ -49,13 +51,17 @@ absl::Status EngineLoop::Submit(EngineRequest request, std::shared_ptr<RequestSi
         absl::StrCat("the worker's replica failed: ", final_status_.message()));
   }
   if (draining_ || done_) {
-    return absl::UnavailableError("the worker is draining: it accepts no new requests");
+    return api::WithRejection(
+        absl::UnavailableError("the worker is draining: it accepts no new requests"),
+        api::Rejection::kDraining);
   }
   const int waiting = sched_waiting_ + static_cast<int>(intake_.size());
   if (waiting >= options_.max_waiting) {
-    return absl::ResourceExhaustedError(absl::StrCat("the waiting queue is full (", waiting,
-                                                     " requests, --max-waiting ",
-                                                     options_.max_waiting, "); retry later"));
+    return api::WithRejection(
+        absl::ResourceExhaustedError(absl::StrCat("the waiting queue is full (", waiting,
+                                                  " requests, --max-waiting ", options_.max_waiting,
+                                                  "); retry later")),
+        api::Rejection::kQueueFull);
   }
   intake_.push_back(Pending{std::move(request), std::move(sink)});
   return absl::OkStatus();
@@ -187,15 +193,7 @@ void EngineLoop::Publish() {
   snapshot_.in_flight = static_cast<int>(sinks_.size());
 }
 
-absl::Status EngineLoop::Heartbeat() {
-  v1::StepPlan plan;
-  plan.set_kind(v1::StepPlan::KIND_HEARTBEAT);
-  std::string bytes = plan.SerializeAsString();
-  RETURN_IF_ERROR(comm_.Broadcast(bytes, /*root=*/0));
-  // Every rank must take part in a barrier (a small broadcast may complete
-  // at the root alone): a dead or hung rank makes it time out.
-  return comm_.Barrier();
-}
+absl::Status EngineLoop::Heartbeat() { return SendHeartbeat(comm_); }
 
 void EngineLoop::Run() {
   last_collective_ = Clock::now();
@@ -292,7 +290,8 @@ void EngineLoop::Run() {
     snapshot_.draining = true;
   }
   for (Pending& p : late) {
-    p.sink->OnError(absl::UnavailableError("the worker is shutting down"));
+    p.sink->OnError(api::WithRejection(absl::UnavailableError("the worker is shutting down"),
+                                       api::Rejection::kShuttingDown));
   }
   Publish();
 }

@@ -8,12 +8,14 @@
 namespace tessera {
 
 absl::StatusOr<EngineRequest> EngineRequestFromProto(const v1::GenerateRequest& request,
-                                                     const AdmissionLimits& limits,
+                                                     const api::RequestLimits& limits,
                                                      const ModelText& text) {
-  ASSIGN_OR_RETURN(ValidatedRequest v, ValidateGenerateRequest(request, limits, text));
+  ASSIGN_OR_RETURN(api::ValidatedRequest v,
+                   api::ValidateGenerateRequest(request, limits, text));
   EngineRequest r;
   r.request_id = request.request_id();
   r.priority = request.priority();
+  r.return_text = request.return_text();
   r.prompt_token_ids = std::move(v.prompt_token_ids);
   r.params = std::move(v.params);
   return r;

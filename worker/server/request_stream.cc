@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/api/grpc_status.h"
 #include "worker/server/proto_convert.h"
 
 namespace tessera {
@@ -34,21 +35,7 @@ void Merge(v1::GenerateResponse& into, v1::GenerateResponse&& part) {
   if (part.has_timings()) *into.mutable_timings() = part.timings();
 }
 
-class FinishedReactor : public grpc::ServerWriteReactor<v1::GenerateResponse> {
- public:
-  explicit FinishedReactor(grpc::Status status) { Finish(std::move(status)); }
-  void OnDone() override { delete this; }
-};
-
 }  // namespace
-
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
-
-grpc::ServerWriteReactor<v1::GenerateResponse>* FinishedGenerateReactor(grpc::Status status) {
-  return new FinishedReactor(std::move(status));
-}
 
 class GenerateStream::Reactor : public grpc::ServerWriteReactor<v1::GenerateResponse> {
  public:
@@ -65,11 +52,7 @@ class GenerateStream::Reactor : public grpc::ServerWriteReactor<v1::GenerateResp
 };
 
 GenerateStream::GenerateStream(Options options, EngineLoop* loop)
-    : options_(std::move(options)),
-      loop_(loop),
-      arrival_(Clock::now()),
-      decoder_(options_.tokenizer, /*skip_special=*/true),
-      matcher_(options_.stop) {}
+    : options_(std::move(options)), loop_(loop), arrival_(Clock::now()) {}
 
 std::shared_ptr<GenerateStream> GenerateStream::Create(Options options, EngineLoop* loop) {
   std::shared_ptr<GenerateStream> s(new GenerateStream(std::move(options), loop));
@@ -102,23 +85,10 @@ bool GenerateStream::OnOutput(RequestOutput output) {
   if (!output.new_tokens.empty() && !first_token_.has_value()) first_token_ = now;
   for (const SampleResult& s : output.logprobs) SampleResultToProto(s, part.add_logprobs());
 
-  bool stopped = false;
-  const bool need_text = options_.return_text || !options_.stop.empty();
-  if (need_text && options_.tokenizer != nullptr) {
-    std::string text;
-    if (absl::StatusOr<std::string> piece = decoder_.Append(output.new_tokens); piece.ok()) {
-      text = matcher_.Append(*piece);
-    }
-    stopped = matcher_.stopped();
-    if (output.finished() && !stopped) text += matcher_.Append(decoder_.Flush());
-    stopped = matcher_.stopped();
-    if (output.finished() && !stopped) text += matcher_.Flush();
-    if (options_.return_text) part.set_text(std::move(text));
-  }
-  const bool last = output.finished() || stopped;
+  part.set_text(std::move(output.text));  // empty unless the request asked for text
+  const bool last = output.finished();
   if (last) {
-    part.set_finish_reason(stopped ? v1::FINISH_REASON_STOP
-                                   : FinishReasonToProto(output.finish_reason));
+    part.set_finish_reason(FinishReasonToProto(output.finish_reason));
     v1::Usage* usage = part.mutable_usage();
     usage->set_prompt_tokens(output.prompt_tokens);
     usage->set_completion_tokens(output.completion_tokens);
@@ -129,7 +99,7 @@ bool GenerateStream::OnOutput(RequestOutput output) {
     t->set_total_time_us(Micros(now - arrival_));
   }
   Enqueue(std::move(part), last);
-  return stopped && !output.finished();
+  return false;  // the engine's output processor decides the end
 }
 
 void GenerateStream::OnError(absl::Status status) {
@@ -139,7 +109,7 @@ void GenerateStream::OnError(absl::Status status) {
     if (ended_ || cancelled_) return;
     ended_ = true;
     pending_.clear();
-    final_status_ = ToGrpcStatus(status);
+    final_status_ = api::ToGrpcStatus(status);
     action = NextAction();
   }
   Run(action);

@@ -1,5 +1,7 @@
 // One streaming Generate call: the gRPC write reactor and the request's
-// output state (incremental detokenizer, stop strings, timings).
+// timings. It writes what the engine's output path gives it (tokens, text,
+// logprobs, finish reason: worker/engine/output_processor.h) and decides
+// nothing about the request's end itself.
 //
 // Threads and lifetime. The engine thread calls the RequestSink methods; gRPC
 // calls the reactions (OnWriteDone, OnCancel, OnDone). Outputs are turned into
@@ -21,10 +23,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "common/tokenizer.h"
 #include "grpcpp/grpcpp.h"
 #include "tessera/v1/llm.pb.h"
-#include "worker/engine/stop_string_matcher.h"
 #include "worker/server/engine_loop.h"
 
 namespace tessera {
@@ -34,9 +34,6 @@ class GenerateStream : public RequestSink, public std::enable_shared_from_this<G
   struct Options {
     std::string request_id;
     std::string worker_id;
-    bool return_text = false;
-    std::vector<std::string> stop;         // stop strings
-    const Tokenizer* tokenizer = nullptr;  // for text and stop strings
     // Sent in the first message (return_prompt_token_ids); empty = none.
     std::vector<int32_t> prompt_token_ids;
   };
@@ -78,8 +75,6 @@ class GenerateStream : public RequestSink, public std::enable_shared_from_this<G
 
   // Engine thread only.
   bool prompt_ids_sent_ = false;
-  IncrementalDecoder decoder_;
-  StopStringMatcher matcher_;
   std::optional<std::chrono::steady_clock::time_point> scheduled_;
   std::optional<std::chrono::steady_clock::time_point> first_token_;
 
@@ -96,12 +91,5 @@ class GenerateStream : public RequestSink, public std::enable_shared_from_this<G
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool ended_ ABSL_GUARDED_BY(mu_) = false;  // final message queued or error: no more input
 };
-
-// A reactor that ends the call at once with `status` (a request refused at
-// admission, before any message).
-grpc::ServerWriteReactor<v1::GenerateResponse>* FinishedGenerateReactor(grpc::Status status);
-
-// absl::Status -> grpc::Status (same code and message).
-grpc::Status ToGrpcStatus(const absl::Status& status);
 
 }  // namespace tessera

@@ -6,19 +6,24 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/api/grpc_status.h"
+#include "common/api/rejection.h"
+#include "common/api/request_limits.h"
 #include "worker/server/request_stream.h"
 
 namespace tessera {
 namespace {
 
-grpc::Status NotReady() {
-  return grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker is starting; retry shortly");
+using api::FinishUnary;
+using api::ToGrpcStatus;
+
+grpc::ServerWriteReactor<v1::GenerateResponse>* FinishedGenerateReactor(grpc::Status status) {
+  return api::FinishedWriteReactor<v1::GenerateResponse>(std::move(status));
 }
 
-grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, grpc::Status status) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(std::move(status));
-  return reactor;
+grpc::Status NotReady() {
+  return ToGrpcStatus(api::WithRejection(
+      absl::UnavailableError("worker is starting; retry shortly"), api::Rejection::kNotReady));
 }
 
 // One WatchKvEvents call: pops its watcher's batches one write at a time.
@@ -118,9 +123,6 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateHandler::Generate(
   GenerateStream::Options options;
   options.request_id = r->request_id;
   options.worker_id = context_.worker_id;
-  options.return_text = request->return_text();
-  options.stop = r->params.stop;
-  options.tokenizer = &context_.text->tokenizer();
   if (request->return_prompt_token_ids()) options.prompt_token_ids = r->prompt_token_ids;
   std::shared_ptr<GenerateStream> stream =
       GenerateStream::Create(std::move(options), context_.loop);
@@ -185,11 +187,9 @@ grpc::ServerUnaryReactor* WorkerService::Drain(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* LlmService::Tokenize(grpc::CallbackServerContext* ctx,
                                                const v1::TokenizeRequest* request,
                                                v1::TokenizeResponse* response) {
-  if (!request->model().empty() && request->model() != context_.limits.model_name) {
-    return FinishUnary(ctx, grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                         absl::StrCat("model '", request->model(),
-                                                      "' is not served here; this worker serves '",
-                                                      context_.limits.model_name, "'")));
+  if (absl::Status s = api::CheckModelName(request->model(), context_.limits.model_name, "worker");
+      !s.ok()) {
+    return FinishUnary(ctx, ToGrpcStatus(s));
   }
   absl::StatusOr<std::vector<int32_t>> ids =
       context_.text->tokenizer().Encode(request->text(), request->add_special_tokens());
@@ -202,9 +202,7 @@ grpc::ServerUnaryReactor* LlmService::ListModels(grpc::CallbackServerContext* ct
                                                  const v1::ListModelsRequest* /*request*/,
                                                  v1::ListModelsResponse* response) {
   v1::ModelInfo* m = response->add_models();
-  m->set_id(context_.limits.model_name);
-  m->set_max_model_len(context_.limits.max_model_len);
-  m->set_vocab_size(context_.limits.vocab_size);
+  *m = api::ToModelInfo(context_.limits);
   m->set_tokenizer_hash(context_.text->hash());
   return FinishUnary(ctx, grpc::Status::OK);
 }

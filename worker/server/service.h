@@ -28,7 +28,7 @@ struct ServiceContext {
   EngineLoop* loop = nullptr;
   KvEventHub* hub = nullptr;  // null: WatchKvEvents is UNIMPLEMENTED
   const ModelText* text = nullptr;  // tokenizer and chat template
-  AdmissionLimits limits;
+  api::RequestLimits limits;
   std::string worker_id;
   int block_size = 16;
   // Starts a drain (stop admission, finish, exit); returns the requests in

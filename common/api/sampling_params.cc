@@ -1,4 +1,4 @@
-#include "worker/engine/sampling_params.h"
+#include "common/api/sampling_params.h"
 
 #include <cmath>
 #include <cstddef>

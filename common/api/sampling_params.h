@@ -1,5 +1,6 @@
 // Per-request sampling parameters as the engine sees them (already validated
-// and defaulted; the wire form is tessera.v1.SamplingParams). Value type.
+// and defaulted; the wire form is tessera.v1.SamplingParams, turned into
+// this by common/api/request_validation.h). Value type.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,12 @@
 #include "absl/status/status.h"
 
 namespace tessera {
+
+// The limits a request's sampling parameters are checked against unless the
+// worker is configured otherwise (api::RequestLimits): the largest
+// `logprobs` (top-n per token), and stop strings + stop token ids.
+inline constexpr int kDefaultMaxLogprobs = 20;
+inline constexpr int kDefaultMaxStop = 16;
 
 struct SamplingParams {
   int max_tokens = 16;            // output tokens at most (>= 1)
@@ -30,7 +37,8 @@ struct SamplingParams {
 
   // INVALID_ARGUMENT naming the field and the limit, for the ranges above.
   // `max_logprobs` bounds `logprobs`; `max_stop` bounds stop strings + ids.
-  absl::Status Validate(int max_logprobs = 20, int max_stop = 16) const;
+  absl::Status Validate(int max_logprobs = kDefaultMaxLogprobs,
+                        int max_stop = kDefaultMaxStop) const;
 };
 
 }  // namespace tessera

@@ -1,0 +1,198 @@
+// The engine's output path (OutputProcessor): text only when asked, stop
+// strings end a request and cut its text, held-back text is flushed at the
+// end, characters split across tokens, and the same through a whole Engine
+// (what tessera-generate and the gRPC stream both get).
+#include "worker/engine/output_processor.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/requests.h"
+#include "worker/replica.h"
+
+namespace tessera {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+// The byte tokenizer: byte b is token b + 3.
+int32_t Tok(unsigned char byte) { return static_cast<int32_t>(byte) + 3; }
+
+RequestOutput Out(const std::string& id, std::vector<int32_t> tokens,
+                  FinishReason reason = FinishReason::kNone) {
+  RequestOutput o;
+  o.request_id = id;
+  o.new_tokens = std::move(tokens);
+  o.finish_reason = reason;
+  return o;
+}
+
+class OutputProcessorTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Tokenizer> tokenizer_ = MakeByteTokenizer(512);
+  OutputProcessor processor_{tokenizer_.get()};
+
+  // Feeds one output; returns it as processed (or nothing when dropped) and
+  // the ids the call ended.
+  std::vector<RequestOutput> Feed(RequestOutput o, std::vector<std::string>* ended = nullptr) {
+    std::vector<RequestOutput> step;
+    step.push_back(std::move(o));
+    std::vector<std::string> e = processor_.Process(step);
+    if (ended != nullptr) *ended = std::move(e);
+    return step;
+  }
+};
+
+TEST_F(OutputProcessorTest, TextOnlyWhenAsked) {
+  processor_.Add("text", {}, /*return_text=*/true);
+  processor_.Add("ids", {}, /*return_text=*/false);
+  EXPECT_EQ(Feed(Out("text", {Tok('h')}))[0].text, "h");
+  EXPECT_EQ(Feed(Out("ids", {Tok('h')}))[0].text, "");
+  EXPECT_EQ(Feed(Out("text", {Tok('i')}, FinishReason::kLength))[0].text, "i");
+  EXPECT_EQ(processor_.size(), 1u);  // "text" finished
+}
+
+TEST_F(OutputProcessorTest, AStopStringEndsTheRequestBeforeIt) {
+  processor_.Add("r", {"lo"}, /*return_text=*/true);
+  std::string text;
+  std::vector<std::string> ended;
+  for (char c : std::string("hel")) {
+    std::vector<RequestOutput> out = Feed(Out("r", {Tok(c)}), &ended);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_FALSE(out[0].finished());
+    EXPECT_THAT(ended, IsEmpty());
+    text += out[0].text;
+  }
+  EXPECT_EQ(text, "he");  // "l" may start "lo": held back
+  std::vector<RequestOutput> out = Feed(Out("r", {Tok('o')}), &ended);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].finish_reason, FinishReason::kStop);
+  EXPECT_EQ(text + out[0].text, "hel");
+  EXPECT_THAT(ended, ElementsAre("r"));
+  // The scheduler's abort output for it, and anything before it, is dropped.
+  EXPECT_THAT(Feed(Out("r", {Tok('!')})), IsEmpty());
+  EXPECT_THAT(Feed(Out("r", {}, FinishReason::kAbort)), IsEmpty());
+  EXPECT_EQ(processor_.size(), 0u);
+}
+
+TEST_F(OutputProcessorTest, StopStringsApplyWithoutReturningText) {
+  processor_.Add("r", {"b"}, /*return_text=*/false);
+  std::vector<std::string> ended;
+  EXPECT_EQ(Feed(Out("r", {Tok('a')}), &ended)[0].finish_reason, FinishReason::kNone);
+  std::vector<RequestOutput> out = Feed(Out("r", {Tok('b')}), &ended);
+  EXPECT_EQ(out[0].finish_reason, FinishReason::kStop);
+  EXPECT_EQ(out[0].text, "");
+  EXPECT_THAT(ended, ElementsAre("r"));
+}
+
+TEST_F(OutputProcessorTest, TheLastOutputFlushesWhatWasHeldBack) {
+  processor_.Add("r", {"xyz"}, /*return_text=*/true);
+  EXPECT_EQ(Feed(Out("r", {Tok('a'), Tok('x')}))[0].text, "a");
+  std::vector<RequestOutput> out = Feed(Out("r", {Tok('y')}, FinishReason::kLength));
+  EXPECT_EQ(out[0].text, "xy");
+  EXPECT_EQ(out[0].finish_reason, FinishReason::kLength);
+}
+
+TEST_F(OutputProcessorTest, AStopStringOnTheLastTokenMakesItAStop) {
+  processor_.Add("r", {"ab"}, /*return_text=*/true);
+  EXPECT_EQ(Feed(Out("r", {Tok('a')}))[0].text, "");
+  std::vector<std::string> ended;
+  std::vector<RequestOutput> out = Feed(Out("r", {Tok('b')}, FinishReason::kLength), &ended);
+  EXPECT_EQ(out[0].finish_reason, FinishReason::kStop);
+  EXPECT_EQ(out[0].text, "");
+  EXPECT_THAT(ended, IsEmpty());  // already finished in the scheduler
+}
+
+TEST_F(OutputProcessorTest, ACharacterSplitAcrossTokensComesWhole) {
+  processor_.Add("r", {}, /*return_text=*/true);
+  const std::string e_acute = "\xc3\xa9";
+  EXPECT_EQ(Feed(Out("r", {Tok(e_acute[0])}))[0].text, "");
+  EXPECT_EQ(Feed(Out("r", {Tok(e_acute[1])}))[0].text, e_acute);
+}
+
+TEST_F(OutputProcessorTest, OutputsOfOtherRequestsPassThroughInOrder) {
+  processor_.Add("a", {"z"}, /*return_text=*/true);
+  std::vector<RequestOutput> step;
+  step.push_back(Out("a", {Tok('z')}));
+  step.push_back(Out("untracked", {Tok('q')}));
+  step.push_back(Out("a", {}, FinishReason::kAbort));
+  const std::vector<std::string> ended = processor_.Process(step);
+  ASSERT_EQ(step.size(), 2u);
+  EXPECT_EQ(step[0].finish_reason, FinishReason::kStop);
+  EXPECT_EQ(step[1].request_id, "untracked");
+  EXPECT_EQ(step[1].text, "");
+  EXPECT_THAT(ended, ElementsAre("a"));
+}
+
+TEST(OutputProcessorWithoutTokenizer, PassesEverythingThrough) {
+  OutputProcessor p(nullptr);
+  p.Add("r", {"a"}, /*return_text=*/true);
+  std::vector<RequestOutput> step;
+  step.push_back(Out("r", {Tok('a')}));
+  EXPECT_THAT(p.Process(step), IsEmpty());
+  ASSERT_EQ(step.size(), 1u);
+  EXPECT_EQ(step[0].text, "");
+  EXPECT_FALSE(step[0].finished());
+}
+
+// Through the engine (as tessera-generate runs it): greedy text, then the
+// same request with a stop string taken from that text ends before it.
+std::pair<std::string, FinishReason> RunOne(Engine& engine, EngineRequest r) {
+  const std::string id = r.request_id;
+  EXPECT_TRUE(engine.AddRequest(std::move(r)).ok());
+  std::string text;
+  FinishReason reason = FinishReason::kNone;
+  for (int steps = 0; engine.HasUnfinished() && steps < 200; ++steps) {
+    absl::StatusOr<std::vector<RequestOutput>> out = engine.Step();
+    EXPECT_TRUE(out.ok()) << out.status();
+    if (!out.ok()) break;
+    for (const RequestOutput& o : *out) {
+      EXPECT_EQ(o.request_id, id);
+      EXPECT_EQ(reason, FinishReason::kNone) << "output after the end";
+      text += o.text;
+      if (o.finished()) reason = o.finish_reason;
+    }
+  }
+  return {text, reason};
+}
+
+TEST(EngineOutputPath, StopStringsAndTextReachEveryCallerOfTheEngine) {
+  ReplicaOptions o;
+  o.dummy_preset = "tiny";
+  o.dummy_seed = 11;
+  o.cache.block_size = 16;
+  o.cache.num_blocks = 64;
+  o.sched.max_model_len = 256;
+  o.threads = 1;
+  absl::StatusOr<std::unique_ptr<Replica>> replica =
+      BuildReplica(o, MakeSingleProcessCommunicator());
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  Engine& engine = *(*replica)->engine;
+  EngineRequest free_run = testing::GreedyEngineRequest("free", {1, 60, 61, 62}, 12);
+  free_run.return_text = true;
+  const auto [text, reason] = RunOne(engine, free_run);
+  EXPECT_EQ(reason, FinishReason::kLength);
+  // The dummy model's greedy text is arbitrary; take as the stop string an
+  // ASCII character after the first one that does not occur before it.
+  size_t at = 1;
+  while (at < text.size() &&
+         (static_cast<unsigned char>(text[at]) >= 0x80 || text.find(text[at]) < at)) {
+    ++at;
+  }
+  ASSERT_LT(at, text.size()) << "no usable stop character in '" << text << "'";
+  const std::string stop(1, text[at]);
+  EngineRequest stopped = testing::GreedyEngineRequest("stopped", {1, 60, 61, 62}, 12);
+  stopped.return_text = true;
+  stopped.params.stop = {stop};
+  const auto [cut, cut_reason] = RunOne(engine, stopped);
+  EXPECT_EQ(cut_reason, FinishReason::kStop);
+  EXPECT_EQ(cut, text.substr(0, at));
+  EXPECT_FALSE(engine.HasUnfinished());
+}
+
+}  // namespace
+}  // namespace tessera

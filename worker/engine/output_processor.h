@@ -1,0 +1,74 @@
+// The engine's output path: turns each step's RequestOutputs into what a
+// client sees. Per request it keeps an incremental detokenizer and the stop
+// strings (StopStringMatcher); for each step's outputs it
+//   - appends the new tokens' text (RequestOutput::text) when the request
+//     asked for text,
+//   - ends a request whose text reaches one of its stop strings: that output
+//     becomes the last (finish_reason kStop, text cut before the stop
+//     string) and the caller must abort the sequence in the scheduler;
+//     anything the scheduler still reports for it is dropped,
+//   - on a request's last output, flushes the text held back.
+// Stop tokens (EOS, stop_token_ids) and max_tokens are decided where the
+// token is appended (Scheduler::CheckStop) and arrive here as finish
+// reasons; stop strings need text, so they are decided here.
+//
+// This is where the tokenizer plugs into generation: the engine calls it for
+// every step (Engine::Step), so the gRPC stream, tessera-generate and tests
+// all get the same text and stop-string behaviour.
+//
+// Not thread-safe: owned and called by the engine's one thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "common/tokenizer.h"
+#include "worker/engine/request_output.h"
+#include "worker/engine/stop_string_matcher.h"
+
+namespace tessera {
+
+class OutputProcessor {
+ public:
+  // `tokenizer` may be null (no text; stop strings are then not applied) and
+  // must outlive the processor.
+  explicit OutputProcessor(const Tokenizer* tokenizer) : tokenizer_(tokenizer) {}
+
+  // Starts tracking a request the scheduler admitted. `stop`: its stop
+  // strings; `return_text`: whether its outputs carry text. A request with
+  // neither costs nothing here.
+  void Add(const std::string& request_id, std::vector<std::string> stop, bool return_text);
+
+  // Processes one step's outputs in place (see the top of the file). Returns
+  // the ids this call ended by a stop string; the caller aborts each in the
+  // scheduler (its later outputs are dropped here).
+  std::vector<std::string> Process(std::vector<RequestOutput>& outputs);
+
+  // Requests tracked (added and not yet finished).
+  size_t size() const { return requests_.size(); }
+
+ private:
+  // One request's text state.
+  struct Text {
+    Text(const Tokenizer* tokenizer, std::vector<std::string> stop, bool return_text)
+        : decoder(tokenizer, /*skip_special=*/true),
+          matcher(std::move(stop)),
+          return_text(return_text) {}
+    IncrementalDecoder decoder;
+    StopStringMatcher matcher;
+    bool return_text;
+  };
+  // Applies `text` to `output`; true when a stop string ended it.
+  bool ProcessText(Text& text, RequestOutput& output);
+
+  const Tokenizer* const tokenizer_;
+  // Requests with text or stop strings (null entry: nothing to do).
+  absl::flat_hash_map<std::string, std::unique_ptr<Text>> requests_;
+  // Ended by a stop string, waiting for the scheduler's final (abort) output.
+  absl::flat_hash_set<std::string> stopped_;
+};
+
+}  // namespace tessera

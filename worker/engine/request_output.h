@@ -1,0 +1,41 @@
+// What the engine returns for one request after a step, and what it is
+// asked to run. Value types.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/api/sampling_params.h"
+#include "worker/engine/sequence.h"
+#include "worker/exec/sampler.h"
+
+namespace tessera {
+
+struct EngineRequest {
+  std::string request_id;
+  std::vector<int32_t> prompt_token_ids;
+  SamplingParams params;
+  int priority = 0;
+  bool return_text = false;  // outputs carry their text (RequestOutput::text)
+};
+
+// What one step produced for one request: its new tokens (zero or one), with
+// logprobs when asked, their text when asked, and on the last output the
+// finish reason and usage.
+struct RequestOutput {
+  std::string request_id;
+  std::vector<int32_t> new_tokens;
+  std::vector<SampleResult> logprobs;  // one per new token when params.logprobs > 0
+  // The new tokens' text (OutputProcessor), when the request asked for text:
+  // UTF-8, never past a stop string; bytes of a character split across
+  // tokens come with the token that completes it.
+  std::string text;
+  FinishReason finish_reason = FinishReason::kNone;
+  int prompt_tokens = 0;
+  int completion_tokens = 0;
+  int cached_prompt_tokens = 0;
+  bool finished() const { return finish_reason != FinishReason::kNone; }
+};
+
+}  // namespace tessera
