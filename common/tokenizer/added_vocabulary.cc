@@ -5,22 +5,33 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "common/tokenizer/regex.h"
 #include "common/tokenizer/unicode.h"
 
 namespace tessera::hf {
 namespace {
 
-// The last code point of non-empty valid UTF-8 `s`.
-uint32_t LastChar(absl::string_view s) {
-  size_t i = s.size() - 1;
-  while (i > 0 && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) --i;
-  int len = 0;
-  return DecodeUtf8(s, i, &len);
+// Whether the character `c` (its UTF-8) is a word character as Rust's regex
+// crate reads `\w`, which HF's single_word check uses (UTS #18: Alphabetic,
+// marks, decimal numbers, connector punctuation, joiners).
+bool IsWordChar(absl::string_view c) {
+  static const Pattern* word =
+      Pattern::Regex(R"([\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}])", "\\w")
+          .value()
+          .release();
+  std::vector<Span> m;
+  return word->FindAll(c, &m).ok() && !m.empty();
 }
 
-uint32_t FirstChar(absl::string_view s) {
-  int len = 0;
-  return DecodeUtf8(s, 0, &len);
+// The last character of non-empty valid UTF-8 `s`.
+absl::string_view LastChar(absl::string_view s) {
+  size_t i = s.size() - 1;
+  while (i > 0 && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) --i;
+  return s.substr(i);
+}
+
+absl::string_view FirstChar(absl::string_view s) {
+  return s.substr(0, Utf8Length(static_cast<unsigned char>(s[0])));
 }
 
 // Where the whitespace at the end of `s` begins.
@@ -145,8 +156,8 @@ void AddedVocabulary::Split(const Matcher& m, absl::string_view text,
     pos = stop;
     const AddedToken& token = tokens_[hit->second];
     if (token.single_word) {
-      const bool space_before = start == 0 || !IsAlphanumeric(LastChar(text.substr(0, start)));
-      const bool space_after = stop == text.size() || !IsAlphanumeric(FirstChar(text.substr(stop)));
+      const bool space_before = start == 0 || !IsWordChar(LastChar(text.substr(0, start)));
+      const bool space_after = stop == text.size() || !IsWordChar(FirstChar(text.substr(stop)));
       if (!space_before || !space_after) continue;
     }
     if (token.lstrip) start = std::max(TrailingSpaceStart(text.substr(0, start)), start_offset);

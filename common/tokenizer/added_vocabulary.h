@@ -2,8 +2,8 @@
 // other added tokens, matched in the input before the model runs, as Hugging
 // Face `tokenizers` does by default: leftmost-longest over the tokens'
 // contents, tokens with `normalized: false` on the raw text and those with
-// `normalized: true` on the normalized text; `single_word` (no word character
-// touching either side), `lstrip`/`rstrip` (absorb the whitespace beside it).
+// `normalized: true` on the normalized text; `single_word` (no word character,
+// as Rust's regex `\w`, touching either side), `lstrip`/`rstrip` (absorb the whitespace beside it).
 // Ids are assigned as Hugging Face assigns them when it reads the file (the
 // "id" fields are not trusted): a token already in the model's vocabulary
 // keeps that id, others get the next id after the vocabulary, in file order.

@@ -9,10 +9,15 @@
 namespace tessera::hf {
 namespace {
 
-// Oniguruma's \s: the White_Space property.
+// Oniguruma's \s: U+0009-000D, U+0085 and Zs/Zl/Zp (PCRE2's adds U+180E).
 constexpr absl::string_view kSpaceClass =
     "\\t\\n\\x{0B}\\f\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}"
     "\\x{202F}\\x{205F}\\x{3000}";
+// Oniguruma's \w: letters, marks, numbers and connector punctuation (PCRE2's
+// has no marks and only "_" of Pc).
+constexpr absl::string_view kWordClass = "\\p{L}\\p{M}\\p{N}\\p{Pc}";
+// Oniguruma's \h: a hexadecimal digit (PCRE2's is horizontal space).
+constexpr absl::string_view kHexClass = "0-9a-fA-F";
 
 // Per-thread PCRE2 scratch: match data for the whole-match offsets and a JIT
 // stack large enough for long runs of backtracking (e.g. `\s+(?!\S)`).
@@ -49,13 +54,19 @@ std::string OnigurumaToPcre2(absl::string_view pattern) {
     if (c == '\\' && i + 1 < pattern.size()) {
       const char e = pattern[i + 1];
       ++i;
-      if (e == 's') {
-        absl::StrAppend(&out, in_class ? "" : "[", kSpaceClass, in_class ? "" : "]");
-      } else if (e == 'S' && !in_class) {
-        absl::StrAppend(&out, "[^", kSpaceClass, "]");
-      } else {
+      absl::string_view cls = e == 's' || e == 'S'   ? kSpaceClass
+                              : e == 'w' || e == 'W' ? kWordClass
+                              : e == 'h' || e == 'H' ? kHexClass
+                                                     : absl::string_view();
+      const bool negated = e == 'S' || e == 'W' || e == 'H';
+      if (cls.empty() || (negated && in_class)) {
+        // Everything else, and a negated class inside a class, is PCRE2's.
         out.push_back('\\');
         out.push_back(e);
+      } else if (in_class) {
+        absl::StrAppend(&out, cls);
+      } else {
+        absl::StrAppend(&out, negated ? "[^" : "[", cls, "]");
       }
       continue;
     }

@@ -1,8 +1,8 @@
 // Patterns of tokenizer.json (`{"String": ...}` or `{"Regex": ...}`) matched
 // with PCRE2 (UTF + Unicode properties, JIT-compiled). Hugging Face compiles
-// its regexes with Oniguruma; the few places where PCRE2 reads a pattern
-// differently (`\s`/`\S`: Oniguruma uses the White_Space property, PCRE2 adds
-// U+180E) are rewritten before compiling.
+// its regexes with Oniguruma; the escapes whose classes differ between the two
+// (`\s`, `\w`, `\h` and their negations) are rewritten to Oniguruma's
+// classes before compiling.
 // Immutable after Create; FindAll is thread-safe (per-thread match data).
 #pragma once
 

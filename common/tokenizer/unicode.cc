@@ -129,28 +129,9 @@ bool IsNumeric(uint32_t cp) {
   return c == UTF8PROC_CATEGORY_ND || c == UTF8PROC_CATEGORY_NL || c == UTF8PROC_CATEGORY_NO;
 }
 
-bool IsAlphanumeric(uint32_t cp) {
-  if (cp < 0x80) {
-    return (cp >= '0' && cp <= '9') || (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z');
-  }
-  switch (utf8proc_category(static_cast<utf8proc_int32_t>(cp))) {
-    case UTF8PROC_CATEGORY_LU:
-    case UTF8PROC_CATEGORY_LL:
-    case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM:
-    case UTF8PROC_CATEGORY_LO:
-    case UTF8PROC_CATEGORY_ND:
-    case UTF8PROC_CATEGORY_NL:
-    case UTF8PROC_CATEGORY_NO:
-      return true;
-    default:
-      return false;
-  }
-}
-
 absl::StatusOr<std::string> NormalizeUnicode(absl::string_view text, NormalForm form) {
-  // Code points below U+0300 are unchanged by NFC and NFD; ASCII by all forms.
-  const unsigned char limit = form == NormalForm::kNFC || form == NormalForm::kNFD ? 0xCC : 0x80;
+  // Code points below U+0300 are unchanged by NFC; ASCII by every form.
+  const unsigned char limit = form == NormalForm::kNFC ? 0xCC : 0x80;
   bool unchanged = true;
   for (unsigned char b : text) {
     if (b >= limit) {

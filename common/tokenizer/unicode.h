@@ -38,8 +38,6 @@ void AppendLossyUtf8(absl::string_view in, std::string* out);
 bool IsWhitespace(uint32_t cp);
 // Rust's char::is_numeric (general categories Nd, Nl, No).
 bool IsNumeric(uint32_t cp);
-// Rust's char::is_alphanumeric (letters, letter-like marks and numbers).
-bool IsAlphanumeric(uint32_t cp);
 
 enum class NormalForm { kNFC, kNFD, kNFKC, kNFKD };
 
