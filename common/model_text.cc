@@ -54,12 +54,14 @@ absl::StatusOr<std::shared_ptr<const ModelText>> ModelText::Load(
                         !chat_template_override.has_value();
   // The plain byte tokenizer has nothing to serve: its hash is empty.
   text->hash_ = no_files ? std::string() : CombinedHash(text->info_.hash, chat_template_override);
-  text->special_tokens_ = nlohmann::json::object();
+  text->special_tokens_ = nlohmann::ordered_json::object();
   if (files.tokenizer_config_json.has_value()) {
     // LoadTokenizer has already refused a config that does not parse.
     const nlohmann::json config =
         nlohmann::json::parse(*files.tokenizer_config_json, nullptr, /*allow_exceptions=*/false);
-    if (config.is_object()) text->special_tokens_ = jinja::SpecialTokensFromConfig(config);
+    if (config.is_object()) {
+      text->special_tokens_ = nlohmann::ordered_json(jinja::SpecialTokensFromConfig(config));
+    }
   }
   const std::string& source = chat_template_override.has_value() ? *chat_template_override
                                                                   : text->info_.chat_template;
@@ -153,14 +155,15 @@ absl::StatusOr<std::string> ModelText::RenderChat(const v1::ChatPrompt& chat) co
   if (chat.messages().empty()) {
     return absl::InvalidArgumentError("chat.messages: at least one message is required");
   }
-  nlohmann::json messages = nlohmann::json::array();
+  // ordered_json: dicts keep the client's key order, as Python's do.
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   for (const v1::ChatMessage& m : chat.messages()) {
     messages.push_back({{"role", m.role()}, {"content", m.content()}});
   }
-  nlohmann::json extra = nlohmann::json::object();
+  nlohmann::ordered_json extra = nlohmann::ordered_json::object();
   if (!chat.chat_template_kwargs_json().empty()) {
-    extra = nlohmann::json::parse(chat.chat_template_kwargs_json(), nullptr,
-                                  /*allow_exceptions=*/false);
+    extra = nlohmann::ordered_json::parse(chat.chat_template_kwargs_json(), nullptr,
+                                          /*allow_exceptions=*/false);
     if (extra.is_discarded() || !extra.is_object()) {
       return absl::InvalidArgumentError(
           "chat.chat_template_kwargs_json: must be a JSON object, e.g. {\"enable_thinking\": "

@@ -85,7 +85,7 @@ class ModelText {
   std::unique_ptr<Tokenizer> tokenizer_;
   TokenizerInfo info_;
   std::optional<jinja::ChatTemplate> chat_template_;
-  nlohmann::json special_tokens_;  // bos_token, eos_token, ... for templates
+  nlohmann::ordered_json special_tokens_;  // bos_token, eos_token, ... for templates
   std::string hash_;
 };
 

@@ -48,8 +48,8 @@ class OutputProcessorTest : public ::testing::Test {
 };
 
 TEST_F(OutputProcessorTest, TextOnlyWhenAsked) {
-  processor_.Add("text", {}, /*return_text=*/true);
-  processor_.Add("ids", {}, /*return_text=*/false);
+  processor_.Add("text", {}, {}, /*return_text=*/true);
+  processor_.Add("ids", {}, {}, /*return_text=*/false);
   EXPECT_EQ(Feed(Out("text", {Tok('h')}))[0].text, "h");
   EXPECT_EQ(Feed(Out("ids", {Tok('h')}))[0].text, "");
   EXPECT_EQ(Feed(Out("text", {Tok('i')}, FinishReason::kLength))[0].text, "i");
@@ -57,7 +57,7 @@ TEST_F(OutputProcessorTest, TextOnlyWhenAsked) {
 }
 
 TEST_F(OutputProcessorTest, AStopStringEndsTheRequestBeforeIt) {
-  processor_.Add("r", {"lo"}, /*return_text=*/true);
+  processor_.Add("r", {}, {"lo"}, /*return_text=*/true);
   std::string text;
   std::vector<std::string> ended;
   for (char c : std::string("hel")) {
@@ -80,7 +80,7 @@ TEST_F(OutputProcessorTest, AStopStringEndsTheRequestBeforeIt) {
 }
 
 TEST_F(OutputProcessorTest, StopStringsApplyWithoutReturningText) {
-  processor_.Add("r", {"b"}, /*return_text=*/false);
+  processor_.Add("r", {}, {"b"}, /*return_text=*/false);
   std::vector<std::string> ended;
   EXPECT_EQ(Feed(Out("r", {Tok('a')}), &ended)[0].finish_reason, FinishReason::kNone);
   std::vector<RequestOutput> out = Feed(Out("r", {Tok('b')}), &ended);
@@ -90,7 +90,7 @@ TEST_F(OutputProcessorTest, StopStringsApplyWithoutReturningText) {
 }
 
 TEST_F(OutputProcessorTest, TheLastOutputFlushesWhatWasHeldBack) {
-  processor_.Add("r", {"xyz"}, /*return_text=*/true);
+  processor_.Add("r", {}, {"xyz"}, /*return_text=*/true);
   EXPECT_EQ(Feed(Out("r", {Tok('a'), Tok('x')}))[0].text, "a");
   std::vector<RequestOutput> out = Feed(Out("r", {Tok('y')}, FinishReason::kLength));
   EXPECT_EQ(out[0].text, "xy");
@@ -98,7 +98,7 @@ TEST_F(OutputProcessorTest, TheLastOutputFlushesWhatWasHeldBack) {
 }
 
 TEST_F(OutputProcessorTest, AStopStringOnTheLastTokenMakesItAStop) {
-  processor_.Add("r", {"ab"}, /*return_text=*/true);
+  processor_.Add("r", {}, {"ab"}, /*return_text=*/true);
   EXPECT_EQ(Feed(Out("r", {Tok('a')}))[0].text, "");
   std::vector<std::string> ended;
   std::vector<RequestOutput> out = Feed(Out("r", {Tok('b')}, FinishReason::kLength), &ended);
@@ -108,14 +108,14 @@ TEST_F(OutputProcessorTest, AStopStringOnTheLastTokenMakesItAStop) {
 }
 
 TEST_F(OutputProcessorTest, ACharacterSplitAcrossTokensComesWhole) {
-  processor_.Add("r", {}, /*return_text=*/true);
+  processor_.Add("r", {}, {}, /*return_text=*/true);
   const std::string e_acute = "\xc3\xa9";
   EXPECT_EQ(Feed(Out("r", {Tok(e_acute[0])}))[0].text, "");
   EXPECT_EQ(Feed(Out("r", {Tok(e_acute[1])}))[0].text, e_acute);
 }
 
 TEST_F(OutputProcessorTest, OutputsOfOtherRequestsPassThroughInOrder) {
-  processor_.Add("a", {"z"}, /*return_text=*/true);
+  processor_.Add("a", {}, {"z"}, /*return_text=*/true);
   std::vector<RequestOutput> step;
   step.push_back(Out("a", {Tok('z')}));
   step.push_back(Out("untracked", {Tok('q')}));

@@ -49,8 +49,13 @@ absl::Status Engine::AddRequest(EngineRequest r) {
   seq->set_rng_seed(seed);
   std::string id = seq->request_id();
   std::vector<std::string> stop = seq->params().stop;
+  // The prompt's last tokens: the text of the output continues from them.
+  const std::span<const int32_t> prompt = seq->prompt_tokens();
+  const size_t context = std::min<size_t>(prompt.size(), OutputProcessor::kPromptContextTokens);
+  const std::vector<int32_t> prompt_tail(prompt.end() - static_cast<std::ptrdiff_t>(context),
+                                         prompt.end());
   RETURN_IF_ERROR(scheduler_.AddRequest(std::move(seq)));
-  output_processor_.Add(id, std::move(stop), r.return_text);
+  output_processor_.Add(id, prompt_tail, std::move(stop), r.return_text);
   return absl::OkStatus();
 }
 

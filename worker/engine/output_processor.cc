@@ -4,11 +4,15 @@
 
 namespace tessera {
 
-void OutputProcessor::Add(const std::string& request_id, std::vector<std::string> stop,
-                          bool return_text) {
+void OutputProcessor::Add(const std::string& request_id, std::span<const int32_t> prompt_tail,
+                          std::vector<std::string> stop, bool return_text) {
   std::unique_ptr<Text> text;
   if (tokenizer_ != nullptr && (return_text || !stop.empty())) {
     text = std::make_unique<Text>(tokenizer_, std::move(stop), return_text);
+    // The prompt's own text is not output: only the context it gives.
+    if (!text->decoder.Append(prompt_tail).ok()) {
+      text->decoder = IncrementalDecoder(tokenizer_, /*skip_special=*/true);
+    }
   }
   stopped_.erase(request_id);
   requests_.insert_or_assign(request_id, std::move(text));

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -37,10 +38,18 @@ class OutputProcessor {
   // must outlive the processor.
   explicit OutputProcessor(const Tokenizer* tokenizer) : tokenizer_(tokenizer) {}
 
-  // Starts tracking a request the scheduler admitted. `stop`: its stop
-  // strings; `return_text`: whether its outputs carry text. A request with
-  // neither costs nothing here.
-  void Add(const std::string& request_id, std::vector<std::string> stop, bool return_text);
+  // How many of the prompt's last tokens Add takes as the detokenizer's
+  // context (vLLM's INITIAL_INCREMENTAL_DETOKENIZATION_OFFSET): enough for
+  // SentencePiece's leading space and for a character split across tokens.
+  static constexpr size_t kPromptContextTokens = 5;
+
+  // Starts tracking a request the scheduler admitted. `prompt_tail`: the
+  // prompt's last tokens, so the output's text continues the prompt's (a
+  // SentencePiece "▁word" right after the prompt keeps its space, as run.c
+  // and vLLM print it); `stop`: its stop strings; `return_text`: whether its
+  // outputs carry text. A request with neither costs nothing here.
+  void Add(const std::string& request_id, std::span<const int32_t> prompt_tail,
+           std::vector<std::string> stop, bool return_text);
 
   // Processes one step's outputs in place (see the top of the file). Returns
   // the ids this call ended by a stop string; the caller aborts each in the
