@@ -157,8 +157,21 @@ absl::StatusOr<std::string> ModelText::RenderChat(const v1::ChatPrompt& chat) co
   }
   // ordered_json: dicts keep the client's key order, as Python's do.
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
-  for (const v1::ChatMessage& m : chat.messages()) {
-    messages.push_back({{"role", m.role()}, {"content", m.content()}});
+  for (int i = 0; i < chat.messages_size(); ++i) {
+    const v1::ChatMessage& m = chat.messages(i);
+    nlohmann::ordered_json message = {{"role", m.role()}, {"content", m.content()}};
+    if (m.has_name()) message["name"] = m.name();
+    if (m.has_reasoning_content()) message["reasoning_content"] = m.reasoning_content();
+    if (!m.fields_json().empty()) {
+      nlohmann::ordered_json fields =
+          nlohmann::ordered_json::parse(m.fields_json(), nullptr, /*allow_exceptions=*/false);
+      if (fields.is_discarded() || !fields.is_object()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("chat.messages[", i, "].fields_json: must be a JSON object"));
+      }
+      for (auto& [key, value] : fields.items()) message[key] = std::move(value);
+    }
+    messages.push_back(std::move(message));
   }
   nlohmann::ordered_json extra = nlohmann::ordered_json::object();
   if (!chat.chat_template_kwargs_json().empty()) {

@@ -128,6 +128,7 @@ TEST(RouterTextTest, Qwen3ChatReachesTheWorkerAsGoldenIds) {
       tessera::v1::ChatMessage* msg = chat->add_messages();
       msg->set_role(m.at("role"));
       msg->set_content(m.at("content"));
+      if (m.contains("reasoning_content")) msg->set_reasoning_content(m.at("reasoning_content"));
     }
     chat->set_add_generation_prompt(g.at("add_generation_prompt"));
     if (g.contains("extra") && !g.at("extra").empty()) {

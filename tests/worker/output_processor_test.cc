@@ -4,13 +4,16 @@
 // (what tessera-generate and the gRPC stream both get).
 #include "worker/engine/output_processor.h"
 
+#include <algorithm>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/requests.h"
+#include "tests/testing/tokenizers.h"
 #include "worker/replica.h"
 
 namespace tessera {
@@ -130,7 +133,7 @@ TEST_F(OutputProcessorTest, OutputsOfOtherRequestsPassThroughInOrder) {
 
 TEST(OutputProcessorWithoutTokenizer, PassesEverythingThrough) {
   OutputProcessor p(nullptr);
-  p.Add("r", {"a"}, /*return_text=*/true);
+  p.Add("r", {}, {"a"}, /*return_text=*/true);
   std::vector<RequestOutput> step;
   step.push_back(Out("r", {Tok('a')}));
   EXPECT_THAT(p.Process(step), IsEmpty());
@@ -192,6 +195,34 @@ TEST(EngineOutputPath, StopStringsAndTextReachEveryCallerOfTheEngine) {
   EXPECT_EQ(cut_reason, FinishReason::kStop);
   EXPECT_EQ(cut, text.substr(0, at));
   EXPECT_FALSE(engine.HasUnfinished());
+}
+
+// With a SentencePiece tokenizer (stories260K's, "▁" marks a space), the
+// output's text continues the prompt: a first token "▁a" keeps its space, as
+// llama2.c's run.c prints it, and the pieces are exactly its text.
+TEST(OutputProcessorPromptTest, TextContinuesThePrompt) {
+  TESSERA_REQUIRE_TOKENIZER("stories260K");
+  const Tokenizer& tokenizer = *testing::SharedTokenizer("stories260K").tokenizer;
+  int checked = 0;
+  for (const nlohmann::json& ref :
+       testing::ReadJsonl(testing::TokenizerDir("stories260K") + "/text_reference.jsonl")) {
+    const auto prompt = ref.at("prompt").get<std::vector<int32_t>>();
+    const auto generated = ref.at("generated").get<std::vector<int32_t>>();
+    OutputProcessor processor(&tokenizer);
+    const size_t context = std::min(prompt.size(), OutputProcessor::kPromptContextTokens);
+    processor.Add("r", std::span<const int32_t>(prompt).last(context), {}, /*return_text=*/true);
+    std::string text;
+    for (size_t i = 0; i < generated.size(); ++i) {
+      std::vector<RequestOutput> step;
+      step.push_back(Out("r", {generated[i]},
+                         i + 1 == generated.size() ? FinishReason::kLength : FinishReason::kNone));
+      processor.Process(step);
+      text += step[0].text;
+    }
+    EXPECT_EQ(text, ref.at("generated_text").get<std::string>());
+    ++checked;
+  }
+  EXPECT_GT(checked, 0);
 }
 
 }  // namespace
