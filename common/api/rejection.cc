@@ -42,7 +42,7 @@ absl::Status WithRejection(absl::Status status, Rejection rejection) {
 }
 
 std::optional<Rejection> RejectionOf(const absl::Status& status) {
-  std::optional<absl::Cord> payload = status.GetPayload(kPayloadUrl);
+  const auto payload = status.GetPayload(kPayloadUrl);
   if (!payload.has_value()) return std::nullopt;
   return ParseRejectionReason(std::string(*payload));
 }
