@@ -70,12 +70,12 @@ void ApplyBatch(PrefixIndex& index, WorkerSlot slot, const v1::KvEventBatch& bat
 
 // ---- views of one entry ----------------------------------------------------
 
-bool WorkerPool::Impl::EligibleLocked(const Lease::Entry& e, absl::Time now) {
+bool WorkerPool::Impl::EligibleLocked(const WorkerRecord& e, absl::Time now) {
   return !e.removed && e.healthy && !e.admin_draining && !e.leaving &&
          !(e.has_report && e.report.draining()) && e.breaker.WouldAllow(now);
 }
 
-v1::WorkerInfo::State WorkerPool::Impl::StateLocked(const Lease::Entry& e, absl::Time now) {
+v1::WorkerInfo::State WorkerPool::Impl::StateLocked(const WorkerRecord& e, absl::Time now) {
   // Out of service beats draining: a drained worker that died shows UNHEALTHY.
   const bool circuit_open =
       e.breaker.state() == CircuitBreaker::State::kOpen && !e.breaker.WouldAllow(now);
@@ -86,13 +86,13 @@ v1::WorkerInfo::State WorkerPool::Impl::StateLocked(const Lease::Entry& e, absl:
   return v1::WorkerInfo::STATE_HEALTHY;
 }
 
-int64_t WorkerPool::Impl::LoadLocked(const Lease::Entry& e) {
+int64_t WorkerPool::Impl::LoadLocked(const WorkerRecord& e) {
   const int64_t reported =
       e.has_report ? int64_t{e.report.running()} + int64_t{e.report.waiting()} : 0;
   return std::max(e.in_flight.load(std::memory_order_acquire), reported);
 }
 
-v1::WorkerInfo WorkerPool::Impl::InfoLocked(const Lease::Entry& e, absl::Time now) {
+v1::WorkerInfo WorkerPool::Impl::InfoLocked(const WorkerRecord& e, absl::Time now) {
   v1::WorkerInfo info;
   info.set_id(e.id);
   info.set_address(e.address);

@@ -82,7 +82,8 @@ const char* StateWord(v1::WorkerInfo::State state) {
 
 // ---- Lease -----------------------------------------------------------------
 
-Lease::Lease(std::shared_ptr<Entry> entry, bool probe) : entry_(std::move(entry)), probe_(probe) {}
+Lease::Lease(std::shared_ptr<WorkerRecord> record, bool probe)
+    : entry_(std::move(record)), probe_(probe) {}
 
 Lease::Lease(Lease&& other) noexcept
     : entry_(std::move(other.entry_)),
@@ -305,7 +306,7 @@ v1::WorkerInfo WorkerPool::Impl::InsertLocked(const std::string& address,
     slot = next_slot++;
   }
   const absl::Time now = absl::Now();
-  auto e = std::make_shared<Lease::Entry>(id, address, source, slot, std::move(channel),
+  auto e = std::make_shared<WorkerRecord>(id, address, source, slot, std::move(channel),
                                           options.breaker);
   v1::WorkerInfo info;
   {
@@ -400,7 +401,7 @@ absl::StatusOr<v1::WorkerInfo> WorkerPool::SetDraining(absl::string_view id, boo
   absl::MutexLock lock(&impl_->mu);
   Impl::EntryPtr found = impl_->FindLocked(id);
   if (found == nullptr) return absl::NotFoundError(absl::StrCat("no worker with id '", id, "'"));
-  Lease::Entry& e = *found;
+  WorkerRecord& e = *found;
   absl::MutexLock elock(&e.mu);
   if (e.admin_draining != draining) {
     spdlog::info("worker {} ({}) {}", e.id, e.address, draining ? "drained" : "undrained");
@@ -489,7 +490,7 @@ absl::StatusOr<Lease> WorkerPool::Place(const PlacementRequest& request,
 
 void WorkerPool::RecordOutcome(const Lease& lease, Outcome outcome, absl::string_view error) {
   if (lease.entry_ == nullptr) return;
-  Lease::Entry& e = *lease.entry_;
+  WorkerRecord& e = *lease.entry_;
   const absl::Time now = absl::Now();
   absl::MutexLock lock(&e.mu);
   lease.outcome_recorded_ = true;
@@ -594,7 +595,7 @@ bool WorkerPool::WaitEligible(absl::string_view id, absl::Duration timeout) cons
   // Re-evaluated whenever e->mu is released (every poll and outcome), so a
   // breaker's open timer running out is noticed by the next poll.
   struct Ready {
-    const Lease::Entry* e;
+    const WorkerRecord* e;
     bool operator()() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
       return e->removed || Impl::EligibleLocked(*e, absl::Now());
     }

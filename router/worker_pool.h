@@ -83,6 +83,10 @@ class WorkerPool;
 // Lease that carried a circuit breaker's half-open probe and is destroyed
 // without an outcome gives the probe back). A Lease may outlive its
 // WorkerPool. Not thread-safe (one owner); different Leases are independent.
+// One worker's record in the pool (address, stubs, health, load, breaker):
+// defined in worker_pool_impl.h.
+struct WorkerRecord;
+
 class Lease {
  public:
   Lease(Lease&&) noexcept;
@@ -98,11 +102,10 @@ class Lease {
 
  private:
   friend class WorkerPool;
-  struct Entry;  // defined in worker_pool_impl.h
-  Lease(std::shared_ptr<Entry> entry, bool probe);
+  Lease(std::shared_ptr<WorkerRecord> record, bool probe);
   void Release();
-  std::shared_ptr<Entry> entry_;  // null after a move
-  bool probe_ = false;            // took the breaker's half-open probe
+  std::shared_ptr<WorkerRecord> entry_;  // null after a move
+  bool probe_ = false;                   // took the breaker's half-open probe
   mutable bool outcome_recorded_ = false;
 };
 

@@ -62,10 +62,10 @@ struct PollCall {
 // One worker. Owned by the pool while it is a member, and shared with its
 // RPC callbacks, scheduled tasks and Leases (so it outlives removal while any
 // of them runs).
-struct Lease::Entry {
-  Entry(std::string id_in, std::string address_in, v1::WorkerInfo::Source source_in,
-        WorkerSlot slot_in, std::shared_ptr<grpc::Channel> channel_in,
-        const CircuitBreaker::Options& breaker_options)
+struct WorkerRecord {
+  WorkerRecord(std::string id_in, std::string address_in, v1::WorkerInfo::Source source_in,
+               WorkerSlot slot_in, std::shared_ptr<grpc::Channel> channel_in,
+               const CircuitBreaker::Options& breaker_options)
       : id(std::move(id_in)),
         address(std::move(address_in)),
         source(source_in),
@@ -112,7 +112,7 @@ struct Lease::Entry {
 };
 
 struct WorkerPool::Impl {
-  using EntryPtr = std::shared_ptr<Lease::Entry>;
+  using EntryPtr = std::shared_ptr<WorkerRecord>;
 
   // RPCs to cancel once the locks are released.
   struct Cancels {
@@ -170,12 +170,12 @@ struct WorkerPool::Impl {
   absl::Duration Jitter(absl::Duration backoff);
 
   // ---- views of one entry (worker_monitor.cc)
-  static bool EligibleLocked(const Lease::Entry& e, absl::Time now)
+  static bool EligibleLocked(const WorkerRecord& e, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(e.mu);
-  static v1::WorkerInfo::State StateLocked(const Lease::Entry& e, absl::Time now)
+  static v1::WorkerInfo::State StateLocked(const WorkerRecord& e, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(e.mu);
-  static int64_t LoadLocked(const Lease::Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e.mu);
-  static v1::WorkerInfo InfoLocked(const Lease::Entry& e, absl::Time now)
+  static int64_t LoadLocked(const WorkerRecord& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e.mu);
+  static v1::WorkerInfo InfoLocked(const WorkerRecord& e, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(e.mu);
 
   // Async RPCs in flight (each callback's last act is EndOp): Shutdown waits

@@ -248,7 +248,8 @@ absl::StatusOr<std::unique_ptr<Replica>> BuildReplica(const ReplicaOptions& opti
     RETURN_IF_ERROR(replica->cache.Validate());
     KvCache cache =
         KvCache::Allocate(model->CacheShape(replica->cache.num_blocks, replica->cache.block_size));
-    replica->executor = std::make_unique<ModelExecutor>(std::move(model), std::move(cache));
+    ASSIGN_OR_RETURN(replica->executor,
+                     ModelExecutor::Create(std::move(model), std::move(cache), ExecutorOptions{}));
   } else {
     ExecutorOptions eo;
     eo.max_num_batched_tokens = replica->sched.max_num_batched_tokens;

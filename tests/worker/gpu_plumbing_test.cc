@@ -10,6 +10,7 @@
 #include "worker/comm/gpu_peers.h"
 #include "worker/comm/make_communicator.h"
 #include "worker/device/cuda_graph.h"
+#include "worker/engine/step_plan.h"
 #include "worker/exec/model_executor.h"
 #include "worker/replica.h"
 

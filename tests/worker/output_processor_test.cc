@@ -70,11 +70,11 @@ TEST_F(OutputProcessorTest, AStopStringEndsTheRequestBeforeIt) {
     EXPECT_THAT(ended, IsEmpty());
     text += out[0].text;
   }
-  EXPECT_EQ(text, "he");  // "l" may start "lo": held back
+  EXPECT_EQ(text, "he");  // one character held back (the longest stop string - 1)
   std::vector<RequestOutput> out = Feed(Out("r", {Tok('o')}), &ended);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].finish_reason, FinishReason::kStop);
-  EXPECT_EQ(text + out[0].text, "hel");
+  EXPECT_EQ(text + out[0].text, "he");  // "helo": everything before "lo"
   EXPECT_THAT(ended, ElementsAre("r"));
   // The scheduler's abort output for it, and anything before it, is dropped.
   EXPECT_THAT(Feed(Out("r", {Tok('!')})), IsEmpty());
@@ -94,9 +94,12 @@ TEST_F(OutputProcessorTest, StopStringsApplyWithoutReturningText) {
 
 TEST_F(OutputProcessorTest, TheLastOutputFlushesWhatWasHeldBack) {
   processor_.Add("r", {}, {"xyz"}, /*return_text=*/true);
-  EXPECT_EQ(Feed(Out("r", {Tok('a'), Tok('x')}))[0].text, "a");
+  // Two characters held back (the longest stop string - 1)...
+  EXPECT_EQ(Feed(Out("r", {Tok('a'), Tok('x')}))[0].text, "");
+  EXPECT_EQ(Feed(Out("r", {Tok('b')}))[0].text, "a");
+  // ...and released with the last output.
   std::vector<RequestOutput> out = Feed(Out("r", {Tok('y')}, FinishReason::kLength));
-  EXPECT_EQ(out[0].text, "xy");
+  EXPECT_EQ(out[0].text, "xby");
   EXPECT_EQ(out[0].finish_reason, FinishReason::kLength);
 }
 
@@ -179,15 +182,14 @@ TEST(EngineOutputPath, StopStringsAndTextReachEveryCallerOfTheEngine) {
   free_run.return_text = true;
   const auto [text, reason] = RunOne(engine, free_run);
   EXPECT_EQ(reason, FinishReason::kLength);
-  // The dummy model's greedy text is arbitrary; take as the stop string an
-  // ASCII character after the first one that does not occur before it.
-  size_t at = 1;
-  while (at < text.size() &&
-         (static_cast<unsigned char>(text[at]) >= 0x80 || text.find(text[at]) < at)) {
-    ++at;
-  }
-  ASSERT_LT(at, text.size()) << "no usable stop character in '" << text << "'";
-  const std::string stop(1, text[at]);
+  // The dummy model's greedy text is arbitrary: take its second half (from a
+  // character boundary) as the stop string; the text must end before its
+  // first occurrence.
+  ASSERT_GE(text.size(), 2u) << "dummy text too short: '" << text << "'";
+  size_t half = text.size() / 2;
+  while (half > 0 && (static_cast<unsigned char>(text[half]) & 0xC0) == 0x80) --half;
+  const std::string stop = text.substr(half);
+  const size_t at = text.find(stop);
   EngineRequest stopped = testing::GreedyEngineRequest("stopped", {1, 60, 61, 62}, 12);
   stopped.return_text = true;
   stopped.params.stop = {stop};

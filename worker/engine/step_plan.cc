@@ -1,6 +1,8 @@
 #include "worker/engine/step_plan.h"
 
 #include <algorithm>
+#include <numeric>
+#include <vector>
 
 namespace tessera {
 namespace {
@@ -11,56 +13,96 @@ Tensor ViewOf(const google::protobuf::RepeatedField<T>& field, DType dtype,
   return Tensor::View(const_cast<T*>(field.data()), dtype, std::move(shape));
 }
 
+int BlocksFor(int tokens, int block_size) { return (tokens + block_size - 1) / block_size; }
+
 }  // namespace
 
-void BuildStepPlan(const SchedulerOutput& out, int block_size, int64_t step, v1::StepPlan* plan) {
-  plan->Clear();
-  plan->set_kind(v1::StepPlan::KIND_FORWARD);
-  plan->set_step(step);
-  const int num_seqs = static_cast<int>(out.seqs.size());
-  plan->mutable_token_ids()->Reserve(out.total_tokens);
-  plan->mutable_positions()->Reserve(out.total_tokens);
-  plan->mutable_slot_mapping()->Reserve(out.total_tokens);
-  plan->mutable_query_start_loc()->Reserve(num_seqs + 1);
-  plan->mutable_seq_lens()->Reserve(num_seqs);
+void StepPlanBuilder::Begin(int64_t step, int num_seqs, int64_t total_tokens, int max_blocks,
+                            int max_query_len, int max_seq_len) {
+  plan_->Clear();
+  plan_->set_kind(v1::StepPlan::KIND_FORWARD);
+  plan_->set_step(step);
+  plan_->mutable_token_ids()->Reserve(static_cast<int>(total_tokens));
+  plan_->mutable_positions()->Reserve(static_cast<int>(total_tokens));
+  plan_->mutable_slot_mapping()->Reserve(static_cast<int>(total_tokens));
+  plan_->mutable_query_start_loc()->Reserve(num_seqs + 1);
+  plan_->mutable_seq_lens()->Reserve(num_seqs);
+  plan_->set_max_blocks_per_seq(max_blocks);
+  plan_->set_max_query_len(max_query_len);
+  plan_->set_max_seq_len(max_seq_len);
+  plan_->mutable_block_tables()->Resize(num_seqs * max_blocks, 0);
+  plan_->add_query_start_loc(0);
+  max_blocks_ = max_blocks;
+  row_ = 0;
+  seq_ = 0;
+}
 
+void StepPlanBuilder::AddSequence(std::span<const int32_t> tokens, int start,
+                                  std::span<const int32_t> block_table, bool sample) {
+  const int n = static_cast<int>(tokens.size());
+  for (int i = 0; i < n; ++i) {
+    const int pos = start + i;
+    plan_->add_token_ids(tokens[i]);
+    plan_->add_positions(pos);
+    plan_->add_slot_mapping(static_cast<int64_t>(block_table[pos / block_size_]) * block_size_ +
+                            pos % block_size_);
+  }
+  row_ += n;
+  plan_->add_query_start_loc(row_);
+  plan_->add_seq_lens(start + n);
+  const int used = BlocksFor(start + n, block_size_);
+  std::copy(block_table.begin(), block_table.begin() + used,
+            plan_->mutable_block_tables()->begin() + seq_ * max_blocks_);
+  if (sample) plan_->add_logits_indices(row_ - 1);
+  ++seq_;
+}
+
+void BuildStepPlan(const SchedulerOutput& out, int block_size, int64_t step, v1::StepPlan* plan) {
   int max_blocks = 0;
   int max_query = 0;
   int max_seq = 0;
   for (const ScheduledSeq& s : out.seqs) {
     const int seq_len = s.seq->num_computed_tokens() + s.num_tokens;
-    max_blocks = std::max(max_blocks, (seq_len + block_size - 1) / block_size);
+    max_blocks = std::max(max_blocks, BlocksFor(seq_len, block_size));
     max_query = std::max(max_query, s.num_tokens);
     max_seq = std::max(max_seq, seq_len);
   }
-  plan->set_max_blocks_per_seq(max_blocks);
-  plan->set_max_query_len(max_query);
-  plan->set_max_seq_len(max_seq);
-  plan->mutable_block_tables()->Resize(num_seqs * max_blocks, 0);
-
-  int row = 0;
-  plan->add_query_start_loc(0);
-  for (int b = 0; b < num_seqs; ++b) {
-    const ScheduledSeq& s = out.seqs[b];
+  StepPlanBuilder builder(plan, block_size);
+  builder.Begin(step, static_cast<int>(out.seqs.size()), out.total_tokens, max_blocks, max_query,
+                max_seq);
+  for (const ScheduledSeq& s : out.seqs) {
     const Sequence& seq = *s.seq;
     const int start = seq.num_computed_tokens();
-    const int seq_len = start + s.num_tokens;
     const auto tokens = seq.all_tokens();
     const auto& table = seq.block_table();
-    for (int pos = start; pos < seq_len; ++pos) {
-      plan->add_token_ids(tokens[pos]);
-      plan->add_positions(pos);
-      plan->add_slot_mapping(static_cast<int64_t>(table[pos / block_size]) * block_size +
-                             pos % block_size);
-    }
-    row += s.num_tokens;
-    plan->add_query_start_loc(row);
-    plan->add_seq_lens(seq_len);
-    const int used = (seq_len + block_size - 1) / block_size;
-    std::copy(table.begin(), table.begin() + used,
-              plan->mutable_block_tables()->begin() + b * max_blocks);
-    if (s.sample) plan->add_logits_indices(row - 1);
+    builder.AddSequence(std::span<const int32_t>(tokens.data() + start, s.num_tokens), start,
+                        std::span<const int32_t>(table.data(), table.size()), s.sample);
   }
+}
+
+v1::StepPlan SyntheticPrefillPlan(int num_tokens, int num_seqs, int block_size, int32_t vocab,
+                                  int64_t* blocks_used) {
+  num_seqs = std::max(1, std::min(num_seqs, num_tokens));
+  std::vector<int> lens(num_seqs, num_tokens / num_seqs);
+  for (int b = 0; b < num_tokens % num_seqs; ++b) ++lens[b];
+  int max_blocks = 0;
+  for (int len : lens) max_blocks = std::max(max_blocks, BlocksFor(len, block_size));
+  v1::StepPlan plan;
+  StepPlanBuilder builder(&plan, block_size);
+  builder.Begin(/*step=*/0, num_seqs, num_tokens, max_blocks, lens[0], lens[0]);
+  int32_t next_block = 0;
+  int row = 0;
+  for (int len : lens) {
+    std::vector<int32_t> tokens(len);
+    for (int i = 0; i < len; ++i) tokens[i] = static_cast<int32_t>((row + i) % vocab);
+    std::vector<int32_t> table(BlocksFor(len, block_size));
+    std::iota(table.begin(), table.end(), next_block);
+    builder.AddSequence(tokens, /*start=*/0, table, /*sample=*/true);
+    next_block += static_cast<int32_t>(table.size());
+    row += len;
+  }
+  if (blocks_used != nullptr) *blocks_used = next_block;
+  return plan;
 }
 
 ModelInput ModelInputFromPlan(const v1::StepPlan& plan) {

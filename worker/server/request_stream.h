@@ -38,8 +38,8 @@ class GenerateStream : public RequestSink, public std::enable_shared_from_this<G
     std::vector<int32_t> prompt_token_ids;
   };
 
-  // Starts a stream for a request admitted with `loop.Submit`; returns the
-  // reactor to hand to gRPC. Call Start() right after.
+  // A stream for a request about to be submitted with `loop.Submit` (pass it
+  // as the sink); hand reactor() to gRPC. If Submit fails, call OnError.
   static std::shared_ptr<GenerateStream> Create(Options options, EngineLoop* loop);
   // The reactor for gRPC (owned by gRPC; deleted in its OnDone).
   grpc::ServerWriteReactor<v1::GenerateResponse>* reactor();
