@@ -12,6 +12,8 @@ namespace tessera::hf {
 namespace {
 
 constexpr absl::string_view kMarker = "\xE2\x96\x81";  // SentencePiece's "▁"
+// Words longer than this are cut at "▁" when that is exact (split_at_marker_).
+constexpr size_t kSplitAboveBytes = 48;
 
 uint64_t PairKey(int32_t a, int32_t b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
@@ -157,7 +159,7 @@ const std::string* BpeModel::IdToToken(int32_t id) const {
 }
 
 void BpeModel::Tokenize(absl::string_view word, std::vector<int32_t>* ids) const {
-  if (split_at_marker_ && word.size() > WordCache::kMaxWordBytes) {
+  if (split_at_marker_ && word.size() > kSplitAboveBytes) {
     // No token spans a "▁" that follows another character, so BPE on the
     // parts between them gives the same ids as on the whole, and the parts
     // are short enough for the cache.

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstring>
 #include <memory>
+#include <string>
 
 #include "absl/hash/hash.h"
 
@@ -11,14 +11,12 @@ namespace tessera::hf {
 namespace {
 
 constexpr size_t kWays = 4;
-constexpr size_t kSets = 4096;  // 16384 words per thread and cache: about 1.7 MB
+constexpr size_t kSets = 4096;  // 16384 words per thread and cache
 constexpr size_t kTablesPerThread = 4;
 
 struct Slot {
-  uint8_t word_len = 0;
-  uint8_t n = 0;  // ids; 0: empty slot
-  char word[WordCache::kMaxWordBytes];
-  int32_t ids[WordCache::kMaxIds];
+  std::string word;
+  std::vector<int32_t> ids;  // empty: an empty slot
 };
 
 // A 4-way set: the hashes first (one cache line to probe), then the slots;
@@ -60,9 +58,8 @@ bool WordCache::Lookup(absl::string_view word, std::vector<int32_t>* out) const 
   const Set& set = TableFor(uid_).sets[h % kSets];
   for (size_t w = 0; w < kWays; ++w) {
     const Slot& s = set.slots[w];
-    if (set.hash[w] == h && s.n != 0 && s.word_len == word.size() &&
-        std::memcmp(s.word, word.data(), word.size()) == 0) {
-      out->insert(out->end(), s.ids, s.ids + s.n);
+    if (set.hash[w] == h && !s.ids.empty() && s.word == word) {
+      out->insert(out->end(), s.ids.begin(), s.ids.end());
       return true;
     }
   }
@@ -70,18 +67,16 @@ bool WordCache::Lookup(absl::string_view word, std::vector<int32_t>* out) const 
 }
 
 void WordCache::Insert(absl::string_view word, const int32_t* ids, size_t n) const {
-  if (word.size() > kMaxWordBytes || n == 0 || n > kMaxIds) return;
+  if (word.size() > kMaxWordBytes || n == 0) return;
   const uint64_t h = absl::HashOf(word);
   Set& set = TableFor(uid_).sets[h % kSets];
   size_t w = 0;
-  while (w < kWays && set.slots[w].n != 0) ++w;
+  while (w < kWays && !set.slots[w].ids.empty()) ++w;
   if (w == kWays) w = set.victim++ % kWays;
   set.hash[w] = h;
   Slot& s = set.slots[w];
-  s.word_len = static_cast<uint8_t>(word.size());
-  s.n = static_cast<uint8_t>(n);
-  std::memcpy(s.word, word.data(), word.size());
-  std::memcpy(s.ids, ids, n * sizeof(int32_t));
+  s.word.assign(word.data(), word.size());
+  s.ids.assign(ids, ids + n);
 }
 
 }  // namespace tessera::hf

@@ -16,10 +16,8 @@ namespace tessera::hf {
 
 class WordCache {
  public:
-  // Words longer than this many bytes, or of more than kMaxIds ids, are never
-  // cached.
-  static constexpr size_t kMaxWordBytes = 48;
-  static constexpr size_t kMaxIds = 10;
+  // Words longer than this many bytes are never cached.
+  static constexpr size_t kMaxWordBytes = 256;
 
   WordCache();
   WordCache(const WordCache&) = delete;
