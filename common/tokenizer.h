@@ -59,7 +59,8 @@ class Tokenizer {
 // (an unfinished UTF-8 sequence may still complete it).
 // Context tokens before the new ones keep SentencePiece's leading space
 // right; the pieces of a stream concatenate to exactly Decode(all ids) on
-// valid text. Flush returns what is held back. Output is always valid UTF-8.
+// valid text. Flush returns what is held back and starts a new stream.
+// Output is always valid UTF-8.
 // Append fails (state unchanged) when Decode fails, e.g. for an id outside
 // the vocabulary.
 class IncrementalDecoder {

@@ -1,6 +1,6 @@
 #include "common/tokenizer/bpe_model.h"
 
-#include <queue>
+#include <algorithm>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -10,6 +10,10 @@
 
 namespace tessera::hf {
 namespace {
+
+constexpr absl::string_view kMarker = "\xE2\x96\x81";  // SentencePiece's "▁"
+// Words longer than this are cut at "▁" when that is exact (split_at_marker_).
+constexpr size_t kSplitAboveBytes = 48;
 
 uint64_t PairKey(int32_t a, int32_t b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
@@ -97,6 +101,23 @@ absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::Parse(const Json& j, absl::s
     }
     m->unk_id_ = it->second;
   }
+  m->split_at_marker_ = m->prefix_.empty() && m->suffix_.empty() && m->vocab_.contains(kMarker);
+  for (auto it = m->vocab_.begin(); m->split_at_marker_ && it != m->vocab_.end(); ++it) {
+    const absl::string_view t = it->first;
+    for (size_t pos = t.find(kMarker, 1); pos != absl::string_view::npos;
+         pos = t.find(kMarker, pos + kMarker.size())) {
+      if (!absl::EndsWith(t.substr(0, pos), kMarker)) m->split_at_marker_ = false;
+    }
+  }
+  m->char_ids_.assign(0x800, -1);
+  for (const auto& [token, id] : m->vocab_) {
+    if (token.size() == 1 && static_cast<unsigned char>(token[0]) < 0x80) {
+      m->char_ids_[static_cast<unsigned char>(token[0])] = id;
+    } else if (token.size() == 2 && (static_cast<unsigned char>(token[0]) & 0xE0) == 0xC0) {
+      m->char_ids_[((static_cast<unsigned char>(token[0]) & 0x1F) << 6) |
+                   (static_cast<unsigned char>(token[1]) & 0x3F)] = id;
+    }
+  }
   for (int b = 0; b < 256; ++b) {
     auto it = m->vocab_.find(absl::StrFormat("<0x%02X>", b));
     m->byte_ids_[b] = it == m->vocab_.end() ? -1 : it->second;
@@ -138,6 +159,24 @@ const std::string* BpeModel::IdToToken(int32_t id) const {
 }
 
 void BpeModel::Tokenize(absl::string_view word, std::vector<int32_t>* ids) const {
+  if (split_at_marker_ && word.size() > kSplitAboveBytes) {
+    // No token spans a "▁" that follows another character, so BPE on the
+    // parts between them gives the same ids as on the whole, and the parts
+    // are short enough for the cache.
+    size_t start = 0;
+    for (size_t pos = word.find(kMarker, 1); pos != absl::string_view::npos;
+         pos = word.find(kMarker, pos + kMarker.size())) {
+      if (absl::EndsWith(word.substr(0, pos), kMarker)) continue;
+      TokenizeWord(word.substr(start, pos - start), ids);
+      start = pos;
+    }
+    TokenizeWord(word.substr(start), ids);
+    return;
+  }
+  TokenizeWord(word, ids);
+}
+
+void BpeModel::TokenizeWord(absl::string_view word, std::vector<int32_t>* ids) const {
   if (word.empty()) return;
   if (ignore_merges_) {
     if (auto it = vocab_.find(word); it != vocab_.end()) {
@@ -152,8 +191,11 @@ void BpeModel::Tokenize(absl::string_view word, std::vector<int32_t>* ids) const
 }
 
 void BpeModel::Merge(absl::string_view word, std::vector<int32_t>* ids) const {
-  std::vector<Symbol> symbols;
-  symbols.reserve(word.size());
+  // Per-thread scratch: no allocation per word.
+  thread_local std::vector<Symbol> symbols;
+  thread_local std::vector<Candidate> heap;
+  symbols.clear();
+  heap.clear();
   auto add = [&](int32_t id) {
     const int32_t n = static_cast<int32_t>(symbols.size());
     symbols.push_back({id, n - 1, -1});
@@ -162,10 +204,11 @@ void BpeModel::Merge(absl::string_view word, std::vector<int32_t>* ids) const {
   // The pending <unk> run (HF's merge_word, fuse_unk included).
   bool unk_pending = false;
   std::string piece;
+  const bool plain = prefix_.empty() && suffix_.empty();
   for (size_t i = 0; i < word.size();) {
     const int len = Utf8Length(static_cast<unsigned char>(word[i]));
     absl::string_view s = word.substr(i, len);
-    if (!prefix_.empty() || !suffix_.empty()) {
+    if (!plain) {
       piece.clear();
       if (i > 0) piece.append(prefix_);
       piece.append(s.data(), s.size());
@@ -173,7 +216,18 @@ void BpeModel::Merge(absl::string_view word, std::vector<int32_t>* ids) const {
       s = piece;
     }
     i += len;
-    if (auto it = vocab_.find(s); it != vocab_.end()) {
+    if (plain && s.size() <= 2) {  // a character below U+0800
+      const uint32_t cp = s.size() == 1 ? static_cast<unsigned char>(s[0])
+                                        : ((static_cast<unsigned char>(s[0]) & 0x1F) << 6) |
+                                              (static_cast<unsigned char>(s[1]) & 0x3F);
+      if (const int32_t id = char_ids_[cp]; id >= 0) {
+        if (unk_pending) add(*unk_id_);
+        unk_pending = false;
+        add(id);
+        continue;
+      }
+      if (!byte_fallback_ && !unk_id_.has_value()) continue;
+    } else if (auto it = vocab_.find(s); it != vocab_.end()) {
       if (unk_pending) add(*unk_id_);
       unk_pending = false;
       add(it->second);
@@ -194,17 +248,22 @@ void BpeModel::Merge(absl::string_view word, std::vector<int32_t>* ids) const {
   }
   if (unk_pending) add(*unk_id_);
 
-  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> queue;
+  // A min-heap on (rank, position) in `heap`.
+  auto push = [&](const Candidate& c) {
+    heap.push_back(c);
+    std::push_heap(heap.begin(), heap.end(), std::greater<Candidate>());
+  };
   auto consider = [&](int32_t pos) {
     const int32_t next = symbols[pos].next;
     if (next < 0) return;
     auto it = merges_.find(PairKey(symbols[pos].id, symbols[next].id));
-    if (it != merges_.end()) queue.push({it->second.first, pos, it->second.second});
+    if (it != merges_.end()) push({it->second.first, pos, it->second.second});
   };
   for (int32_t p = 0; p + 1 < static_cast<int32_t>(symbols.size()); ++p) consider(p);
-  while (!queue.empty()) {
-    const Candidate top = queue.top();
-    queue.pop();
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), std::greater<Candidate>());
+    const Candidate top = heap.back();
+    heap.pop_back();
     Symbol& left = symbols[top.pos];
     if (left.id < 0 || left.next < 0) continue;
     auto it = merges_.find(PairKey(left.id, symbols[left.next].id));

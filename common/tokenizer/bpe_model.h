@@ -6,7 +6,7 @@
 // emitted whole). Covers byte-level BPE (GPT-2, Llama 3, Qwen) and
 // SentencePiece-style BPE (Llama 2, Mistral). Dropout must be absent, null or
 // 0 (serving is deterministic).
-// Immutable after Parse except for its internal word cache; thread-safe.
+// Immutable after Parse (its word cache is per thread); thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -43,7 +43,8 @@ class BpeModel {
   int32_t vocab_count() const { return static_cast<int32_t>(vocab_.size()); }
 
  private:
-  BpeModel() : cache_(1 << 16) {}
+  BpeModel() = default;
+  void TokenizeWord(absl::string_view word, std::vector<int32_t>* ids) const;
   void Merge(absl::string_view word, std::vector<int32_t>* ids) const;
 
   absl::flat_hash_map<std::string, int32_t> vocab_;
@@ -52,13 +53,20 @@ class BpeModel {
   // (left id << 32 | right id) -> (rank, merged id).
   absl::flat_hash_map<uint64_t, std::pair<int32_t, int32_t>> merges_;
   int32_t byte_ids_[256];  // ids of "<0xXX>", -1 when absent
+  // Ids of the one-character tokens below U+0800 (-1: none), so the common
+  // characters skip the string-keyed vocabulary.
+  std::vector<int32_t> char_ids_;
   std::optional<int32_t> unk_id_;
   std::string prefix_;  // continuing_subword_prefix
   std::string suffix_;  // end_of_word_suffix
   bool fuse_unk_ = false;
   bool byte_fallback_ = false;
   bool ignore_merges_ = false;
-  mutable WordCache cache_;
+  // True when no token has a "▁" right after another character: long words
+  // (SentencePiece-style text without a pre-tokenizer) are cut before each
+  // such "▁" and encoded part by part.
+  bool split_at_marker_ = false;
+  WordCache cache_;
 };
 
 }  // namespace tessera::hf

@@ -39,7 +39,17 @@ std::optional<uint8_t> CharToByte(uint32_t cp) {
 
 void AppendByteLevel(absl::string_view bytes, std::string* out) {
   const Tables& t = GetTables();
-  for (unsigned char b : bytes) out->append(t.byte_to_char[b]);
+  // Every character of the map is 1 or 2 bytes of UTF-8.
+  const size_t start = out->size();
+  out->resize(start + 2 * bytes.size());
+  char* p = out->data() + start;
+  for (unsigned char b : bytes) {
+    const std::string& c = t.byte_to_char[b];
+    p[0] = c[0];
+    if (c.size() == 2) p[1] = c[1];
+    p += c.size();
+  }
+  out->resize(p - out->data());
 }
 
 }  // namespace tessera::hf

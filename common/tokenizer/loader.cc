@@ -122,6 +122,7 @@ absl::StatusOr<TokenizerFiles> TokenizerFiles::ReadDir(absl::string_view dir) {
   ASSIGN_OR_RETURN(files.tokenizer_json, ReadIfExists(root / "tokenizer.json"));
   ASSIGN_OR_RETURN(files.tokenizer_config_json, ReadIfExists(root / "tokenizer_config.json"));
   ASSIGN_OR_RETURN(files.generation_config_json, ReadIfExists(root / "generation_config.json"));
+  ASSIGN_OR_RETURN(files.chat_template_jinja, ReadIfExists(root / "chat_template.jinja"));
   if (!files.tokenizer_json.has_value()) {
     for (const char* other : {"tokenizer.model", "vocab.json", "tiktoken.model"}) {
       std::error_code ec;
@@ -139,8 +140,8 @@ absl::StatusOr<TokenizerFiles> TokenizerFiles::ReadDir(absl::string_view dir) {
 std::string TokenizerFilesHash(const TokenizerFiles& files) {
   XXH3_state_t* state = XXH3_createState();
   XXH3_128bits_reset(state);
-  for (const auto* f :
-       {&files.tokenizer_json, &files.tokenizer_config_json, &files.generation_config_json}) {
+  for (const auto* f : {&files.tokenizer_json, &files.tokenizer_config_json,
+                        &files.generation_config_json, &files.chat_template_jinja}) {
     const uint64_t size = f->has_value() ? (*f)->size() : ~uint64_t{0};
     XXH3_128bits_update(state, &size, sizeof(size));
     if (f->has_value()) XXH3_128bits_update(state, (*f)->data(), (*f)->size());
@@ -160,6 +161,7 @@ absl::StatusOr<LoadedTokenizer> LoadTokenizer(const TokenizerFiles& files,
   ASSIGN_OR_RETURN(const Json gen,
                    ParseObject(files.generation_config_json, "generation_config.json"));
   ASSIGN_OR_RETURN(info.chat_template, ChatTemplate(config));
+  if (files.chat_template_jinja.has_value()) info.chat_template = *files.chat_template_jinja;
   if (auto m = config.find("model_max_length"); m != config.end() && m->is_number()) {
     const double v = m->get<double>();
     if (v > 0 && v < 9.0e15) info.model_max_length = static_cast<int64_t>(v);

@@ -1,11 +1,10 @@
 // Loads a model's tokenizer: tokenizer.json (the Hugging Face tokenizer),
 // tokenizer_config.json (bos/eos/unk/pad tokens, add_bos_token /
 // add_eos_token, chat_template, model_max_length) and generation_config.json
-// (eos_token_id, an int or a list), from a model directory or from the files'
-// contents (the router gets them from a worker, never from a model dir).
-// Without tokenizer.json the byte tokenizer is used (dummy models); a
-// tokenizer.json that fails to load is an error, never bytes.
-// Stateless functions; thread-safe.
+// (eos_token_id, an int or a list) and chat_template.jinja, from a model directory or from the
+// files' contents (the router gets them from a worker, never from a model dir). Without
+// tokenizer.json the byte tokenizer is used (dummy models); a tokenizer.json that fails to load is
+// an error, never bytes. Stateless functions; thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +24,9 @@ struct TokenizerFiles {
   std::optional<std::string> tokenizer_json;
   std::optional<std::string> tokenizer_config_json;
   std::optional<std::string> generation_config_json;
+  // chat_template.jinja: when present, the chat template (it takes precedence
+  // over tokenizer_config.json's, as in transformers).
+  std::optional<std::string> chat_template_jinja;
 
   // Reads the files that exist in `dir`. FAILED_PRECONDITION when the
   // directory has only a tokenizer format other than tokenizer.json

@@ -13,6 +13,7 @@ class UnicodeNormalizer final : public Normalizer {
  public:
   explicit UnicodeNormalizer(NormalForm form) : form_(form) {}
   absl::Status Normalize(std::string* text) const override {
+    if (IsNormalizedQuick(*text, form_)) return absl::OkStatus();
     ASSIGN_OR_RETURN(*text, NormalizeUnicode(*text, form_));
     return absl::OkStatus();
   }

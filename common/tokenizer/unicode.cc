@@ -129,17 +129,17 @@ bool IsNumeric(uint32_t cp) {
   return c == UTF8PROC_CATEGORY_ND || c == UTF8PROC_CATEGORY_NL || c == UTF8PROC_CATEGORY_NO;
 }
 
-absl::StatusOr<std::string> NormalizeUnicode(absl::string_view text, NormalForm form) {
+bool IsNormalizedQuick(absl::string_view text, NormalForm form) {
   // Code points below U+0300 are unchanged by NFC; ASCII by every form.
   const unsigned char limit = form == NormalForm::kNFC ? 0xCC : 0x80;
-  bool unchanged = true;
   for (unsigned char b : text) {
-    if (b >= limit) {
-      unchanged = false;
-      break;
-    }
+    if (b >= limit) return false;
   }
-  if (unchanged) return std::string(text);
+  return true;
+}
+
+absl::StatusOr<std::string> NormalizeUnicode(absl::string_view text, NormalForm form) {
+  if (IsNormalizedQuick(text, form)) return std::string(text);
   int options = UTF8PROC_STABLE;
   switch (form) {
     case NormalForm::kNFC:

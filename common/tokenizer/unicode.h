@@ -41,6 +41,9 @@ bool IsNumeric(uint32_t cp);
 
 enum class NormalForm { kNFC, kNFD, kNFKC, kNFKD };
 
+// True when `text` is certainly in the normal form already (a fast check
+// that may say false for text that is).
+bool IsNormalizedQuick(absl::string_view text, NormalForm form);
 // `text` (valid UTF-8) in the normal form. INTERNAL if utf8proc fails.
 absl::StatusOr<std::string> NormalizeUnicode(absl::string_view text, NormalForm form);
 

@@ -1,34 +1,82 @@
 #include "common/tokenizer/word_cache.h"
 
 #include <algorithm>
+#include <atomic>
+#include <memory>
+#include <string>
 
 #include "absl/hash/hash.h"
 
 namespace tessera::hf {
+namespace {
 
-WordCache::WordCache(size_t capacity) : per_shard_(std::max<size_t>(1, capacity / kShards)) {}
+constexpr size_t kWays = 4;
+constexpr size_t kSets = 4096;  // 16384 words per thread and cache
+constexpr size_t kTablesPerThread = 4;
 
-WordCache::Shard& WordCache::ShardFor(absl::string_view word) const {
-  // The high bits: the map itself uses the low ones.
-  return shards_[(absl::HashOf(word) >> 40) % kShards];
+struct Slot {
+  std::string word;
+  std::vector<int32_t> ids;  // empty: an empty slot
+};
+
+// A 4-way set: the hashes first (one cache line to probe), then the slots;
+// a full set replaces its ways in turn.
+struct Set {
+  uint64_t hash[kWays] = {};
+  uint32_t victim = 0;
+  Slot slots[kWays];
+};
+
+struct Table {
+  uint64_t uid;
+  std::vector<Set> sets;
+};
+
+// This thread's table for cache `uid`, most recently used first.
+Table& TableFor(uint64_t uid) {
+  thread_local std::vector<std::unique_ptr<Table>> tables;
+  for (size_t i = 0; i < tables.size(); ++i) {
+    if (tables[i]->uid == uid) {
+      if (i != 0) std::rotate(tables.begin(), tables.begin() + i, tables.begin() + i + 1);
+      return *tables[0];
+    }
+  }
+  if (tables.size() == kTablesPerThread) tables.pop_back();
+  tables.insert(tables.begin(), std::make_unique<Table>(Table{uid, std::vector<Set>(kSets)}));
+  return *tables[0];
 }
+
+std::atomic<uint64_t> next_uid{1};
+
+}  // namespace
+
+WordCache::WordCache() : uid_(next_uid.fetch_add(1)) {}
 
 bool WordCache::Lookup(absl::string_view word, std::vector<int32_t>* out) const {
   if (word.size() > kMaxWordBytes) return false;
-  Shard& shard = ShardFor(word);
-  absl::ReaderMutexLock lock(&shard.mu);
-  auto it = shard.map.find(word);
-  if (it == shard.map.end()) return false;
-  out->insert(out->end(), it->second.begin(), it->second.end());
-  return true;
+  const uint64_t h = absl::HashOf(word);
+  const Set& set = TableFor(uid_).sets[h % kSets];
+  for (size_t w = 0; w < kWays; ++w) {
+    const Slot& s = set.slots[w];
+    if (set.hash[w] == h && !s.ids.empty() && s.word == word) {
+      out->insert(out->end(), s.ids.begin(), s.ids.end());
+      return true;
+    }
+  }
+  return false;
 }
 
-void WordCache::Insert(absl::string_view word, const int32_t* ids, size_t n) {
-  if (word.size() > kMaxWordBytes) return;
-  Shard& shard = ShardFor(word);
-  absl::MutexLock lock(&shard.mu);
-  if (shard.map.size() >= per_shard_) shard.map.clear();
-  shard.map.try_emplace(word, ids, ids + n);
+void WordCache::Insert(absl::string_view word, const int32_t* ids, size_t n) const {
+  if (word.size() > kMaxWordBytes || n == 0) return;
+  const uint64_t h = absl::HashOf(word);
+  Set& set = TableFor(uid_).sets[h % kSets];
+  size_t w = 0;
+  while (w < kWays && !set.slots[w].ids.empty()) ++w;
+  if (w == kWays) w = set.victim++ % kWays;
+  set.hash[w] = h;
+  Slot& s = set.slots[w];
+  s.word.assign(word.data(), word.size());
+  s.ids.assign(ids, ids + n);
 }
 
 }  // namespace tessera::hf

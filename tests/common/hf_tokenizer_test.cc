@@ -6,6 +6,10 @@
 // against Hugging Face's Rust `tokenizers` 0.22 (npm @anush008/tokenizers).
 #include "common/tokenizer/hf_tokenizer.h"
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -321,6 +325,31 @@ TEST(TokenizerLoaderTest, NoTokenizerJsonIsTheByteTokenizerButABrokenOneIsAnErro
   auto bb = LoadTokenizer(bad_bos, 0);
   ASSERT_FALSE(bb.ok());
   EXPECT_THAT(bb.status().message(), HasSubstr("bos_token \"<nope>\""));
+}
+
+TEST(TokenizerLoaderTest, ReadsADirectory) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("tessera_tok_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / name) << text;
+  };
+  // Only a SentencePiece model: refused, never silently bytes.
+  write("tokenizer.model", "x");
+  auto sp = LoadTokenizerFromDir(dir.string(), 300);
+  ASSERT_FALSE(sp.ok());
+  EXPECT_EQ(sp.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(sp.status().message(), HasSubstr("tokenizer.model"));
+  // tokenizer.json + a chat_template.jinja that overrides the config's.
+  write("tokenizer.json", Llama3Json().dump());
+  write("tokenizer_config.json", Json{{"chat_template", "from config"}}.dump());
+  write("chat_template.jinja", "from file");
+  auto loaded = LoadTokenizerFromDir(dir.string(), 300);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_FALSE(loaded->info.byte_tokenizer);
+  EXPECT_EQ(loaded->info.chat_template, "from file");
+  EXPECT_EQ(loaded->tokenizer->vocab_size(), 263);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(HfTokenizerConcurrencyTest, ThreadsEncodingTheSameCorpusAgree) {
