@@ -20,6 +20,23 @@ absl::StatusOr<CallArgs> Renderer::EvalArgs(const Expr& expr, size_t first,
     ASSIGN_OR_RETURN(Value v, Eval(*value, frame));
     args.kwargs.emplace_back(key, std::move(v));
   }
+  if (expr.dyn_args != nullptr) {
+    ASSIGN_OR_RETURN(Value v, Eval(*expr.dyn_args, frame));
+    if (v.is_undefined()) return absl::InvalidArgumentError(v.UndefinedMessage());
+    ASSIGN_OR_RETURN(std::vector<Value> extra, Iterate(v));
+    args.args.insert(args.args.end(), extra.begin(), extra.end());
+  }
+  if (expr.dyn_kwargs != nullptr) {
+    ASSIGN_OR_RETURN(Value v, Eval(*expr.dyn_kwargs, frame));
+    if (!v.is_dict()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("argument after ** must be a mapping, not ", v.TypeName()));
+    }
+    for (const auto& [k, val] : v.dict().entries()) {
+      if (!k.is_string()) return absl::InvalidArgumentError("keywords must be strings");
+      args.kwargs.emplace_back(k.str(), val);
+    }
+  }
   return args;
 }
 

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/jinja/access.h"
 #include "common/jinja/interpreter.h"
 
 namespace tessera::jinja {
@@ -279,6 +280,14 @@ absl::StatusOr<bool> Contains(const Value& container, const Value& item) {
       return false;
     case Value::Kind::kDict:
       return container.dict().Find(item) != nullptr;
+    case Value::Kind::kIterator: {
+      auto items = Iterate(container);
+      if (!items.ok()) return items.status();
+      for (const Value& v : *items) {
+        if (PyEquals(v, item)) return true;
+      }
+      return false;
+    }
     case Value::Kind::kNone:
     case Value::Kind::kBool:
     case Value::Kind::kInt:

@@ -131,16 +131,33 @@ absl::StatusOr<ExprPtr> Parser::ParseCallArgs(ExprPtr node, ExprKind kind, std::
       RETURN_IF_ERROR(ExpectOp(","));
       if (IsOp(")")) break;
     }
-    if (IsOp("*") || IsOp("**")) return Fail("*args and **kwargs in calls are not supported");
+    if (IsOp("*")) {
+      if (e->dyn_args != nullptr || e->dyn_kwargs != nullptr)
+        return Fail("invalid syntax for function call expression");
+      Advance();
+      ASSIGN_OR_RETURN(e->dyn_args, ParseExpression(true));
+      require_comma = true;
+      continue;
+    }
+    if (IsOp("**")) {
+      if (e->dyn_kwargs != nullptr) return Fail("invalid syntax for function call expression");
+      Advance();
+      ASSIGN_OR_RETURN(e->dyn_kwargs, ParseExpression(true));
+      require_comma = true;
+      continue;
+    }
     if (Current().type == TokenType::kName && Look().type == TokenType::kOperator &&
         Look().value == "=") {
       std::string key = Current().value;
       Advance();
       Advance();
       ASSIGN_OR_RETURN(ExprPtr value, ParseExpression(true));
+      if (e->dyn_kwargs != nullptr) return Fail("invalid syntax for function call expression");
       e->kwargs.emplace_back(std::move(key), std::move(value));
     } else {
-      if (!e->kwargs.empty()) return Fail("positional argument follows keyword argument");
+      if (!e->kwargs.empty() || e->dyn_args != nullptr || e->dyn_kwargs != nullptr) {
+        return Fail("invalid syntax for function call expression");
+      }
       ASSIGN_OR_RETURN(ExprPtr value, ParseExpression(true));
       e->children.push_back(std::move(value));
     }
