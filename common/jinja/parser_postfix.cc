@@ -17,29 +17,31 @@ ExprPtr MakeExpr(ExprKind kind, int line) {
 }  // namespace
 
 absl::StatusOr<ExprPtr> Parser::ParsePostfix(ExprPtr node) {
-  while (true) {
-    if (IsOp(".") || IsOp("[")) {
-      ASSIGN_OR_RETURN(node, ParseSubscript(std::move(node)));
-    } else if (IsOp("(")) {
+  ChainGuard chain(depth_);
+  while (IsOp(".") || IsOp("[") || IsOp("(")) {
+    if (!chain.Add()) return Fail("expression nested too deeply");
+    if (IsOp("(")) {
       ASSIGN_OR_RETURN(node, ParseCallArgs(std::move(node), ExprKind::kCall, ""));
     } else {
-      return node;
+      ASSIGN_OR_RETURN(node, ParseSubscript(std::move(node)));
     }
   }
+  return node;
 }
 
 absl::StatusOr<ExprPtr> Parser::ParseFilterExpr(ExprPtr node) {
-  while (true) {
+  ChainGuard chain(depth_);
+  while (IsOp("|") || IsName("is") || IsOp("(")) {
+    if (!chain.Add()) return Fail("expression nested too deeply");
     if (IsOp("|")) {
       ASSIGN_OR_RETURN(node, ParseFilters(std::move(node), false));
     } else if (IsName("is")) {
       ASSIGN_OR_RETURN(node, ParseTest(std::move(node)));
-    } else if (IsOp("(")) {
-      ASSIGN_OR_RETURN(node, ParseCallArgs(std::move(node), ExprKind::kCall, ""));
     } else {
-      return node;
+      ASSIGN_OR_RETURN(node, ParseCallArgs(std::move(node), ExprKind::kCall, ""));
     }
   }
+  return node;
 }
 
 absl::StatusOr<ExprPtr> Parser::ParseSubscript(ExprPtr node) {
@@ -168,7 +170,9 @@ absl::StatusOr<ExprPtr> Parser::ParseCallArgs(ExprPtr node, ExprKind kind, std::
 }
 
 absl::StatusOr<ExprPtr> Parser::ParseFilters(ExprPtr node, bool start_inline) {
+  ChainGuard chain(depth_);
   while (IsOp("|") || start_inline) {
+    if (!chain.Add()) return Fail("expression nested too deeply");
     if (!start_inline) Advance();
     start_inline = false;
     ASSIGN_OR_RETURN(std::string name, ExpectName());

@@ -116,6 +116,9 @@ class Value {
   }
   const ListData& list() const { return *std::get<std::shared_ptr<const ListData>>(data_); }
   const std::vector<Value>& items() const { return list().items; }
+  const std::shared_ptr<const ListData>& shared_list() const {
+    return std::get<std::shared_ptr<const ListData>>(data_);
+  }
   const Dict& dict() const { return *std::get<std::shared_ptr<const Dict>>(data_); }
   const std::shared_ptr<const Dict>& shared_dict() const {
     return std::get<std::shared_ptr<const Dict>>(data_);
