@@ -92,7 +92,7 @@ Result join(Renderer& r, const Value& v, const CallArgs& args) {
     }
     RETURN_IF_ERROR(r.CheckSize(out.size()));
   }
-  RETURN_IF_ERROR(r.Charge(out.size()));
+  RETURN_IF_ERROR(r.ChargeString(out.size()));
   return Value::String(std::move(out));
 }
 

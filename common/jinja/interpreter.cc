@@ -28,8 +28,12 @@ absl::Status Renderer::CheckSize(size_t bytes) const {
   return absl::OkStatus();
 }
 
-absl::Status Renderer::Charge(size_t bytes) {
+absl::Status Renderer::ChargeString(size_t bytes) {
   RETURN_IF_ERROR(CheckSize(bytes));
+  return Charge(bytes);
+}
+
+absl::Status Renderer::Charge(size_t bytes) {
   allocated_ += static_cast<int64_t>(bytes);
   if (allocated_ > limits_.max_allocated_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -102,7 +106,7 @@ absl::Status Renderer::EnterDepth() {
 absl::Status Renderer::ChargeValue(const Value& v) {
   switch (v.kind()) {
     case Value::Kind::kString:
-      return Charge(v.str().size());
+      return ChargeString(v.str().size());
     case Value::Kind::kList:
       return Charge(v.items().size() * sizeof(Value));
     case Value::Kind::kIterator:
@@ -216,8 +220,13 @@ absl::Status AssignTarget(const Target& target, const Value& value, Frame& frame
     frame.Set(target.names[0], value);
     return absl::OkStatus();
   }
-  ASSIGN_OR_RETURN(std::vector<Value> parts, Iterate(value));
   if (value.is_undefined()) return absl::InvalidArgumentError(value.UndefinedMessage());
+  auto iterated = Iterate(value);
+  if (!iterated.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot unpack non-iterable ", value.TypeName(), " object"));
+  }
+  std::vector<Value> parts = *std::move(iterated);
   const size_t want = target.names.size();
   if (parts.size() < want) {
     return absl::InvalidArgumentError(

@@ -61,9 +61,10 @@ class Renderer {
   absl::StatusOr<Value> CallValue(const Value& callee, CallArgs args);
   absl::StatusOr<Value> CallFilter(absl::string_view name, const Value& input, CallArgs args);
   absl::StatusOr<bool> CallTest(absl::string_view name, const Value& input, CallArgs args);
-  // Accounts `bytes` of newly built data against max_allocated_bytes, and
-  // checks a single value's size against max_output_bytes.
+  // Accounts `bytes` of newly built data against max_allocated_bytes.
   absl::Status Charge(size_t bytes);
+  // Charge() for a new string, which also may not exceed max_output_bytes.
+  absl::Status ChargeString(size_t bytes);
   absl::Status Step();
   // Fails when one value of `bytes` would exceed max_output_bytes.
   absl::Status CheckSize(size_t bytes) const;

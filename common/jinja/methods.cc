@@ -19,16 +19,18 @@ using Result = absl::StatusOr<Value>;
 Value Str(std::string s) { return Value::String(std::move(s)); }
 
 // Python's str/dict/list methods mostly take positional-only arguments.
-absl::StatusOr<std::vector<Value>> BindPositional(absl::string_view fn, const CallArgs& args,
+absl::StatusOr<std::vector<Value>> BindPositional(const Value& self, absl::string_view fn,
+                                                  const CallArgs& args,
                                                   std::initializer_list<Param> params) {
   if (!args.kwargs.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(fn, "() takes no keyword arguments"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(self.TypeName(), ".", fn, "() takes no keyword arguments"));
   }
   return BindArgs(fn, args, params);
 }
 
 Result Strip(const Value& self, const CallArgs& args, const char* fn, bool l, bool r) {
-  auto a = BindPositional(fn, args, {{"chars", Value::None()}});
+  auto a = BindPositional(self, fn, args, {{"chars", Value::None()}});
   if (!a.ok()) return a.status();
   const Value& chars = (*a)[0];
   if (!chars.is_none() && !chars.is_string()) {
@@ -57,7 +59,7 @@ Result Split(const Value& self, const CallArgs& args, const char* fn, bool from_
 }
 
 Result Affix(const Value& self, const CallArgs& args, const char* fn, bool prefix) {
-  auto a = BindPositional(fn, args, {{"affix", std::nullopt}});
+  auto a = BindPositional(self, fn, args, {{"affix", std::nullopt}});
   if (!a.ok()) return a.status();
   const Value& arg = (*a)[0];
   std::vector<Value> options = arg.is_tuple() ? arg.items() : std::vector<Value>{arg};
@@ -78,7 +80,7 @@ Result Affix(const Value& self, const CallArgs& args, const char* fn, bool prefi
 
 Result OneStrArg(const Value& self, const CallArgs& args, const char* fn,
                  Result (*f)(const std::string& s, const std::string& arg)) {
-  auto a = BindPositional(fn, args, {{"sub", std::nullopt}});
+  auto a = BindPositional(self, fn, args, {{"sub", std::nullopt}});
   if (!a.ok()) return a.status();
   auto sub = StrArg((*a)[0], "substring");
   if (!sub.ok()) return sub.status();
@@ -162,7 +164,7 @@ Result join(const Value& self, CallArgs& args, Renderer& r);
 
 // dict methods.
 Result get(const Value& self, CallArgs& args, Renderer&) {
-  auto a = BindPositional("get", args, {{"key", std::nullopt}, {"default", Value::None()}});
+  auto a = BindPositional(self, "get", args, {{"key", std::nullopt}, {"default", Value::None()}});
   if (!a.ok()) return a.status();
   const Value* v = self.dict().Find((*a)[0]);
   return v != nullptr ? *v : (*a)[1];
@@ -192,7 +194,7 @@ Result copy(const Value& self, CallArgs& args, Renderer&) {
 
 // list/tuple methods.
 Result index(const Value& self, CallArgs& args, Renderer&) {
-  auto a = BindPositional("index", args, {{"value", std::nullopt}});
+  auto a = BindPositional(self, "index", args, {{"value", std::nullopt}});
   if (!a.ok()) return a.status();
   const auto& v = self.items();
   for (size_t i = 0; i < v.size(); ++i) {
@@ -201,7 +203,7 @@ Result index(const Value& self, CallArgs& args, Renderer&) {
   return absl::InvalidArgumentError(absl::StrCat((*a)[0].Repr(), " is not in list"));
 }
 Result list_count(const Value& self, CallArgs& args, Renderer&) {
-  auto a = BindPositional("count", args, {{"value", std::nullopt}});
+  auto a = BindPositional(self, "count", args, {{"value", std::nullopt}});
   if (!a.ok()) return a.status();
   int64_t n = 0;
   for (const Value& v : self.items()) n += PyEquals(v, (*a)[0]);
@@ -258,8 +260,9 @@ std::optional<Value> Lookup(const std::array<Entry, N>& table, const Value& self
 }
 
 Result replace(const Value& self, CallArgs& args, Renderer&) {
-  auto a = BindPositional(
-      "replace", args, {{"old", std::nullopt}, {"new", std::nullopt}, {"count", Value::Int(-1)}});
+  auto a =
+      BindPositional(self, "replace", args,
+                     {{"old", std::nullopt}, {"new", std::nullopt}, {"count", Value::Int(-1)}});
   if (!a.ok()) return a.status();
   auto old = StrArg((*a)[0], "replace() argument 1");
   auto repl = StrArg((*a)[1], "replace() argument 2");
@@ -271,7 +274,7 @@ Result replace(const Value& self, CallArgs& args, Renderer&) {
 }
 
 Result join(const Value& self, CallArgs& args, Renderer&) {
-  auto a = BindPositional("join", args, {{"iterable", std::nullopt}});
+  auto a = BindPositional(self, "join", args, {{"iterable", std::nullopt}});
   if (!a.ok()) return a.status();
   auto parts_or = Iterate((*a)[0]);
   if (!parts_or.ok()) return absl::InvalidArgumentError("can only join an iterable");
