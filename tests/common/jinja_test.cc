@@ -3,7 +3,9 @@
 // transformers passes them, guard rails on untrusted templates, and
 // concurrent rendering of one parsed template.
 #include <ctime>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -203,6 +205,35 @@ TEST(ChatTemplateGuardRailsTest, DeepNestingIsAnErrorNotACrash) {
     ASSERT_FALSE(tmpl.ok()) << source.substr(0, 40);
     EXPECT_THAT(std::string(tmpl.status().message()), HasSubstr("too deeply"));
   }
+}
+
+TEST(ChatTemplateTest, Stories260kTemplateRendersPlainTurns) {
+  std::ifstream in(std::string(TESSERA_TEST_DATA_DIR) + "/stories260k_chat.jinja");
+  ASSERT_TRUE(in.good());
+  std::stringstream source;
+  source << in.rdbuf();
+  auto tmpl = ChatTemplate::Parse(source.str());
+  ASSERT_TRUE(tmpl.ok()) << tmpl.status();
+  const auto special = nlohmann::ordered_json::parse(
+      R"({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"})");
+  // Expected strings: Python Jinja2 3.1.6 with transformers' settings.
+  auto out =
+      tmpl->RenderChat(nlohmann::ordered_json::parse(
+                           R"([{"role": "user", "content": "Tell me a story about a cat."}])"),
+                       true, {}, special);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out, "<s>User: Tell me a story about a cat.\nAssistant:");
+  out = tmpl->RenderChat(nlohmann::ordered_json::parse(R"([
+      {"role": "system", "content": " Be kind. "},
+      {"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "image"}]},
+      {"role": "assistant", "content": "Once upon a time"}, {"role": "user", "content": "More"}])"),
+                         false, {}, special);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out, "<s>Be kind.\n\nUser: Hi\nAssistant: Once upon a time</s>\nUser: More\n");
+  out = tmpl->RenderChat(nlohmann::ordered_json::parse(R"([{"role": "tool", "content": "x"}])"),
+                         true, {}, special);
+  EXPECT_EQ(out.status().message(),
+            "stories260K chat: only system, user and assistant roles are supported");
 }
 
 TEST(ChatTemplateTest, ConcurrentRendersOfOneTemplateAgree) {
