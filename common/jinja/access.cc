@@ -127,6 +127,7 @@ absl::StatusOr<Value> GetItem(const Value& obj, const Value& key) {
     case Value::Kind::kBool:
     case Value::Kind::kInt:
     case Value::Kind::kFloat:
+    case Value::Kind::kIterator:
       break;
   }
   if (key.is_string()) {
@@ -170,6 +171,10 @@ absl::StatusOr<Value> SliceValue(const Value& obj, const Value& start, const Val
     });
     return Value::String(std::move(out));
   }
+  if (obj.is_iterator()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", obj.TypeName(), "' object is not subscriptable"));
+  }
   return Value();
 }
 
@@ -194,6 +199,13 @@ absl::StatusOr<std::vector<Value>> Iterate(const Value& v) {
       }
       return chars;
     }
+    case Value::Kind::kIterator: {
+      const IteratorData& it = v.iterator();
+      if (it.view) return it.items;
+      if (it.consumed) return std::vector<Value>();
+      it.consumed = true;
+      return it.items;
+    }
     case Value::Kind::kNone:
     case Value::Kind::kBool:
     case Value::Kind::kInt:
@@ -214,6 +226,9 @@ absl::StatusOr<int64_t> Length(const Value& v) {
       return static_cast<int64_t>(v.items().size());
     case Value::Kind::kDict:
       return static_cast<int64_t>(v.dict().size());
+    case Value::Kind::kIterator:
+      if (v.iterator().view) return static_cast<int64_t>(v.iterator().items.size());
+      break;
     case Value::Kind::kNone:
     case Value::Kind::kBool:
     case Value::Kind::kInt:

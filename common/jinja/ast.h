@@ -47,7 +47,9 @@ struct Expr {
   std::vector<std::pair<std::string, std::unique_ptr<Expr>>> kwargs;  // kCall, kFilter, kTest
   BinaryOp op = BinaryOp::kAdd;
   std::vector<CompareOp> cmp_ops;
-  bool negated = false;  // kTest: `is not`
+  bool negated = false;              // kTest: `is not`
+  std::unique_ptr<Expr> dyn_args;    // kCall/kFilter/kTest: `*args` (null when absent)
+  std::unique_ptr<Expr> dyn_kwargs;  // kCall/kFilter/kTest: `**kwargs` (null when absent)
 };
 using ExprPtr = std::unique_ptr<Expr>;
 

@@ -20,6 +20,23 @@ absl::StatusOr<CallArgs> Renderer::EvalArgs(const Expr& expr, size_t first,
     ASSIGN_OR_RETURN(Value v, Eval(*value, frame));
     args.kwargs.emplace_back(key, std::move(v));
   }
+  if (expr.dyn_args != nullptr) {
+    ASSIGN_OR_RETURN(Value v, Eval(*expr.dyn_args, frame));
+    if (v.is_undefined()) return absl::InvalidArgumentError(v.UndefinedMessage());
+    ASSIGN_OR_RETURN(std::vector<Value> extra, Iterate(v));
+    args.args.insert(args.args.end(), extra.begin(), extra.end());
+  }
+  if (expr.dyn_kwargs != nullptr) {
+    ASSIGN_OR_RETURN(Value v, Eval(*expr.dyn_kwargs, frame));
+    if (!v.is_dict()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("argument after ** must be a mapping, not ", v.TypeName()));
+    }
+    for (const auto& [k, val] : v.dict().entries()) {
+      if (!k.is_string()) return absl::InvalidArgumentError("keywords must be strings");
+      args.kwargs.emplace_back(k.str(), val);
+    }
+  }
   return args;
 }
 
@@ -29,7 +46,9 @@ absl::StatusOr<Value> Renderer::CallValue(const Value& callee, CallArgs args) {
     return absl::InvalidArgumentError(
         absl::StrCat("'", callee.TypeName(), "' object is not callable"));
   }
-  return callee.object().Call(std::move(args), *this);
+  ASSIGN_OR_RETURN(Value result, callee.object().Call(std::move(args), *this));
+  RETURN_IF_ERROR(ChargeValue(result));
+  return result;
 }
 
 absl::StatusOr<Value> Renderer::CallFilter(absl::string_view name, const Value& input,
@@ -37,7 +56,9 @@ absl::StatusOr<Value> Renderer::CallFilter(absl::string_view name, const Value& 
   const FilterFn fn = FindFilter(name);
   if (fn == nullptr)
     return absl::InvalidArgumentError(absl::StrCat("No filter named '", name, "'."));
-  return fn(*this, input, args);
+  ASSIGN_OR_RETURN(Value result, fn(*this, input, args));
+  RETURN_IF_ERROR(ChargeValue(result));
+  return result;
 }
 
 absl::StatusOr<bool> Renderer::CallTest(absl::string_view name, const Value& input, CallArgs args) {
@@ -58,6 +79,13 @@ absl::StatusOr<Value> Renderer::EvalCompare(const Expr& expr, const std::shared_
 }
 
 absl::StatusOr<Value> Renderer::Eval(const Expr& expr, const std::shared_ptr<Frame>& frame) {
+  RETURN_IF_ERROR(EnterDepth());
+  auto value = EvalInner(expr, frame);
+  --depth_;
+  return value;
+}
+
+absl::StatusOr<Value> Renderer::EvalInner(const Expr& expr, const std::shared_ptr<Frame>& frame) {
   RETURN_IF_ERROR(Step());
   line_ = expr.line;
   switch (expr.kind) {
@@ -109,7 +137,9 @@ absl::StatusOr<Value> Renderer::Eval(const Expr& expr, const std::shared_ptr<Fra
             parts[i] = Value::String("");  // not an index: Undefined result
         }
       }
-      return SliceValue(obj, parts[0], parts[1], parts[2]);
+      ASSIGN_OR_RETURN(Value sliced, SliceValue(obj, parts[0], parts[1], parts[2]));
+      RETURN_IF_ERROR(ChargeValue(sliced));
+      return sliced;
     }
     case ExprKind::kCall: {
       ASSIGN_OR_RETURN(Value callee, Eval(*expr.children[0], frame));
@@ -163,8 +193,13 @@ absl::StatusOr<Value> Renderer::Eval(const Expr& expr, const std::shared_ptr<Fra
       std::string out;
       for (const auto& child : expr.children) {
         ASSIGN_OR_RETURN(Value v, Eval(*child, frame));
-        out += v.Str();
-        RETURN_IF_ERROR(CheckSize(out.size()));
+        if (v.is_string()) {
+          RETURN_IF_ERROR(CheckSize(out.size() + v.str().size()));
+          out += v.str();
+        } else {
+          out += v.Str();
+          RETURN_IF_ERROR(CheckSize(out.size()));
+        }
       }
       RETURN_IF_ERROR(Charge(out.size()));
       return Value::String(std::move(out));

@@ -54,7 +54,8 @@ Result first(Renderer&, const Value& v, const CallArgs& args) {
 }
 Result last(Renderer&, const Value& v, const CallArgs& args) {
   RETURN_IF_ERROR(BindArgs("last", args, {}).status());
-  if (!v.is_list() && !v.is_string() && !v.is_dict() && !v.is_undefined()) {
+  if ((!v.is_list() && !v.is_string() && !v.is_dict() && !v.is_undefined() && !v.is_iterator()) ||
+      (v.is_iterator() && !v.iterator().view)) {
     return absl::InvalidArgumentError(
         absl::StrCat("'", v.TypeName(), "' object is not reversible"));
   }
@@ -69,11 +70,11 @@ Result list(Renderer&, const Value& v, const CallArgs& args) {
 }
 Result items(Renderer&, const Value& v, const CallArgs& args) {
   RETURN_IF_ERROR(BindArgs("items", args, {}).status());
-  if (v.is_undefined()) return Value::List({});
+  if (v.is_undefined()) return Value::Iterator({}, "generator");
   if (!v.is_dict()) return absl::InvalidArgumentError("Can only get item pairs from a mapping.");
   std::vector<Value> out;
   for (const auto& [k, val] : v.dict().entries()) out.push_back(Value::List({k, val}, true));
-  return Value::List(std::move(out));
+  return Value::Iterator(std::move(out), "generator");
 }
 Result join(Renderer& r, const Value& v, const CallArgs& args) {
   ASSIGN_OR_RETURN(
@@ -91,7 +92,7 @@ Result join(Renderer& r, const Value& v, const CallArgs& args) {
     }
     RETURN_IF_ERROR(r.CheckSize(out.size()));
   }
-  RETURN_IF_ERROR(r.Charge(out.size()));
+  RETURN_IF_ERROR(r.ChargeString(out.size()));
   return Value::String(std::move(out));
 }
 
@@ -117,7 +118,7 @@ Result map(Renderer& r, const Value& v, const CallArgs& args) {
       ASSIGN_OR_RETURN(Value x, GetAttrPath(item, attribute));
       out.push_back(x.is_undefined() && !def.is_none() ? def : x);
     }
-    return Value::List(std::move(out));
+    return Value::Iterator(std::move(out), "generator");
   }
   ASSIGN_OR_RETURN(std::string name, StrArg(args.args[0], "map filter name"));
   CallArgs rest;
@@ -128,7 +129,7 @@ Result map(Renderer& r, const Value& v, const CallArgs& args) {
     ASSIGN_OR_RETURN(Value x, r.CallFilter(name, item, rest));
     out.push_back(std::move(x));
   }
-  return Value::List(std::move(out));
+  return Value::Iterator(std::move(out), "generator");
 }
 
 // select/reject/selectattr/rejectattr.
@@ -164,7 +165,7 @@ Result SelectOrReject(Renderer& r, const Value& v, const CallArgs& args, bool se
     }
     if (keep == select) out.push_back(item);
   }
-  return Value::List(std::move(out));
+  return Value::Iterator(std::move(out), "generator");
 }
 Result select(Renderer& r, const Value& v, const CallArgs& a) {
   return SelectOrReject(r, v, a, true, false);
@@ -209,10 +210,24 @@ Result sort(Renderer&, const Value& v, const CallArgs& args) {
                                      {"case_sensitive", Value::Bool(false)},
                                      {"attribute", Value::None()}}));
   ASSIGN_OR_RETURN(std::vector<Value> seq, Iterate(v));
+  // Jinja2 sorts by a list of keys (one per comma-separated attribute), so
+  // equal keys are never ordered with `<` (e.g. [none, none]|sort works).
+  std::vector<Value> attributes;
+  if (a[2].is_string()) {
+    for (absl::string_view part : absl::StrSplit(a[2].str(), ',')) {
+      attributes.push_back(Value::String(std::string(part)));
+    }
+  } else {
+    attributes.push_back(a[2]);
+  }
   std::vector<std::pair<Value, Value>> keyed;
   for (Value& item : seq) {
-    ASSIGN_OR_RETURN(Value key, SortKey(item, a[2], a[1].Truthy()));
-    keyed.emplace_back(std::move(key), std::move(item));
+    std::vector<Value> keys;
+    for (const Value& attribute : attributes) {
+      ASSIGN_OR_RETURN(Value key, SortKey(item, attribute, a[1].Truthy()));
+      keys.push_back(std::move(key));
+    }
+    keyed.emplace_back(Value::List(std::move(keys)), std::move(item));
   }
   RETURN_IF_ERROR(SortValues(keyed, a[0].Truthy()));
   std::vector<Value> out;
@@ -259,7 +274,7 @@ Result unique(Renderer& r, const Value& v, const CallArgs& args) {
     seen.push_back(std::move(key));
     out.push_back(std::move(item));
   }
-  return Value::List(std::move(out));
+  return Value::Iterator(std::move(out), "generator");
 }
 Result MinMax(const Value& v, const CallArgs& args, bool max) {
   ASSIGN_OR_RETURN(
@@ -304,6 +319,12 @@ Result reverse(Renderer&, const Value& v, const CallArgs& args) {
   }
   ASSIGN_OR_RETURN(std::vector<Value> seq, Iterate(v));
   std::reverse(seq.begin(), seq.end());
+  // Python's reversed() where the type supports it, else a reversed list.
+  if (v.is_list()) {
+    return Value::Iterator(std::move(seq), v.is_tuple() ? "reversed" : "list_reverseiterator");
+  }
+  if (v.is_dict()) return Value::Iterator(std::move(seq), "dict_reversekeyiterator");
+  if (v.is_undefined()) return Value::Iterator(std::move(seq), "reversed");
   return Value::List(std::move(seq));
 }
 Result batch(Renderer&, const Value& v, const CallArgs& args) {
@@ -327,7 +348,7 @@ Result batch(Renderer&, const Value& v, const CallArgs& args) {
     }
     out.push_back(Value::List(std::move(cur)));
   }
-  return Value::List(std::move(out));
+  return Value::Iterator(std::move(out), "generator");
 }
 Result attr(Renderer&, const Value& v, const CallArgs& args) {
   ASSIGN_OR_RETURN(auto a, BindArgs("attr", args, {{"name", std::nullopt}}));

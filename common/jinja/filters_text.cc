@@ -67,7 +67,7 @@ Result replace(Renderer& r, const Value& v, const CallArgs& args) {
     ASSIGN_OR_RETURN(count, IntArg(a[2], "count"));
   }
   std::string out = PyReplace(v.Str(), a[0].Str(), a[1].Str(), count);
-  RETURN_IF_ERROR(r.Charge(out.size()));
+  RETURN_IF_ERROR(r.ChargeString(out.size()));
   return Str(std::move(out));
 }
 Result string(Renderer&, const Value& v, const CallArgs& a) {
@@ -162,7 +162,7 @@ Result tojson(Renderer& r, const Value& v, const CallArgs& args) {
   }
   o.sort_keys = a[3].Truthy();
   ASSIGN_OR_RETURN(std::string out, PyJsonDumps(v, o));
-  RETURN_IF_ERROR(r.Charge(out.size()));
+  RETURN_IF_ERROR(r.ChargeString(out.size()));
   return Str(std::move(out));
 }
 

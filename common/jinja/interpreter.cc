@@ -28,8 +28,12 @@ absl::Status Renderer::CheckSize(size_t bytes) const {
   return absl::OkStatus();
 }
 
-absl::Status Renderer::Charge(size_t bytes) {
+absl::Status Renderer::ChargeString(size_t bytes) {
   RETURN_IF_ERROR(CheckSize(bytes));
+  return Charge(bytes);
+}
+
+absl::Status Renderer::Charge(size_t bytes) {
   allocated_ += static_cast<int64_t>(bytes);
   if (allocated_ > limits_.max_allocated_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -90,8 +94,46 @@ absl::StatusOr<Renderer::Flow> Renderer::ExecBody(const Body& body,
   return Flow::kNormal;
 }
 
+absl::Status Renderer::EnterDepth() {
+  if (++depth_ > limits_.max_depth) {
+    --depth_;
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the template nests evaluation deeper than ", limits_.max_depth, " levels"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Renderer::ChargeValue(const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::kString:
+      return ChargeString(v.str().size());
+    case Value::Kind::kList:
+      return Charge(v.items().size() * sizeof(Value));
+    case Value::Kind::kIterator:
+      return Charge(v.iterator().items.size() * sizeof(Value));
+    case Value::Kind::kDict:
+      return Charge(v.dict().size() * 2 * sizeof(Value));
+    case Value::Kind::kUndefined:
+    case Value::Kind::kNone:
+    case Value::Kind::kBool:
+    case Value::Kind::kInt:
+    case Value::Kind::kFloat:
+    case Value::Kind::kObject:
+      return absl::OkStatus();
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Renderer::Flow> Renderer::Exec(const Stmt& stmt,
                                               const std::shared_ptr<Frame>& frame) {
+  RETURN_IF_ERROR(EnterDepth());
+  auto flow = ExecInner(stmt, frame);
+  --depth_;
+  return flow;
+}
+
+absl::StatusOr<Renderer::Flow> Renderer::ExecInner(const Stmt& stmt,
+                                                   const std::shared_ptr<Frame>& frame) {
   RETURN_IF_ERROR(Step());
   line_ = stmt.line;
   switch (stmt.kind) {
@@ -178,8 +220,13 @@ absl::Status AssignTarget(const Target& target, const Value& value, Frame& frame
     frame.Set(target.names[0], value);
     return absl::OkStatus();
   }
-  ASSIGN_OR_RETURN(std::vector<Value> parts, Iterate(value));
   if (value.is_undefined()) return absl::InvalidArgumentError(value.UndefinedMessage());
+  auto iterated = Iterate(value);
+  if (!iterated.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot unpack non-iterable ", value.TypeName(), " object"));
+  }
+  std::vector<Value> parts = *std::move(iterated);
   const size_t want = target.names.size();
   if (parts.size() < want) {
     return absl::InvalidArgumentError(
@@ -209,18 +256,27 @@ absl::Status Renderer::ExecSet(const Target& target, Value value,
 absl::StatusOr<Renderer::Flow> Renderer::ExecFor(const Stmt& stmt,
                                                  const std::shared_ptr<Frame>& frame) {
   ASSIGN_OR_RETURN(Value iterable, Eval(*stmt.expr, frame));
-  ASSIGN_OR_RETURN(std::vector<Value> all, Iterate(iterable));
-  auto items = std::make_shared<std::vector<Value>>();
-  if (stmt.filter == nullptr) {
-    *items = std::move(all);
+  std::shared_ptr<const std::vector<Value>> items;
+  if (iterable.is_list() && stmt.filter == nullptr) {
+    // Iterate the list in place (aliasing its shared storage), no copy.
+    items = std::shared_ptr<const std::vector<Value>>(iterable.shared_list(),
+                                                      &iterable.shared_list()->items);
   } else {
-    for (Value& item : all) {
-      RETURN_IF_ERROR(Step());
-      auto scope = std::make_shared<Frame>(frame);
-      RETURN_IF_ERROR(AssignTarget(stmt.target, item, *scope));
-      ASSIGN_OR_RETURN(Value keep, Eval(*stmt.filter, scope));
-      if (keep.Truthy()) items->push_back(std::move(item));
+    ASSIGN_OR_RETURN(std::vector<Value> all, Iterate(iterable));
+    RETURN_IF_ERROR(Charge(all.size() * sizeof(Value)));
+    auto kept = std::make_shared<std::vector<Value>>();
+    if (stmt.filter == nullptr) {
+      *kept = std::move(all);
+    } else {
+      for (Value& item : all) {
+        RETURN_IF_ERROR(Step());
+        auto scope = std::make_shared<Frame>(frame);
+        RETURN_IF_ERROR(AssignTarget(stmt.target, item, *scope));
+        ASSIGN_OR_RETURN(Value keep, Eval(*stmt.filter, scope));
+        if (keep.Truthy()) kept->push_back(std::move(item));
+      }
     }
+    items = std::move(kept);
   }
   if (items->empty()) return ExecBody(stmt.else_body, frame);
   auto loop = std::make_shared<LoopObject>(items, 1);

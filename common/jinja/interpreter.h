@@ -22,9 +22,10 @@ namespace tessera::jinja {
 
 struct RenderLimits {
   int64_t max_output_bytes = 16 << 20;      // rendered text
-  int64_t max_allocated_bytes = 256 << 20;  // all strings/lists built during a render
-  int64_t max_steps = 20'000'000;           // expression nodes + loop iterations
+  int64_t max_allocated_bytes = 128 << 20;  // all strings/lists built during a render
+  int64_t max_steps = 5'000'000;            // expression nodes + loop iterations
   int max_call_depth = 100;                 // nested macro calls
+  int max_depth = 600;  // nested evaluation: expressions, blocks and macro calls together
 };
 
 // A variable scope. `parent` is searched when a name is not set here.
@@ -60,9 +61,10 @@ class Renderer {
   absl::StatusOr<Value> CallValue(const Value& callee, CallArgs args);
   absl::StatusOr<Value> CallFilter(absl::string_view name, const Value& input, CallArgs args);
   absl::StatusOr<bool> CallTest(absl::string_view name, const Value& input, CallArgs args);
-  // Accounts `bytes` of newly built data against max_allocated_bytes, and
-  // checks a single value's size against max_output_bytes.
+  // Accounts `bytes` of newly built data against max_allocated_bytes.
   absl::Status Charge(size_t bytes);
+  // Charge() for a new string, which also may not exceed max_output_bytes.
+  absl::Status ChargeString(size_t bytes);
   absl::Status Step();
   // Fails when one value of `bytes` would exceed max_output_bytes.
   absl::Status CheckSize(size_t bytes) const;
@@ -76,6 +78,12 @@ class Renderer {
   enum class Flow { kNormal, kBreak, kContinue };
   absl::StatusOr<Flow> ExecBody(const Body& body, const std::shared_ptr<Frame>& frame);
   absl::StatusOr<Flow> Exec(const Stmt& stmt, const std::shared_ptr<Frame>& frame);
+  absl::StatusOr<Flow> ExecInner(const Stmt& stmt, const std::shared_ptr<Frame>& frame);
+  absl::StatusOr<Value> EvalInner(const Expr& expr, const std::shared_ptr<Frame>& frame);
+  // Enters one level of evaluation nesting (max_depth); LeaveDepth undoes it.
+  absl::Status EnterDepth();
+  // Charges the size of a value a builtin built (strings, lists, iterators).
+  absl::Status ChargeValue(const Value& v);
   absl::StatusOr<Flow> ExecFor(const Stmt& stmt, const std::shared_ptr<Frame>& frame);
   absl::Status ExecSet(const Target& target, Value value, const std::shared_ptr<Frame>& frame);
   absl::StatusOr<Value> ApplyFilterChain(const Expr& chain, Value input,
@@ -91,6 +99,7 @@ class Renderer {
   int64_t steps_ = 0;
   int64_t allocated_ = 0;
   int call_depth_ = 0;
+  int depth_ = 0;
   int loop_depth_ = 0;
   int line_ = 0;
   bool raised_ = false;

@@ -212,6 +212,7 @@ class Dumper {
       }
       case Value::Kind::kUndefined:
       case Value::Kind::kObject:
+      case Value::Kind::kIterator:
         break;
     }
     return absl::InvalidArgumentError(

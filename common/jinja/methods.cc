@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/jinja/access.h"
 #include "common/jinja/args.h"
 #include "common/jinja/objects.h"
 #include "common/jinja/str_ops.h"
@@ -17,8 +18,19 @@ using Result = absl::StatusOr<Value>;
 
 Value Str(std::string s) { return Value::String(std::move(s)); }
 
+// Python's str/dict/list methods mostly take positional-only arguments.
+absl::StatusOr<std::vector<Value>> BindPositional(const Value& self, absl::string_view fn,
+                                                  const CallArgs& args,
+                                                  std::initializer_list<Param> params) {
+  if (!args.kwargs.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(self.TypeName(), ".", fn, "() takes no keyword arguments"));
+  }
+  return BindArgs(fn, args, params);
+}
+
 Result Strip(const Value& self, const CallArgs& args, const char* fn, bool l, bool r) {
-  auto a = BindArgs(fn, args, {{"chars", Value::None()}});
+  auto a = BindPositional(self, fn, args, {{"chars", Value::None()}});
   if (!a.ok()) return a.status();
   const Value& chars = (*a)[0];
   if (!chars.is_none() && !chars.is_string()) {
@@ -47,7 +59,7 @@ Result Split(const Value& self, const CallArgs& args, const char* fn, bool from_
 }
 
 Result Affix(const Value& self, const CallArgs& args, const char* fn, bool prefix) {
-  auto a = BindArgs(fn, args, {{"affix", std::nullopt}});
+  auto a = BindPositional(self, fn, args, {{"affix", std::nullopt}});
   if (!a.ok()) return a.status();
   const Value& arg = (*a)[0];
   std::vector<Value> options = arg.is_tuple() ? arg.items() : std::vector<Value>{arg};
@@ -68,7 +80,7 @@ Result Affix(const Value& self, const CallArgs& args, const char* fn, bool prefi
 
 Result OneStrArg(const Value& self, const CallArgs& args, const char* fn,
                  Result (*f)(const std::string& s, const std::string& arg)) {
-  auto a = BindArgs(fn, args, {{"sub", std::nullopt}});
+  auto a = BindPositional(self, fn, args, {{"sub", std::nullopt}});
   if (!a.ok()) return a.status();
   auto sub = StrArg((*a)[0], "substring");
   if (!sub.ok()) return sub.status();
@@ -152,7 +164,7 @@ Result join(const Value& self, CallArgs& args, Renderer& r);
 
 // dict methods.
 Result get(const Value& self, CallArgs& args, Renderer&) {
-  auto a = BindArgs("get", args, {{"key", std::nullopt}, {"default", Value::None()}});
+  auto a = BindPositional(self, "get", args, {{"key", std::nullopt}, {"default", Value::None()}});
   if (!a.ok()) return a.status();
   const Value* v = self.dict().Find((*a)[0]);
   return v != nullptr ? *v : (*a)[1];
@@ -161,19 +173,19 @@ Result items(const Value& self, CallArgs& args, Renderer&) {
   if (auto st = NoArgs(args, "items"); !st.ok()) return st.status();
   std::vector<Value> out;
   for (const auto& [k, v] : self.dict().entries()) out.push_back(Value::List({k, v}, true));
-  return Value::List(std::move(out));
+  return Value::Iterator(std::move(out), "dict_items", /*view=*/true);
 }
 Result keys(const Value& self, CallArgs& args, Renderer&) {
   if (auto st = NoArgs(args, "keys"); !st.ok()) return st.status();
   std::vector<Value> out;
   for (const auto& entry : self.dict().entries()) out.push_back(entry.first);
-  return Value::List(std::move(out));
+  return Value::Iterator(std::move(out), "dict_keys", /*view=*/true);
 }
 Result values(const Value& self, CallArgs& args, Renderer&) {
   if (auto st = NoArgs(args, "values"); !st.ok()) return st.status();
   std::vector<Value> out;
   for (const auto& entry : self.dict().entries()) out.push_back(entry.second);
-  return Value::List(std::move(out));
+  return Value::Iterator(std::move(out), "dict_values", /*view=*/true);
 }
 Result copy(const Value& self, CallArgs& args, Renderer&) {
   if (auto st = NoArgs(args, "copy"); !st.ok()) return st.status();
@@ -182,7 +194,7 @@ Result copy(const Value& self, CallArgs& args, Renderer&) {
 
 // list/tuple methods.
 Result index(const Value& self, CallArgs& args, Renderer&) {
-  auto a = BindArgs("index", args, {{"value", std::nullopt}});
+  auto a = BindPositional(self, "index", args, {{"value", std::nullopt}});
   if (!a.ok()) return a.status();
   const auto& v = self.items();
   for (size_t i = 0; i < v.size(); ++i) {
@@ -191,7 +203,7 @@ Result index(const Value& self, CallArgs& args, Renderer&) {
   return absl::InvalidArgumentError(absl::StrCat((*a)[0].Repr(), " is not in list"));
 }
 Result list_count(const Value& self, CallArgs& args, Renderer&) {
-  auto a = BindArgs("count", args, {{"value", std::nullopt}});
+  auto a = BindPositional(self, "count", args, {{"value", std::nullopt}});
   if (!a.ok()) return a.status();
   int64_t n = 0;
   for (const Value& v : self.items()) n += PyEquals(v, (*a)[0]);
@@ -248,8 +260,9 @@ std::optional<Value> Lookup(const std::array<Entry, N>& table, const Value& self
 }
 
 Result replace(const Value& self, CallArgs& args, Renderer&) {
-  auto a = BindArgs("replace", args,
-                    {{"old", std::nullopt}, {"new", std::nullopt}, {"count", Value::Int(-1)}});
+  auto a =
+      BindPositional(self, "replace", args,
+                     {{"old", std::nullopt}, {"new", std::nullopt}, {"count", Value::Int(-1)}});
   if (!a.ok()) return a.status();
   auto old = StrArg((*a)[0], "replace() argument 1");
   auto repl = StrArg((*a)[1], "replace() argument 2");
@@ -261,28 +274,11 @@ Result replace(const Value& self, CallArgs& args, Renderer&) {
 }
 
 Result join(const Value& self, CallArgs& args, Renderer&) {
-  auto a = BindArgs("join", args, {{"iterable", std::nullopt}});
+  auto a = BindPositional(self, "join", args, {{"iterable", std::nullopt}});
   if (!a.ok()) return a.status();
-  const Value& seq = (*a)[0];
-  std::vector<Value> parts;
-  if (seq.is_list()) {
-    parts = seq.items();
-  } else if (seq.is_dict()) {
-    for (const auto& e : seq.dict().entries()) parts.push_back(e.first);
-  } else if (seq.is_string()) {
-    return Str([&] {
-      std::string out;
-      bool first = true;
-      for (char32_t cp : DecodeUtf8(seq.str())) {
-        if (!first) out += self.str();
-        first = false;
-        AppendUtf8(cp, out);
-      }
-      return out;
-    }());
-  } else {
-    return absl::InvalidArgumentError("can only join an iterable");
-  }
+  auto parts_or = Iterate((*a)[0]);
+  if (!parts_or.ok()) return absl::InvalidArgumentError("can only join an iterable");
+  const std::vector<Value>& parts = *parts_or;
   std::string out;
   for (size_t i = 0; i < parts.size(); ++i) {
     if (!parts[i].is_string()) {
@@ -311,6 +307,7 @@ std::optional<Value> FindMethod(const Value& self, absl::string_view name) {
     case Value::Kind::kInt:
     case Value::Kind::kFloat:
     case Value::Kind::kObject:
+    case Value::Kind::kIterator:
       return std::nullopt;
   }
   return std::nullopt;

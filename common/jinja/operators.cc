@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/jinja/access.h"
 #include "common/jinja/interpreter.h"
 
 namespace tessera::jinja {
@@ -65,7 +66,10 @@ absl::StatusOr<Value> IntOp(BinaryOp op, int64_t x, int64_t y) {
       return Value::Float(static_cast<double>(x) / static_cast<double>(y));
     case BinaryOp::kFloorDiv:
     case BinaryOp::kMod: {
-      if (y == 0) return absl::InvalidArgumentError("integer division or modulo by zero");
+      if (y == 0) {
+        return absl::InvalidArgumentError(
+            op == BinaryOp::kMod ? "integer modulo by zero" : "integer division or modulo by zero");
+      }
       if (x == INT64_MIN && y == -1) return Overflow();
       int64_t q = x / y;
       int64_t m = x % y;
@@ -135,8 +139,8 @@ absl::StatusOr<Value> Repeat(const Value& seq, int64_t n, Renderer& renderer) {
   if (seq.is_string()) {
     const std::string& s = seq.str();
     if (!s.empty() && n > 0) {
-      if (absl::Status st =
-              renderer.Charge(s.size() * static_cast<size_t>(std::min<int64_t>(n, INT32_MAX)));
+      if (absl::Status st = renderer.ChargeString(
+              s.size() * static_cast<size_t>(std::min<int64_t>(n, INT32_MAX)));
           !st.ok())
         return st;
     }
@@ -169,7 +173,8 @@ absl::StatusOr<Value> BinaryOperation(BinaryOp op, const Value& a, const Value& 
   }
   if (op == BinaryOp::kAdd) {
     if (a.is_string() && b.is_string()) {
-      if (absl::Status st = renderer.Charge(a.str().size() + b.str().size()); !st.ok()) return st;
+      if (absl::Status st = renderer.ChargeString(a.str().size() + b.str().size()); !st.ok())
+        return st;
       return Value::String(a.str() + b.str());
     }
     if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
@@ -279,6 +284,14 @@ absl::StatusOr<bool> Contains(const Value& container, const Value& item) {
       return false;
     case Value::Kind::kDict:
       return container.dict().Find(item) != nullptr;
+    case Value::Kind::kIterator: {
+      auto items = Iterate(container);
+      if (!items.ok()) return items.status();
+      for (const Value& v : *items) {
+        if (PyEquals(v, item)) return true;
+      }
+      return false;
+    }
     case Value::Kind::kNone:
     case Value::Kind::kBool:
     case Value::Kind::kInt:

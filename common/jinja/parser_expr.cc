@@ -32,6 +32,12 @@ ExprPtr MakeBinary(ExprKind kind, int line, ExprPtr a, ExprPtr b) {
 DepthGuard::DepthGuard(int& depth) : depth_(depth) { ++depth_; }
 bool DepthGuard::ok() const { return depth_ <= kMaxParseDepth; }
 
+bool ChainGuard::Add() {
+  ++depth_;
+  ++added_;
+  return depth_ <= kMaxParseDepth;
+}
+
 absl::Status Parser::FailAt(const Token& token, absl::string_view msg) const {
   return absl::InvalidArgumentError(absl::StrCat("template syntax error at line ", token.line,
                                                  ", column ", token.column, ": ", msg));
@@ -68,7 +74,9 @@ absl::StatusOr<ExprPtr> Parser::ParseExpression(bool with_condexpr) {
 absl::StatusOr<ExprPtr> Parser::ParseCondExpr() {
   const int line = Current().line;
   ASSIGN_OR_RETURN(ExprPtr expr1, ParseOr());
+  ChainGuard chain(depth_);
   while (SkipName("if")) {
+    if (!chain.Add()) return Fail("expression nested too deeply");
     ASSIGN_OR_RETURN(ExprPtr cond, ParseOr());
     ExprPtr else_expr;
     if (SkipName("else")) {
@@ -86,7 +94,9 @@ absl::StatusOr<ExprPtr> Parser::ParseCondExpr() {
 absl::StatusOr<ExprPtr> Parser::ParseOr() {
   const int line = Current().line;
   ASSIGN_OR_RETURN(ExprPtr left, ParseAnd());
+  ChainGuard chain(depth_);
   while (SkipName("or")) {
+    if (!chain.Add()) return Fail("expression nested too deeply");
     ASSIGN_OR_RETURN(ExprPtr right, ParseAnd());
     left = MakeBinary(ExprKind::kOr, line, std::move(left), std::move(right));
   }
@@ -96,7 +106,9 @@ absl::StatusOr<ExprPtr> Parser::ParseOr() {
 absl::StatusOr<ExprPtr> Parser::ParseAnd() {
   const int line = Current().line;
   ASSIGN_OR_RETURN(ExprPtr left, ParseNot());
+  ChainGuard chain(depth_);
   while (SkipName("and")) {
+    if (!chain.Add()) return Fail("expression nested too deeply");
     ASSIGN_OR_RETURN(ExprPtr right, ParseNot());
     left = MakeBinary(ExprKind::kAnd, line, std::move(left), std::move(right));
   }
@@ -155,7 +167,9 @@ absl::StatusOr<ExprPtr> Parser::ParseCompare() {
 absl::StatusOr<ExprPtr> Parser::ParseMath1() {
   const int line = Current().line;
   ASSIGN_OR_RETURN(ExprPtr left, ParseConcat());
+  ChainGuard chain(depth_);
   while (IsOp("+") || IsOp("-")) {
+    if (!chain.Add()) return Fail("expression nested too deeply");
     const BinaryOp op = IsOp("+") ? BinaryOp::kAdd : BinaryOp::kSub;
     Advance();
     ASSIGN_OR_RETURN(ExprPtr right, ParseConcat());
@@ -181,7 +195,9 @@ absl::StatusOr<ExprPtr> Parser::ParseConcat() {
 absl::StatusOr<ExprPtr> Parser::ParseMath2() {
   const int line = Current().line;
   ASSIGN_OR_RETURN(ExprPtr left, ParsePow());
+  ChainGuard chain(depth_);
   while (IsOp("*") || IsOp("/") || IsOp("//") || IsOp("%")) {
+    if (!chain.Add()) return Fail("expression nested too deeply");
     const BinaryOp op = IsOp("*")    ? BinaryOp::kMul
                         : IsOp("/")  ? BinaryOp::kDiv
                         : IsOp("//") ? BinaryOp::kFloorDiv
@@ -197,7 +213,9 @@ absl::StatusOr<ExprPtr> Parser::ParseMath2() {
 absl::StatusOr<ExprPtr> Parser::ParsePow() {
   const int line = Current().line;
   ASSIGN_OR_RETURN(ExprPtr left, ParseUnary(true));
+  ChainGuard chain(depth_);
   while (SkipOp("**")) {
+    if (!chain.Add()) return Fail("expression nested too deeply");
     ASSIGN_OR_RETURN(ExprPtr right, ParseUnary(true));
     left = MakeBinary(ExprKind::kBinary, line, std::move(left), std::move(right));
     left->op = BinaryOp::kPow;

@@ -117,4 +117,19 @@ class DepthGuard {
   int& depth_;
 };
 
+// Counts the nesting that a loop builds (left-associative operator chains such
+// as `a + b + c`, `x.a.b`, `x|f|g`, whose trees are as deep as the chain is
+// long) until the enclosing function returns.
+class ChainGuard {
+ public:
+  explicit ChainGuard(int& depth) : depth_(depth) {}
+  ~ChainGuard() { depth_ -= added_; }
+  // One more level; false past kMaxParseDepth.
+  bool Add();
+
+ private:
+  int& depth_;
+  int added_ = 0;
+};
+
 }  // namespace tessera::jinja::internal

@@ -17,29 +17,31 @@ ExprPtr MakeExpr(ExprKind kind, int line) {
 }  // namespace
 
 absl::StatusOr<ExprPtr> Parser::ParsePostfix(ExprPtr node) {
-  while (true) {
-    if (IsOp(".") || IsOp("[")) {
-      ASSIGN_OR_RETURN(node, ParseSubscript(std::move(node)));
-    } else if (IsOp("(")) {
+  ChainGuard chain(depth_);
+  while (IsOp(".") || IsOp("[") || IsOp("(")) {
+    if (!chain.Add()) return Fail("expression nested too deeply");
+    if (IsOp("(")) {
       ASSIGN_OR_RETURN(node, ParseCallArgs(std::move(node), ExprKind::kCall, ""));
     } else {
-      return node;
+      ASSIGN_OR_RETURN(node, ParseSubscript(std::move(node)));
     }
   }
+  return node;
 }
 
 absl::StatusOr<ExprPtr> Parser::ParseFilterExpr(ExprPtr node) {
-  while (true) {
+  ChainGuard chain(depth_);
+  while (IsOp("|") || IsName("is") || IsOp("(")) {
+    if (!chain.Add()) return Fail("expression nested too deeply");
     if (IsOp("|")) {
       ASSIGN_OR_RETURN(node, ParseFilters(std::move(node), false));
     } else if (IsName("is")) {
       ASSIGN_OR_RETURN(node, ParseTest(std::move(node)));
-    } else if (IsOp("(")) {
-      ASSIGN_OR_RETURN(node, ParseCallArgs(std::move(node), ExprKind::kCall, ""));
     } else {
-      return node;
+      ASSIGN_OR_RETURN(node, ParseCallArgs(std::move(node), ExprKind::kCall, ""));
     }
   }
+  return node;
 }
 
 absl::StatusOr<ExprPtr> Parser::ParseSubscript(ExprPtr node) {
@@ -131,16 +133,33 @@ absl::StatusOr<ExprPtr> Parser::ParseCallArgs(ExprPtr node, ExprKind kind, std::
       RETURN_IF_ERROR(ExpectOp(","));
       if (IsOp(")")) break;
     }
-    if (IsOp("*") || IsOp("**")) return Fail("*args and **kwargs in calls are not supported");
+    if (IsOp("*")) {
+      if (e->dyn_args != nullptr || e->dyn_kwargs != nullptr)
+        return Fail("invalid syntax for function call expression");
+      Advance();
+      ASSIGN_OR_RETURN(e->dyn_args, ParseExpression(true));
+      require_comma = true;
+      continue;
+    }
+    if (IsOp("**")) {
+      if (e->dyn_kwargs != nullptr) return Fail("invalid syntax for function call expression");
+      Advance();
+      ASSIGN_OR_RETURN(e->dyn_kwargs, ParseExpression(true));
+      require_comma = true;
+      continue;
+    }
     if (Current().type == TokenType::kName && Look().type == TokenType::kOperator &&
         Look().value == "=") {
       std::string key = Current().value;
       Advance();
       Advance();
       ASSIGN_OR_RETURN(ExprPtr value, ParseExpression(true));
+      if (e->dyn_kwargs != nullptr) return Fail("invalid syntax for function call expression");
       e->kwargs.emplace_back(std::move(key), std::move(value));
     } else {
-      if (!e->kwargs.empty()) return Fail("positional argument follows keyword argument");
+      if (!e->kwargs.empty() || e->dyn_args != nullptr || e->dyn_kwargs != nullptr) {
+        return Fail("invalid syntax for function call expression");
+      }
       ASSIGN_OR_RETURN(ExprPtr value, ParseExpression(true));
       e->children.push_back(std::move(value));
     }
@@ -151,7 +170,9 @@ absl::StatusOr<ExprPtr> Parser::ParseCallArgs(ExprPtr node, ExprKind kind, std::
 }
 
 absl::StatusOr<ExprPtr> Parser::ParseFilters(ExprPtr node, bool start_inline) {
+  ChainGuard chain(depth_);
   while (IsOp("|") || start_inline) {
+    if (!chain.Add()) return Fail("expression nested too deeply");
     if (!start_inline) Advance();
     start_inline = false;
     ASSIGN_OR_RETURN(std::string name, ExpectName());

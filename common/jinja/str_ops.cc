@@ -62,9 +62,7 @@ absl::StatusOr<std::vector<std::string>> PySplit(absl::string_view s,
       while (i < n && IsPySpace(cps[i])) ++i;
       if (i >= n) break;
       if (static_cast<int64_t>(out.size()) >= maxsplit) {
-        size_t e = n;
-        while (e > i && IsPySpace(cps[e - 1])) --e;
-        out.push_back(piece(i, e));
+        out.push_back(piece(i, n));  // the rest, trailing whitespace included
         break;
       }
       size_t j = i;
@@ -79,9 +77,7 @@ absl::StatusOr<std::vector<std::string>> PySplit(absl::string_view s,
     while (i > 0 && IsPySpace(cps[i - 1])) --i;
     if (i == 0) break;
     if (static_cast<int64_t>(out.size()) >= maxsplit) {
-      size_t b = 0;
-      while (b < i && IsPySpace(cps[b])) ++b;
-      out.push_back(piece(b, i));
+      out.push_back(piece(0, i));  // the rest, leading whitespace included
       break;
     }
     size_t j = i;

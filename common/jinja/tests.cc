@@ -35,8 +35,10 @@ TESSERA_SIMPLE_TEST(number, v.is_number())
 TESSERA_SIMPLE_TEST(string, v.is_string())
 TESSERA_SIMPLE_TEST(mapping, v.is_dict())
 TESSERA_SIMPLE_TEST(sequence, v.is_string() || v.is_list() || v.is_dict() || v.is_undefined())
-TESSERA_SIMPLE_TEST(iterable, v.is_string() || v.is_list() || v.is_dict() || v.is_undefined())
-TESSERA_SIMPLE_TEST(callable, v.is_object() && v.object().IsCallable())
+TESSERA_SIMPLE_TEST(iterable, v.is_string() || v.is_list() || v.is_dict() || v.is_undefined() ||
+                                  v.is_iterator())
+// Jinja2's Undefined defines __call__ (to fail), so Python calls it callable.
+TESSERA_SIMPLE_TEST(callable, (v.is_object() && v.object().IsCallable()) || v.is_undefined())
 TESSERA_SIMPLE_TEST(escaped, (static_cast<void>(v), false))
 TESSERA_SIMPLE_TEST(lower, v.is_string() && PyIsLower(v.str()))
 TESSERA_SIMPLE_TEST(upper, v.is_string() && PyIsUpper(v.str()))
@@ -108,6 +110,8 @@ Result sameas(Renderer&, const Value& v, const CallArgs& args) {
       return &v.dict() == &o.dict();
     case Value::Kind::kObject:
       return &v.object() == &o.object();
+    case Value::Kind::kIterator:
+      return &v.iterator() == &o.iterator();
   }
   return false;
 }

@@ -34,6 +34,13 @@ Value Value::List(std::vector<Value> items, bool tuple) {
 }
 Value Value::FromDict(std::shared_ptr<const Dict> d) { return Value(Data(std::move(d))); }
 Value Value::FromObject(std::shared_ptr<Object> o) { return Value(Data(std::move(o))); }
+Value Value::Iterator(std::vector<Value> items, std::string type_name, bool view) {
+  auto data = std::make_shared<IteratorData>();
+  data->items = std::move(items);
+  data->type_name = std::move(type_name);
+  data->view = view;
+  return Value(Data(std::shared_ptr<const IteratorData>(std::move(data))));
+}
 
 bool Value::Truthy() const {
   switch (kind()) {
@@ -54,6 +61,8 @@ bool Value::Truthy() const {
       return dict().size() != 0;
     case Kind::kObject:
       return true;
+    case Kind::kIterator:
+      return !iterator().view || !iterator().items.empty();
   }
   return false;
 }
@@ -106,6 +115,11 @@ std::string Value::Repr() const {
     }
     case Kind::kObject:
       return object().Repr();
+    case Kind::kIterator: {
+      const IteratorData& it = iterator();
+      if (!it.view) return absl::StrCat("<", it.type_name, " object>");
+      return absl::StrCat(it.type_name, "(", Value::List(it.items).Repr(), ")");
+    }
   }
   return "";
 }
@@ -130,6 +144,8 @@ std::string Value::TypeName() const {
       return "dict";
     case Kind::kObject:
       return object().TypeName();
+    case Kind::kIterator:
+      return iterator().type_name;
   }
   return "";
 }
@@ -187,6 +203,8 @@ bool PyEquals(const Value& a, const Value& b) {
     }
     case K::kObject:
       return &a.object() == &b.object();
+    case K::kIterator:
+      return &a.iterator() == &b.iterator();
   }
   return false;
 }

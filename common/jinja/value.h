@@ -42,6 +42,16 @@ struct ListData {
   bool tuple = false;
 };
 
+// Python's non-list iterables that Jinja filters and dict methods return:
+// generators (map, select, ...; single use, no len(), always truthy) and dict
+// views (dict_items, dict_keys, dict_values; len() but no indexing).
+struct IteratorData {
+  std::vector<Value> items;
+  std::string type_name;          // "generator", "dict_items", "list_reverseiterator", ...
+  bool view = false;              // dict view: reusable, has len(), repr shows the items
+  mutable bool consumed = false;  // a generator yields its items once
+};
+
 // Positional and keyword arguments of a call.
 struct CallArgs {
   std::vector<Value> args;
@@ -50,7 +60,18 @@ struct CallArgs {
 
 class Value {
  public:
-  enum class Kind { kUndefined, kNone, kBool, kInt, kFloat, kString, kList, kDict, kObject };
+  enum class Kind {
+    kUndefined,
+    kNone,
+    kBool,
+    kInt,
+    kFloat,
+    kString,
+    kList,
+    kDict,
+    kObject,
+    kIterator
+  };
 
   Value();  // Undefined without a name.
   static Value Undefined(UndefinedInfo info);
@@ -64,6 +85,7 @@ class Value {
   static Value List(std::vector<Value> items, bool tuple = false);
   static Value FromDict(std::shared_ptr<const Dict> d);
   static Value FromObject(std::shared_ptr<Object> o);
+  static Value Iterator(std::vector<Value> items, std::string type_name, bool view = false);
 
   Kind kind() const { return static_cast<Kind>(data_.index()); }
   bool is_undefined() const { return kind() == Kind::kUndefined; }
@@ -79,6 +101,7 @@ class Value {
   bool is_tuple() const { return is_list() && list().tuple; }
   bool is_dict() const { return kind() == Kind::kDict; }
   bool is_object() const { return kind() == Kind::kObject; }
+  bool is_iterator() const { return kind() == Kind::kIterator; }
 
   bool bool_value() const { return std::get<bool>(data_); }
   int64_t int_value() const { return std::get<int64_t>(data_); }
@@ -93,11 +116,17 @@ class Value {
   }
   const ListData& list() const { return *std::get<std::shared_ptr<const ListData>>(data_); }
   const std::vector<Value>& items() const { return list().items; }
+  const std::shared_ptr<const ListData>& shared_list() const {
+    return std::get<std::shared_ptr<const ListData>>(data_);
+  }
   const Dict& dict() const { return *std::get<std::shared_ptr<const Dict>>(data_); }
   const std::shared_ptr<const Dict>& shared_dict() const {
     return std::get<std::shared_ptr<const Dict>>(data_);
   }
   Object& object() const { return *std::get<std::shared_ptr<Object>>(data_); }
+  const IteratorData& iterator() const {
+    return *std::get<std::shared_ptr<const IteratorData>>(data_);
+  }
   const UndefinedInfo* undefined_info() const {
     return std::get<std::shared_ptr<const UndefinedInfo>>(data_).get();
   }
@@ -117,7 +146,8 @@ class Value {
   struct NoneTag {};
   using Data = std::variant<std::shared_ptr<const UndefinedInfo>, NoneTag, bool, int64_t, double,
                             std::shared_ptr<const std::string>, std::shared_ptr<const ListData>,
-                            std::shared_ptr<const Dict>, std::shared_ptr<Object>>;
+                            std::shared_ptr<const Dict>, std::shared_ptr<Object>,
+                            std::shared_ptr<const IteratorData>>;
   explicit Value(Data d) : data_(std::move(d)) {}
   Data data_;
 };
