@@ -8,7 +8,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
-#include "xxhash.h"
 
 namespace tessera {
 namespace {
@@ -17,18 +16,6 @@ constexpr char kTokenizerJson[] = "tokenizer.json";
 constexpr char kTokenizerConfigJson[] = "tokenizer_config.json";
 constexpr char kGenerationConfigJson[] = "generation_config.json";
 constexpr char kChatTemplateJinja[] = "chat_template.jinja";
-
-std::string CombinedHash(const std::string& files_hash,
-                         const std::optional<std::string>& chat_template_override) {
-  if (!chat_template_override.has_value()) return files_hash;
-  XXH3_state_t* state = XXH3_createState();
-  XXH3_128bits_reset(state);
-  XXH3_128bits_update(state, files_hash.data(), files_hash.size());
-  XXH3_128bits_update(state, chat_template_override->data(), chat_template_override->size());
-  const XXH128_hash_t h = XXH3_128bits_digest(state);
-  XXH3_freeState(state);
-  return absl::StrFormat("%016x%016x", h.high64, h.low64);
-}
 
 absl::StatusOr<std::string> ReadFile(absl::string_view path) {
   std::ifstream in{std::string(path), std::ios::binary};
@@ -44,16 +31,19 @@ absl::StatusOr<std::string> ReadFile(absl::string_view path) {
 absl::StatusOr<std::shared_ptr<const ModelText>> ModelText::Load(
     TokenizerFiles files, std::optional<std::string> chat_template_override,
     int32_t byte_vocab_size) {
+  const bool overridden = chat_template_override.has_value();
+  // The override is the model's chat_template.jinja (which transformers
+  // prefers to the config's template): it is served and hashed with the rest.
+  if (overridden) files.chat_template_jinja = std::move(chat_template_override);
   ASSIGN_OR_RETURN(LoadedTokenizer loaded, LoadTokenizer(files, byte_vocab_size));
   std::shared_ptr<ModelText> text(new ModelText());
   text->tokenizer_ = std::move(loaded.tokenizer);
   text->info_ = std::move(loaded.info);
-  const bool no_files = !files.tokenizer_json.has_value() &&
-                        !files.tokenizer_config_json.has_value() &&
-                        !files.generation_config_json.has_value() &&
-                        !chat_template_override.has_value();
+  const bool no_files =
+      !files.tokenizer_json.has_value() && !files.tokenizer_config_json.has_value() &&
+      !files.generation_config_json.has_value() && !files.chat_template_jinja.has_value();
   // The plain byte tokenizer has nothing to serve: its hash is empty.
-  text->hash_ = no_files ? std::string() : CombinedHash(text->info_.hash, chat_template_override);
+  text->hash_ = no_files ? std::string() : text->info_.hash;
   text->special_tokens_ = nlohmann::ordered_json::object();
   if (files.tokenizer_config_json.has_value()) {
     // LoadTokenizer has already refused a config that does not parse.
@@ -63,20 +53,18 @@ absl::StatusOr<std::shared_ptr<const ModelText>> ModelText::Load(
       text->special_tokens_ = nlohmann::ordered_json(jinja::SpecialTokensFromConfig(config));
     }
   }
-  const std::string& source = chat_template_override.has_value() ? *chat_template_override
-                                                                  : text->info_.chat_template;
-  if (!source.empty()) {
-    absl::StatusOr<jinja::ChatTemplate> parsed = jinja::ChatTemplate::Parse(source);
+  if (!text->info_.chat_template.empty()) {
+    absl::StatusOr<jinja::ChatTemplate> parsed = jinja::ChatTemplate::Parse(text->info_.chat_template);
     if (!parsed.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(chat_template_override.has_value() ? "--chat-template"
-                                                          : "tokenizer_config.json chat_template",
-                       ": ", parsed.status().message()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          overridden ? "--chat-template"
+                     : (files.chat_template_jinja.has_value() ? "chat_template.jinja"
+                                                             : "tokenizer_config.json chat_template"),
+          ": ", parsed.status().message()));
     }
     text->chat_template_ = *std::move(parsed);
   }
   text->files_ = std::move(files);
-  text->chat_template_override_ = std::move(chat_template_override);
   return std::shared_ptr<const ModelText>(std::move(text));
 }
 
@@ -113,20 +101,19 @@ void ModelText::ToProto(v1::GetTokenizerResponse* response) const {
   add(kTokenizerJson, files_.tokenizer_json);
   add(kTokenizerConfigJson, files_.tokenizer_config_json);
   add(kGenerationConfigJson, files_.generation_config_json);
-  add(kChatTemplateJinja, chat_template_override_);
+  add(kChatTemplateJinja, files_.chat_template_jinja);
   response->set_tokenizer_hash(hash_);
 }
 
 absl::StatusOr<std::shared_ptr<const ModelText>> ModelText::FromProto(
     const v1::GetTokenizerResponse& response, int32_t byte_vocab_size) {
   TokenizerFiles files;
-  std::optional<std::string> chat_template;
   for (const v1::TokenizerFile& f : response.files()) {
     std::optional<std::string>* slot = nullptr;
     if (f.name() == kTokenizerJson) slot = &files.tokenizer_json;
     if (f.name() == kTokenizerConfigJson) slot = &files.tokenizer_config_json;
     if (f.name() == kGenerationConfigJson) slot = &files.generation_config_json;
-    if (f.name() == kChatTemplateJinja) slot = &chat_template;
+    if (f.name() == kChatTemplateJinja) slot = &files.chat_template_jinja;
     if (slot == nullptr) {
       return absl::InvalidArgumentError(
           absl::StrCat("GetTokenizer: unknown file '", f.name().substr(0, 64), "'"));
@@ -137,7 +124,7 @@ absl::StatusOr<std::shared_ptr<const ModelText>> ModelText::FromProto(
     *slot = f.content();
   }
   ASSIGN_OR_RETURN(std::shared_ptr<const ModelText> text,
-                   Load(std::move(files), std::move(chat_template), byte_vocab_size));
+                   Load(std::move(files), std::nullopt, byte_vocab_size));
   if (text->hash() != response.tokenizer_hash()) {
     return absl::DataLossError(absl::StrCat("GetTokenizer: the files hash to ", text->hash(),
                                             ", not to the reported ",

@@ -31,7 +31,8 @@ class ModelText {
  public:
   // `files`: the tokenizer files (none: the byte tokenizer of
   // `byte_vocab_size` ids). `chat_template_override`: the text of a
-  // --chat-template file, replacing tokenizer_config.json's template.
+  // --chat-template file; it becomes the files' chat_template.jinja, which
+  // takes precedence over tokenizer_config.json's template.
   // INVALID_ARGUMENT / UNIMPLEMENTED from the tokenizer loader (naming the
   // file and JSON path); INVALID_ARGUMENT for a chat template that does not
   // parse (with its line and column).
@@ -54,8 +55,8 @@ class ModelText {
 
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const TokenizerInfo& info() const { return info_; }
-  // Content hash of the tokenizer files and the chat template override:
-  // equal hashes, identical tokenization and rendering. Empty for the byte
+  // Content hash of the tokenizer files (chat template included): equal
+  // hashes, identical tokenization and rendering. Empty for the byte
   // tokenizer without any file (a router builds that one from vocab_size).
   const std::string& hash() const { return hash_; }
   bool has_chat_template() const { return chat_template_.has_value(); }
@@ -81,7 +82,6 @@ class ModelText {
   ModelText() = default;
 
   TokenizerFiles files_;
-  std::optional<std::string> chat_template_override_;
   std::unique_ptr<Tokenizer> tokenizer_;
   TokenizerInfo info_;
   std::optional<jinja::ChatTemplate> chat_template_;
