@@ -177,8 +177,10 @@ double SampleUniform(uint64_t seed, int64_t step);
 //   4. logprobs[i] = log-softmax of the (cleaned) logits at the chosen token,
 //      before temperature and truncation (as worker/sampler.h). A row whose
 //      logits are all -inf/NaN yields token 0 with logprob -inf.
-// CPU and CUDA implement the same rule; they can differ only where exp()
-// rounding differs by an ulp at a boundary (rare; tests check agreement).
+// CPU and CUDA implement the same rule with the same arithmetic
+// (kernels/sampling_rule.h: a weight's exp() is computed there, bit-identical
+// on host and device), so for the same logits they pick the same token; only
+// the logprob's float rounding may differ.
 absl::Status Sample(const Tensor& logits, const SamplingTensors& params, Tensor& tokens,
                     Tensor& logprobs);
 
