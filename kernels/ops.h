@@ -49,6 +49,9 @@ absl::Status RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& o
 absl::Status FusedAddRmsNorm(Tensor& x, Tensor& residual, const Tensor& weight, float eps);
 
 // out = x @ w^T (+ bias). x [n, k]; w [m, k]; bias [m] or nullptr; out [n, m].
+// x, w and bias share one dtype; out has it too, or is float32 without a bias
+// (CUDA: float16/bfloat16 inputs writing float32, e.g. the lm_head's logits,
+// rounded once from the float32 accumulator).
 // CUDA: cuBLASLt, float32 accumulation; float32 tensors use the full-precision
 // float32 path (no TF32). Handles, workspaces and algorithm choices are cached
 // per device/stream and shape.
