@@ -43,6 +43,7 @@ dir=$(cd "$dir" 2> /dev/null && pwd) || { echo "first_run: no directory $dir" >&
 OUT=${OUT:-$PWD/first-run-out}
 BUDGET_S=${BUDGET_S:-480}
 PYTHON=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1  # logs as they come, also through tee
 
 # Where the binaries are: a bundle (flat bin/) or a build tree.
 if [[ -x "$dir/bin/gpu_bench" || -f "$dir/env.sh" ]]; then
@@ -63,8 +64,14 @@ fi
 
 # The caller's library path, for Python (torch brings its own CUDA libraries;
 # the bundle's gRPC/protobuf/libstdc++ must not come first for it).
-orig_ld_set=${LD_LIBRARY_PATH+set}
-orig_ld=${LD_LIBRARY_PATH:-}
+# (Started from run-gpu.sh, env.sh has already saved it.)
+if [[ -n "${TESSERA_ORIG_LD_LIBRARY_PATH+set}" ]]; then
+  orig_ld_set="set"
+  orig_ld=$TESSERA_ORIG_LD_LIBRARY_PATH
+else
+  orig_ld_set=${LD_LIBRARY_PATH+set}
+  orig_ld=${LD_LIBRARY_PATH:-}
+fi
 if [[ $layout == bundle && $dry_run == 0 ]]; then
   # shellcheck disable=SC1091
   source "$dir/env.sh"
