@@ -179,6 +179,35 @@ TEST_F(GpuBundleTest, FitsTheGpuRunsLimits) {
   EXPECT_GT(cubins, 0) << elf.out;
 }
 
+// The bundle's first_run.sh --dry-run lists every step with its timeout, and
+// every binary a step runs is in the bundle.
+TEST_F(GpuBundleTest, FirstRunDryRunListsEveryStepWithItsTimeout) {
+  const testing::CommandResult r =
+      RunCommand(absl::StrCat(*bundle_, "/bench/first_run.sh --dry-run 2>&1"), 60);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  for (const char* step :
+       {"preflight-nvidia-smi", "preflight-torch", "preflight-libs", "preflight-cuda-must-not-skip",
+        "kernels-errors", "kernels-ops", "kernels-attention", "kernels-sampling", "kernels-graphs",
+        "kernels-model-shapes", "model-graph-vs-eager", "model-stories-f32-reference",
+        "model-qwen3-bf16-vs-cpu", "bench-tessera-8b", "bench-transformers-8b",
+        "tp2-host-staged"}) {
+    bool listed = false;
+    for (absl::string_view line : absl::StrSplit(r.out, '\n')) {
+      std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+      if (f.size() >= 4 && f[1] == step) {
+        listed = true;
+        EXPECT_TRUE(absl::EndsWith(f[2], "s") && f[2].size() > 1) << "no timeout: " << line;
+      }
+    }
+    EXPECT_TRUE(listed) << step << " is not listed:\n" << r.out;
+  }
+  for (absl::string_view word : absl::StrSplit(r.out, absl::ByAnyChar(" \n"), absl::SkipEmpty())) {
+    if (absl::StartsWith(word, *bundle_ + "/bin/")) {
+      EXPECT_TRUE(fs::exists(std::string(word))) << word << " is run but not in the bundle";
+    }
+  }
+}
+
 // The script refuses a build for any architecture set but sm_90's.
 TEST_F(GpuBundleTest, RefusesABuildForOtherArchitectures) {
   const std::string fake = *tmp_ + "/fake-build";
