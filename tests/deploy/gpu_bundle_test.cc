@@ -128,7 +128,7 @@ done
   static inline std::string* tmp_ = nullptr;
   static inline std::string* bundle_ = nullptr;
   static inline std::string* bundle_log_ = nullptr;
-  static inline bool bundle_ok_ = false;
+  [[maybe_unused]] static inline bool bundle_ok_ = false;  // unused without the CUDA path
 };
 
 TEST_F(GpuBundleTest, FitsTheGpuRunsLimits) {
