@@ -29,6 +29,8 @@
 //   void AtomicAdd(u64* p, u64 v);
 //   RowShared& shared();                   // one per block
 //   float Exp(float), Log(float);          // for the logprob only
+// Thread-safety: functions of their arguments; the Block owns the shared
+// scratch, one Block per row at a time.
 #pragma once
 
 #include <climits>
