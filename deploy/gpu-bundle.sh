@@ -1,65 +1,84 @@
 #!/usr/bin/env bash
-# deploy/gpu-bundle.sh BUILD_DIR OUT_DIR [--tar]
+# deploy/gpu-bundle.sh BUILD_DIR OUT_DIR
 #
-# Makes a relocatable bundle of Tessera's CUDA build for a GPU machine that
-# has the NVIDIA driver and, inside PyTorch's pip packages, the CUDA runtime,
-# cuBLAS(Lt) and NCCL, but none of Tessera's other dependencies (gRPC, Abseil,
-# protobuf, Open MPI, OpenBLAS, spdlog/fmt) and no network.
+# Makes a relocatable bundle of Tessera's CUDA build for the first run on a
+# GPU machine (bench/gpu/first_run.sh): one NVIDIA H100/H200 with the driver
+# and, inside Python's site-packages, NVIDIA's pip packages (the CUDA runtime,
+# cuBLAS(Lt), NCCL), but none of Tessera's other dependencies (gRPC, Abseil,
+# protobuf, Open MPI, OpenBLAS, spdlog/fmt) and no network. What a run there
+# carries is at most 64 MiB: the bundle travels as OUT_DIR.tar.xz, which must
+# stay within 60 MiB (checked here; the binaries share their CUDA fatbins and
+# xz's 64 MiB window folds the copies into one), and the build must target
+# sm_90 only (-DCMAKE_CUDA_ARCHITECTURES=90, checked here). There:
+#   tar xJf gpu-bundle.tar.xz -C /tmp && /tmp/gpu-bundle/run-gpu.sh --first-run
 #
 # What goes in OUT_DIR:
-#   bin/      the GPU test binaries (gpu_plumbing_test, gpu_model_test,
-#             gpu_tp_mpi_test), the CPU MPI test tp_logits_mpi2_test, gpu_bench,
-#             tessera-worker and tessera-generate (stripped copies)
+#   bin/      what the first run needs, stripped: the kernel tests
+#             (cuda_*_test), the GPU tests (gpu_plumbing_test, gpu_model_test,
+#             gpu_tp_mpi_test), the CPU MPI test tp_logits_mpi2_test,
+#             gpu_bench and tessera-generate
 #   lib/      every shared library they load that the GPU machine cannot be
 #             expected to have: all of `ldd`'s answers except glibc, libstdc++ /
 #             libgcc_s, the CUDA driver (libcuda, libnvidia-*) and the CUDA
-#             toolkit libraries (libcudart, libcublas, libcublasLt, libnccl, ...),
-#             which come from the machine (torch's nvidia/*/lib)
+#             libraries (libcudart, libcublas, libcublasLt, libnccl, ...),
+#             which are never carried: they come from the machine's
+#             site-packages/nvidia/*/lib at run time (env.sh)
 #   lib/compat/  this machine's libstdc++ / libgcc_s, used only when the GPU
-#             machine's are too old for the binaries (run-gpu.sh checks)
+#             machine's are too old for the binaries (env.sh checks)
 #   ompi/     Open MPI's runtime laid out as under its prefix (mpirun =
 #             orterun, libmpi, the MCA plugins minus the fabric ones (UCX, OFI,
 #             verbs, PSM) and OpenSHMEM's, help files, config, PMIx's plugins),
 #             relocated by OPAL_PREFIX / OPAL_SYSCONFDIR in env.sh
 #   shared/models/stories260K   the test model (../shared/models of the tree)
-#   bench/    run.sh and hf_baseline.py (bench/gpu/)
-#   env.sh    sets PATH, LD_LIBRARY_PATH (bundle lib/ first; torch's
-#             nvidia/*/lib when the CUDA libraries are not found otherwise),
+#   bench/    first_run.sh, run.sh, hf_baseline.py, README.md (bench/gpu/)
+#   env.sh    sets PATH, LD_LIBRARY_PATH (bundle lib/ first, then the CUDA
+#             libraries of site-packages/nvidia/*/lib, found with the
+#             machine's python3; CUDA_HOME only when Python has none),
 #             OPAL_PREFIX and friends, TESSERA_SHARED_DIR, TESSERA_MPIRUN
-#   run-gpu.sh  sources env.sh, checks that every library resolves, runs the
-#             GPU tests (and the TP=2 one under the bundled mpirun), then
-#             bench/run.sh (results in ./gpu-bench-results)
+#   run-gpu.sh  sources env.sh; --check-libs, --cpu-check, --tests, --bench,
+#             --first-run (bench/first_run.sh)
 # When patchelf is installed the binaries also get RPATH $ORIGIN/../lib;
 # without it, env.sh's LD_LIBRARY_PATH does the job.
-# With --tar, OUT_DIR.tar.gz is written as well.
 #
-# Local check (no GPU needed): the CPU tests run from any directory with a
-# scrubbed environment, e.g.
-#   env -i HOME=$HOME PATH=/usr/bin:/bin bash -c \
-#     'cd /tmp && source OUT_DIR/env.sh && OUT_DIR/run-gpu.sh --cpu-check'
-# and `OUT_DIR/run-gpu.sh --check-libs` lists where every library comes from.
+# Local check (no GPU needed): tests/deploy/gpu_bundle_test builds a bundle
+# and runs `run-gpu.sh --check-libs` and `--cpu-check` in a mount namespace
+# where the build tree, the CUDA toolkit, the system's Open MPI and every
+# system copy of a bundled library are hidden.
 # The bundle assumes an x86-64 Linux with glibc >= this machine's (Debian 12:
 # 2.36) and a driver for CUDA 13 (the toolkit this build used).
 set -euo pipefail
 
-usage() { echo "usage: deploy/gpu-bundle.sh BUILD_DIR OUT_DIR [--tar]" >&2; exit 2; }
-[[ $# -ge 2 ]] || usage
+usage() { echo "usage: deploy/gpu-bundle.sh BUILD_DIR OUT_DIR" >&2; exit 2; }
+[[ $# -eq 2 ]] || usage
 build=$(cd "$1" && pwd)
 out=$2
-make_tar=0
-[[ "${3:-}" == "--tar" ]] && make_tar=1
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 shared_models="$src/../shared/models"
 
 bins=(
+  tests/kernels/cuda_tensor_test
+  tests/kernels/cuda_error_test
+  tests/kernels/cuda_ops_test
+  tests/kernels/cuda_attention_test
+  tests/kernels/cuda_sampling_test
+  tests/kernels/cuda_model_shapes_test
+  tests/worker/cuda_graph_test
   tests/worker/gpu_plumbing_test
   tests/worker/gpu_model_test
   tests/worker/gpu_tp_mpi_test
   tests/worker/tp_logits_mpi2_test
   bench/gpu/gpu_bench
-  worker/tessera-worker
   worker/tessera-generate
 )
+max_bytes=$((60 * 1024 * 1024))
+
+# sm_90 only: the bundle's size depends on it, and H100/H200 need no other.
+archs=$(sed -n 's/^CMAKE_CUDA_ARCHITECTURES:[A-Z]*=//p' "$build/CMakeCache.txt" 2> /dev/null)
+if [[ "$archs" != 90 && "$archs" != 90a && "$archs" != 90-real ]]; then
+  echo "gpu-bundle: $build targets CUDA architectures '${archs:-none (no CUDA path?)}';" \
+       "the bundle is for H100/H200 only: configure with -DCMAKE_CUDA_ARCHITECTURES=90" >&2
+  exit 1
+fi
 for b in "${bins[@]}"; do
   [[ -x "$build/$b" ]] || {
     echo "gpu-bundle: $build/$b is missing: build it first (a CUDA build:" \
@@ -69,7 +88,8 @@ for b in "${bins[@]}"; do
 done
 
 # Libraries the GPU machine provides: glibc, the compiler runtime, the CUDA
-# driver and toolkit.
+# driver, and the CUDA libraries (from its Python packages).
+cuda_lib='^(libcudart\.so|libcublas\.so|libcublasLt\.so|libnccl\.so|libnvrtc|libnvJitLink|libcurand|libcusparse|libcufft|libcusolver)'
 system_lib='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|libresolv\.so|libutil\.so|libmvec\.so|libstdc\+\+\.so|libgcc_s\.so|libcuda\.so|libnvidia-|libcudart\.so|libcublas\.so|libcublasLt\.so|libnccl\.so|libnvrtc|libnvJitLink|libcurand|libcusparse|libcufft|libcusolver)'
 
 rm -rf "$out"
@@ -135,7 +155,7 @@ if [[ -n "$pmix_lib" ]]; then
 fi
 # The compiler runtime, for GPU machines whose libstdc++ is older than ours.
 for name in libstdc++.so.6 libgcc_s.so.1; do
-  path=$(ldd "$build/worker/tessera-worker" | awk -v n="$name" '$1 == n { print $3 }')
+  path=$(ldd "$build/worker/tessera-generate" | awk -v n="$name" '$1 == n { print $3 }')
   [[ -n "$path" ]] && cp -L "$path" "$out/lib/compat/$name"
 done
 
@@ -152,7 +172,8 @@ if [[ -d "$shared_models/stories260K" ]]; then
 else
   echo "gpu-bundle: warning: $shared_models/stories260K not found; the stories tests will skip" >&2
 fi
-cp "$src/bench/gpu/run.sh" "$src/bench/gpu/hf_baseline.py" "$src/bench/gpu/README.md" "$out/bench/"
+cp "$src/bench/gpu/first_run.sh" "$src/bench/gpu/run.sh" "$src/bench/gpu/hf_baseline.py" \
+  "$src/bench/gpu/README.md" "$out/bench/"
 
 cat > "$out/env.sh" <<'EOF'
 # Source me: the environment of a Tessera GPU bundle (deploy/gpu-bundle.sh).
@@ -173,19 +194,19 @@ export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export TESSERA_MPIRUN="$TESSERA_BUNDLE/ompi/bin/mpirun --oversubscribe --bind-to none"
 export PATH="$TESSERA_BUNDLE/bin:$TESSERA_BUNDLE/ompi/bin:$PATH"
 _tessera_ld="$TESSERA_BUNDLE/lib"
-# The CUDA runtime, cuBLAS(Lt) and NCCL: the machine's (ldconfig, CUDA_HOME),
-# else PyTorch's pip packages (site-packages/nvidia/*/lib).
-if ! ldconfig -p 2>/dev/null | grep -q 'libcublasLt\.so\.13'; then
-  for d in ${CUDA_HOME:+"$CUDA_HOME/lib64"} /usr/local/cuda/lib64; do
-    [[ -d "$d" ]] && _tessera_ld="$_tessera_ld:$d"
-  done
-  _tessera_nv=$(${PYTHON:-python3} - 2>/dev/null <<'PY'
+# The CUDA runtime, cuBLAS(Lt) and NCCL are never carried: they come from the
+# machine's Python packages (site-packages/nvidia/*/lib, e.g. nvidia/cu13/lib
+# and nvidia/nccl/lib, as PyTorch's CUDA 13 wheels install them), found with
+# its python3 (PYTHON overrides); only when Python has none, from CUDA_HOME or
+# /usr/local/cuda.
+_tessera_nv=$(${PYTHON:-python3} - 2>/dev/null <<'PY'
 import glob, os
+roots = []
 try:
     import nvidia
-    roots = list(nvidia.__path__)
+    roots += list(nvidia.__path__)
 except Exception:
-    roots = []
+    pass
 try:
     import torch
     roots.append(os.path.join(os.path.dirname(torch.__file__), "lib"))
@@ -197,10 +218,15 @@ for r in roots:
 print(":".join(d for d in dirs if os.path.isdir(d) and glob.glob(os.path.join(d, "*.so*"))))
 PY
 )
-  [[ -n "$_tessera_nv" ]] && _tessera_ld="$_tessera_ld:$_tessera_nv"
+if [[ -n "$_tessera_nv" ]]; then
+  _tessera_ld="$_tessera_ld:$_tessera_nv"
+else
+  for d in ${CUDA_HOME:+"$CUDA_HOME/lib64"} /usr/local/cuda/lib64; do
+    [[ -d "$d" ]] && _tessera_ld="$_tessera_ld:$d"
+  done
 fi
 # The bundled libstdc++ only when the machine's lacks what the binaries need.
-if LD_LIBRARY_PATH="$_tessera_ld" ldd "$TESSERA_BUNDLE/bin/tessera-worker" 2>&1 |
+if LD_LIBRARY_PATH="$_tessera_ld" ldd "$TESSERA_BUNDLE/bin/tessera-generate" 2>&1 |
     grep -q "GLIBCXX\|CXXABI"; then
   _tessera_ld="$_tessera_ld:$TESSERA_BUNDLE/lib/compat"
 fi
@@ -211,6 +237,8 @@ EOF
 cat > "$out/run-gpu.sh" <<'EOF'
 #!/usr/bin/env bash
 # Runs Tessera's GPU tests, then the GPU benchmark, from this bundle:
+#   ./run-gpu.sh --first-run [--dry-run]   the first run (bench/first_run.sh;
+#                             logs and figures in $OUT, default ./first-run-out)
 #   ./run-gpu.sh              tests + bench (results in ./gpu-bench-results)
 #   ./run-gpu.sh --tests      tests only
 #   ./run-gpu.sh --bench      bench only
@@ -223,14 +251,15 @@ source "$here/env.sh"
 mode=${1:-all}
 read -r -a mpirun <<< "$TESSERA_MPIRUN"
 
-check_libs() {
-  local bad=0 f
-  for f in "$here"/bin/*; do
-    if ldd "$f" 2>&1 | grep -E "not found|version .* not found" > /tmp/tessera_ldd_$$; then
-      echo "run-gpu: $f cannot load:"; cat /tmp/tessera_ldd_$$; bad=1
+check_libs() {  # every binary and Open MPI plugin must load
+  local bad=0 f out
+  for f in "$here"/bin/* "$here"/ompi/bin/orterun; do
+    if ! out=$(ldd "$f" 2>&1) || grep -qE "not found|error while loading|too short" <<< "$out"; then
+      echo "run-gpu: $f cannot load:"
+      grep -E "not found|error while loading|too short" <<< "$out"
+      bad=1
     fi
   done
-  rm -f /tmp/tessera_ldd_$$
   if [[ $bad == 1 ]]; then
     echo "run-gpu: missing libraries. The CUDA 13 runtime, cuBLAS(Lt) and NCCL come from the"
     echo "machine: install torch with CUDA 13 wheels (nvidia-*-cu13) or set CUDA_HOME."
@@ -248,6 +277,9 @@ case "$mode" in
   --check-libs)
     for f in "$here"/bin/*; do echo "== ${f##*/}"; ldd "$f"; done
     check_libs; exit $? ;;
+  --first-run)
+    shift
+    exec "$here/bench/first_run.sh" "$here" "$@" ;;
   --cpu-check)
     check_libs || exit 1
     run "gpu_plumbing_test (CPU parts)" "$here/bin/gpu_plumbing_test"
@@ -263,6 +295,8 @@ esac
 check_libs || exit 1
 nvidia-smi -L 2>/dev/null || echo "run-gpu: nvidia-smi not found"
 if [[ "$mode" == all || "$mode" == --tests ]]; then
+  export TESSERA_REQUIRE_GPU=1  # a GPU test that skips here fails
+  for t in "$here"/bin/cuda_*_test; do run "${t##*/}" "$t"; done
   run gpu_plumbing_test "$here/bin/gpu_plumbing_test"
   run gpu_model_test "$here/bin/gpu_model_test"
   run "gpu_tp_mpi_test (2 ranks)" "${mpirun[@]}" -np 2 "$here/bin/gpu_tp_mpi_test"
@@ -286,9 +320,26 @@ for f in "$out"/bin/* "$out"/ompi/bin/orterun "$out/ompi/$rel_pkglib"/*.so; do
 done
 [[ $missing == 0 ]] || exit 1
 
-size=$(du -sh "$out" | cut -f1)
-echo "gpu-bundle: $out ($size; $(ls "$out/lib" | wc -l) libraries)"
-if [[ $make_tar == 1 ]]; then
-  tar -C "$(dirname "$out")" -czf "$out.tar.gz" "$(basename "$out")"
-  echo "gpu-bundle: $out.tar.gz ($(du -sh "$out.tar.gz" | cut -f1))"
+# The CUDA libraries are the machine's, never the bundle's.
+carried_cuda=$(find "$out" -type f -printf '%f\n' | grep -E "$cuda_lib" || true)
+if [[ -n "$carried_cuda" ]]; then
+  echo "gpu-bundle: the bundle must not carry CUDA libraries, found: $carried_cuda" >&2
+  exit 1
+fi
+bytes=$(du -sb "$out" | cut -f1)
+echo "gpu-bundle: $out ($((bytes / 1024 / 1024)) MiB; $(ls "$out/lib" | wc -l) libraries)"
+# xz's fast preset with a 64 MiB window: the window, not the preset, is what
+# folds the binaries' identical fatbins into one copy (~15 MiB in all).
+echo "gpu-bundle: compressing (xz, 64 MiB window)"
+archive="$out.tar.xz"
+tar -C "$(dirname "$out")" -cf - "$(basename "$out")" |
+  xz --lzma2=preset=1,dict=64MiB -T1 > "$archive"
+archive_bytes=$(stat -c %s "$archive")
+echo "gpu-bundle: $archive ($((archive_bytes / 1024 / 1024)) MiB of at most" \
+  "$((max_bytes / 1024 / 1024)) MiB)"
+if ((archive_bytes > max_bytes)); then
+  echo "gpu-bundle: $archive is $archive_bytes bytes, over the limit of $max_bytes (60 MiB):" \
+       "a GPU run carries at most 64 MiB. The largest files:" >&2
+  du -ab "$out" | sort -n | tail -15 >&2
+  exit 1
 fi

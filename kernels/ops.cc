@@ -257,7 +257,22 @@ absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor
   RETURN_IF_ERROR(Expect(kOp, "w", w, Kind::kFloat, {kAny, x.dim(1)}));
   RETURN_IF_ERROR(Expect(kOp, "out", out, Kind::kFloat, {x.dim(0), w.dim(0)}));
   RETURN_IF_ERROR(SameDevice(kOp, {{"x", &x}, {"w", &w}, {"out", &out}}));
-  RETURN_IF_ERROR(SameDType(kOp, {{"x", &x}, {"w", &w}, {"out", &out}}));
+  RETURN_IF_ERROR(SameDType(kOp, {{"x", &x}, {"w", &w}}));
+  if (out.dtype() != x.dtype()) {
+    // Half-precision inputs may write float32 (the lm_head's logits), without
+    // a bias (cuBLASLt's bias epilogue would want it in the output's type).
+    if (out.dtype() != DType::kFloat32) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(kOp, ": out is ", DTypeName(out.dtype()), " but x is ", DTypeName(x.dtype()),
+                       "; out must be ", DTypeName(x.dtype()), " or float32"));
+    }
+    if (bias != nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(kOp, ": a float32 out from ", DTypeName(x.dtype()),
+                       " inputs takes no bias (got one); add it separately or use a ",
+                       DTypeName(x.dtype()), " out"));
+    }
+  }
   RETURN_IF_ERROR(NoOverlap(kOp, {"out", &out}, {{"x", &x}, {"w", &w}}));
   if (bias != nullptr) {
     RETURN_IF_ERROR(Expect(kOp, "bias", *bias, Kind::kFloat, {w.dim(0)}));

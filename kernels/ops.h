@@ -49,6 +49,9 @@ absl::Status RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& o
 absl::Status FusedAddRmsNorm(Tensor& x, Tensor& residual, const Tensor& weight, float eps);
 
 // out = x @ w^T (+ bias). x [n, k]; w [m, k]; bias [m] or nullptr; out [n, m].
+// x, w and bias share one dtype; out has it too, or is float32 without a bias
+// (CUDA: float16/bfloat16 inputs writing float32, e.g. the lm_head's logits,
+// rounded once from the float32 accumulator).
 // CUDA: cuBLASLt, float32 accumulation; float32 tensors use the full-precision
 // float32 path (no TF32). Handles, workspaces and algorithm choices are cached
 // per device/stream and shape.
@@ -177,8 +180,10 @@ double SampleUniform(uint64_t seed, int64_t step);
 //   4. logprobs[i] = log-softmax of the (cleaned) logits at the chosen token,
 //      before temperature and truncation (as worker/sampler.h). A row whose
 //      logits are all -inf/NaN yields token 0 with logprob -inf.
-// CPU and CUDA implement the same rule; they can differ only where exp()
-// rounding differs by an ulp at a boundary (rare; tests check agreement).
+// CPU and CUDA implement the same rule with the same arithmetic
+// (kernels/sampling_rule.h: a weight's exp() is computed there, bit-identical
+// on host and device), so for the same logits they pick the same token; only
+// the logprob's float rounding may differ.
 absl::Status Sample(const Tensor& logits, const SamplingTensors& params, Tensor& tokens,
                     Tensor& logprobs);
 

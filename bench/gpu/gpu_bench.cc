@@ -16,8 +16,10 @@
 //   (c) offline throughput: --offline-requests requests of --input-len prompt
 //       tokens and --output-len output tokens through the engine, like
 //       tessera-generate (continuous batching, greedy, ignore_eos).
-// Prints a table and writes --json. Run by bench/gpu/run.sh, which adds the
-// Hugging Face transformers baseline.
+// Prints a table and writes --json section by section (a failed section is
+// recorded under "errors" and the others still run; exit status 1 then).
+// Run by bench/gpu/run.sh and bench/gpu/first_run.sh, which add the Hugging
+// Face transformers baseline.
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
@@ -27,6 +29,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -199,8 +202,47 @@ v1::StepPlan DecodePlan(int batch, int context, int step, int block_size, int bp
   return p;
 }
 
-absl::Status Run() {
-  nlohmann::json out;
+// The results document, rewritten (temp file + rename) after every section,
+// so a section that fails or hangs loses only its own figures. A failed
+// section is recorded under "errors" and the independent ones still run.
+class Results {
+ public:
+  explicit Results(std::string path) : path_(std::move(path)) {}
+  nlohmann::json& doc() { return doc_; }
+  // Writes the document now; a write failure is reported once, on stderr.
+  void Flush() {
+    if (path_.empty()) return;
+    const std::string tmp = path_ + ".tmp";
+    {
+      std::ofstream f(tmp);
+      f << doc_.dump(2) << "\n";
+      if (!f) {
+        std::fprintf(stderr, "gpu_bench: cannot write %s\n", tmp.c_str());
+        return;
+      }
+    }
+    if (std::rename(tmp.c_str(), path_.c_str()) != 0) {
+      std::fprintf(stderr, "gpu_bench: cannot rename %s to %s\n", tmp.c_str(), path_.c_str());
+    }
+  }
+  // Records `s` (not OK) as section `name`'s failure, prints and writes it.
+  void Fail(const std::string& name, const absl::Status& s) {
+    doc_["errors"][name] = std::string(s.message());
+    std::fprintf(stderr, "gpu_bench: section %s failed: %s\n", name.c_str(),
+                 std::string(s.message()).c_str());
+    failed_ = true;
+    Flush();
+  }
+  bool failed() const { return failed_; }
+
+ private:
+  std::string path_;
+  nlohmann::json doc_ = nlohmann::json::object();
+  bool failed_ = false;
+};
+
+absl::Status Run(Results& results) {
+  nlohmann::json& out = results.doc();
   const int context = absl::GetFlag(FLAGS_context);
   std::vector<int> batches;
   for (absl::string_view b : absl::StrSplit(absl::GetFlag(FLAGS_batches), ',', absl::SkipEmpty())) {
@@ -217,11 +259,24 @@ absl::Status Run() {
   out["compute_capability"] = absl::StrCat(info.cc_major, ".", info.cc_minor);
   out["spec_memory_bandwidth_GBps"] = info.peak_memory_bandwidth / 1e9;
 
-  // (0) The roofs, before the replica takes the memory.
-  ASSIGN_OR_RETURN(const double bandwidth, CopyBandwidth());
-  ASSIGN_OR_RETURN(const double gemm, GemmRate(absl::GetFlag(FLAGS_gemm_size)));
-  out["copy_bandwidth_GBps"] = bandwidth / 1e9;
-  out["gemm_bf16_TFLOPS"] = gemm / 1e12;
+  results.Flush();
+
+  // (0) The roofs, before the replica takes the memory. Without a measured
+  // roof the ratios use the datasheet bandwidth / no GEMM fraction.
+  double bandwidth = info.peak_memory_bandwidth, gemm = 0;
+  if (absl::StatusOr<double> b = CopyBandwidth(); b.ok()) {
+    bandwidth = *b;
+    out["copy_bandwidth_GBps"] = bandwidth / 1e9;
+  } else {
+    results.Fail("copy_bandwidth", b.status());
+  }
+  if (absl::StatusOr<double> g = GemmRate(absl::GetFlag(FLAGS_gemm_size)); g.ok()) {
+    gemm = *g;
+    out["gemm_bf16_TFLOPS"] = gemm / 1e12;
+  } else {
+    results.Fail("gemm_rate", g.status());
+  }
+  results.Flush();
   std::printf(
       "%s (sm_%d%d): device-to-device copy %.0f GB/s (spec %.0f GB/s); bf16 GEMM "
       "%dx%dx%d %.0f TFLOP/s\n",
@@ -264,6 +319,7 @@ absl::Status Run() {
   out["load_seconds"] = load_s;
   out["kv_blocks"] = replica->cache.num_blocks;
   out["cuda_graphs"] = ex.graphs_enabled();
+  results.Flush();
   std::printf("%s %s: %.2f GB of weights, loaded in %.1f s; KV cache %lld blocks of %d\n",
               replica->model_name.c_str(), std::string(DTypeName(replica->dtype)).c_str(),
               weight_bytes / 1e9, load_s, static_cast<long long>(replica->cache.num_blocks),
@@ -289,59 +345,76 @@ absl::Status Run() {
     return Seconds(t0, Clock::now());
   };
 
-  // (b) Prefill: cache `context` tokens for sequences [0, max_batch).
+  // (b) Prefill: cache `context` tokens for sequences [0, max_batch). Decode
+  // reads that cache, so it runs only after a complete prefill.
   const int per_step = std::max(1, replica->sched.max_num_batched_tokens / context);
-  std::vector<double> prefill_rates;
-  for (int first = 0; first < max_batch; first += per_step) {
-    const int seqs = std::min(per_step, max_batch - first);
-    ASSIGN_OR_RETURN(const double s,
-                     step(PrefillPlan(first, seqs, context, bs, bps, cfg.vocab_size, rng)));
-    if (first > 0 || max_batch <= per_step) prefill_rates.push_back(seqs * context / s);
-  }
-  const double prefill_tps = Median(prefill_rates);
-  const double prefill_flops = prefill_tps * 2.0 * params;
-  out["prefill"] = {{"tokens_per_step", per_step * context},
-                    {"tokens_per_s", prefill_tps},
-                    {"TFLOPS_2x_params", prefill_flops / 1e12},
-                    {"fraction_of_gemm", prefill_flops / gemm}};
-  std::printf(
-      "\nprefill, %d-token steps: %.0f tokens/s = %.0f TFLOP/s (2 x params) = %.0f%% of "
-      "the GEMM rate\n",
-      per_step * context, prefill_tps, prefill_flops / 1e12, 100 * prefill_flops / gemm);
+  const absl::Status prefill = [&]() -> absl::Status {
+    std::vector<double> prefill_rates;
+    for (int first = 0; first < max_batch; first += per_step) {
+      const int seqs = std::min(per_step, max_batch - first);
+      ASSIGN_OR_RETURN(const double s,
+                       step(PrefillPlan(first, seqs, context, bs, bps, cfg.vocab_size, rng)));
+      if (first > 0 || max_batch <= per_step) prefill_rates.push_back(seqs * context / s);
+    }
+    const double prefill_tps = Median(prefill_rates);
+    const double prefill_flops = prefill_tps * 2.0 * params;
+    out["prefill"] = {{"tokens_per_step", per_step * context},
+                      {"tokens_per_s", prefill_tps},
+                      {"TFLOPS_2x_params", prefill_flops / 1e12}};
+    if (gemm > 0) out["prefill"]["fraction_of_gemm"] = prefill_flops / gemm;
+    std::printf(
+        "\nprefill, %d-token steps: %.0f tokens/s = %.0f TFLOP/s (2 x params) = %.0f%% of "
+        "the GEMM rate\n",
+        per_step * context, prefill_tps, prefill_flops / 1e12,
+        gemm > 0 ? 100 * prefill_flops / gemm : 0.0);
+    return absl::OkStatus();
+  }();
+  if (!prefill.ok()) results.Fail("prefill", prefill);
+  results.Flush();
 
-  // (a) Decode.
+  // (a) Decode, one batch size at a time (each written as it completes).
   std::printf("\n%6s %8s %12s %12s %8s %14s\n", "batch", "context", "step ms", "roofline ms",
               "ratio", "tokens/s");
-  nlohmann::json decode = nlohmann::json::array();
-  for (int batch : batches) {
+  out["decode"] = nlohmann::json::array();
+  for (int batch : prefill.ok() ? batches : std::vector<int>{}) {
     std::vector<double> times;
-    for (int i = 0; i < 3 + decode_steps; ++i) {
-      ASSIGN_OR_RETURN(const double s,
-                       step(DecodePlan(batch, context, i, bs, bps, cfg.vocab_size, rng)));
-      if (i >= 3) times.push_back(s);
+    absl::Status st;
+    for (int i = 0; i < 3 + decode_steps && st.ok(); ++i) {
+      absl::StatusOr<double> s = step(DecodePlan(batch, context, i, bs, bps, cfg.vocab_size, rng));
+      if (!s.ok()) {
+        st = s.status();
+      } else if (i >= 3) {
+        times.push_back(*s);
+      }
+    }
+    if (!st.ok()) {
+      results.Fail(absl::StrCat("decode_batch_", batch), st);
+      continue;
     }
     const double t = Median(times);
     const double bytes = static_cast<double>(step_weight_bytes) +
                          static_cast<double>(batch) * (context + 1) * kv_bytes_per_token;
     const double roof = bytes / bandwidth;
-    decode.push_back({{"batch", batch},
-                      {"context", context},
-                      {"step_ms", t * 1e3},
-                      {"roofline_ms", roof * 1e3},
-                      {"ratio_to_roofline", t / roof},
-                      {"bytes_per_step", bytes},
-                      {"tokens_per_s", batch / t}});
+    out["decode"].push_back({{"batch", batch},
+                             {"context", context},
+                             {"step_ms", t * 1e3},
+                             {"roofline_ms", roof * 1e3},
+                             {"ratio_to_roofline", t / roof},
+                             {"bytes_per_step", bytes},
+                             {"tokens_per_s", batch / t}});
     std::printf("%6d %8d %12.3f %12.3f %8.2f %14.0f\n", batch, context, t * 1e3, roof * 1e3,
                 t / roof, batch / t);
+    std::fflush(stdout);
+    out["executor"] = {{"graph_steps", ex.stats().graph_steps},
+                       {"eager_steps", ex.stats().eager_steps},
+                       {"graphs_captured", ex.stats().graphs_captured}};
+    results.Flush();
   }
-  out["decode"] = decode;
-  out["executor"] = {{"graph_steps", ex.stats().graph_steps},
-                     {"eager_steps", ex.stats().eager_steps},
-                     {"graphs_captured", ex.stats().graphs_captured}};
 
   // (c) Offline throughput through the engine.
   const int requests = absl::GetFlag(FLAGS_offline_requests);
-  if (requests > 0) {
+  const absl::Status offline = [&]() -> absl::Status {
+    if (requests <= 0) return absl::OkStatus();
     Engine& engine = *replica->engine;
     const int in_len = absl::GetFlag(FLAGS_input_len);
     const int out_len = absl::GetFlag(FLAGS_output_len);
@@ -377,13 +450,10 @@ absl::Status Run() {
         "total tokens/s, %lld steps\n",
         requests, in_len, out_len, s, generated / s, (generated + int64_t{requests} * in_len) / s,
         static_cast<long long>(engine.stats().steps));
-  }
-  const std::string json_path = absl::GetFlag(FLAGS_json);
-  if (!json_path.empty()) {
-    std::ofstream f(json_path);
-    f << out.dump(2) << "\n";
-    if (!f) return absl::InternalError(absl::StrCat("cannot write ", json_path));
-  }
+    return absl::OkStatus();
+  }();
+  if (!offline.ok()) results.Fail("offline", offline);
+  results.Flush();
   return absl::OkStatus();
 }
 
@@ -391,6 +461,7 @@ absl::Status Run() {
 }  // namespace tessera
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // figures reach a pipe (tee) as they come
   tessera::ParseCommandLine(argc, argv,
                             "Tessera on one GPU vs the GPU's copy bandwidth and GEMM rate.\n"
                             "  gpu_bench --dummy llama3-8b [--max-num-batched-tokens 8192] "
@@ -404,10 +475,9 @@ int main(int argc, char** argv) {
                  tessera::CudaUnavailableReason().c_str());
     return 3;
   }
-  absl::Status s = tessera::Run();
-  if (!s.ok()) {
-    std::fprintf(stderr, "gpu_bench: %s\n", std::string(s.message()).c_str());
-    return 1;
-  }
-  return 0;
+  tessera::Results results(absl::GetFlag(FLAGS_json));
+  absl::Status s = tessera::Run(results);
+  if (!s.ok()) results.Fail("setup", s);
+  results.Flush();
+  return results.failed() ? 1 : 0;
 }

@@ -23,7 +23,30 @@ import sys
 import time
 
 
+def clean_library_path():
+    """Re-executes this script without a Tessera bundle's lib/ on
+    LD_LIBRARY_PATH (env.sh puts it first): its protobuf, libstdc++ and
+    OpenBLAS must not be what torch loads. The loader reads LD_LIBRARY_PATH at
+    process start, hence the re-exec."""
+    import os
+    bundle = os.environ.get("TESSERA_BUNDLE")
+    paths = os.environ.get("LD_LIBRARY_PATH", "").split(":")
+    if not bundle or not any(p.startswith(os.path.join(bundle, "lib")) for p in paths):
+        return
+    env = dict(os.environ)
+    original = env.get("TESSERA_ORIG_LD_LIBRARY_PATH", "")
+    if original:
+        env["LD_LIBRARY_PATH"] = original
+    else:
+        env.pop("LD_LIBRARY_PATH", None)
+    env.pop("TESSERA_BUNDLE", None)
+    print("hf_baseline: restarting without the bundle's libraries on LD_LIBRARY_PATH",
+          file=sys.stderr)
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+
 def main():
+    clean_library_path()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batches", default="1,8,32,128,256")
     ap.add_argument("--context", type=int, default=512)

@@ -46,7 +46,8 @@ echo "== Tessera: $bench"
 "$bench" --dummy "$PRESET" --batches "$BATCHES" --context "$CONTEXT" \
   --offline-requests "$REQUESTS" --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" \
   --max-num-seqs 256 --max-num-batched-tokens 8192 --max-model-len $((CONTEXT + 512)) \
-  --gpu-memory-utilization 0.9 --log-level warn --json "$out/tessera.json"
+  --gpu-memory-utilization 0.9 --log-level warn --json "$out/tessera.json" ||
+  echo "run.sh: gpu_bench failed in some section (its errors are in tessera.json); going on" >&2
 
 if [[ "${SKIP_HF:-0}" != 1 ]]; then
   echo
@@ -54,10 +55,18 @@ if [[ "${SKIP_HF:-0}" != 1 ]]; then
   hf_args=(--batches "$BATCHES" --context "$CONTEXT" --offline-requests "$REQUESTS"
            --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --json "$out/hf.json")
   [[ "${HF_COMPILE:-0}" == 1 ]] && hf_args+=(--compile)
-  # The bundle's env points LD_LIBRARY_PATH at torch's own CUDA libraries;
-  # torch finds them itself, so run it with the caller's environment.
-  if ! env LD_LIBRARY_PATH="${TESSERA_ORIG_LD_LIBRARY_PATH:-${LD_LIBRARY_PATH:-}}" \
-      "$PYTHON" "$hf" "${hf_args[@]}"; then
+  # The bundle's env.sh puts the bundle's libraries (protobuf, libstdc++, ...)
+  # first on LD_LIBRARY_PATH; torch must not load those, so the baseline runs
+  # with the caller's own LD_LIBRARY_PATH (unset if it had none).
+  hf_env=(env)
+  if [[ -n "${TESSERA_ORIG_LD_LIBRARY_PATH+set}" ]]; then
+    if [[ -n "$TESSERA_ORIG_LD_LIBRARY_PATH" ]]; then
+      hf_env+=(LD_LIBRARY_PATH="$TESSERA_ORIG_LD_LIBRARY_PATH")
+    else
+      hf_env+=(-u LD_LIBRARY_PATH)
+    fi
+  fi
+  if ! "${hf_env[@]}" "$PYTHON" "$hf" "${hf_args[@]}"; then
     echo "run.sh: the transformers baseline failed; the summary has Tessera only" >&2
     rm -f "$out/hf.json"
   fi
@@ -71,24 +80,26 @@ t = json.load(open(os.path.join(out, "tessera.json")))
 hf_path = os.path.join(out, "hf.json")
 h = json.load(open(hf_path)) if os.path.exists(hf_path) else None
 hf_decode = {d["batch"]: d for d in (h or {}).get("decode", [])}
-print(f"{t['device']}: copy {t['copy_bandwidth_GBps']:.0f} GB/s, bf16 GEMM "
-      f"{t['gemm_bf16_TFLOPS']:.0f} TFLOP/s; {t['model']} {t['dtype']}, "
-      f"{t['weight_bytes'] / 1e9:.2f} GB of weights")
+print(f"{t.get('device')}: copy {t.get('copy_bandwidth_GBps', 0):.0f} GB/s, bf16 GEMM "
+      f"{t.get('gemm_bf16_TFLOPS', 0):.0f} TFLOP/s; {t.get('model')} {t.get('dtype')}, "
+      f"{t.get('weight_bytes', 0) / 1e9:.2f} GB of weights")
+for section, msg in t.get("errors", {}).items():
+    print(f"gpu_bench section {section} FAILED: {msg}")
 print()
 print(f"{'batch':>6} {'ctx':>5} {'tessera ms':>11} {'roofline ms':>12} {'x roof':>7} "
       f"{'HF ms':>9} {'HF/tessera':>11}")
-for d in t["decode"]:
+for d in t.get("decode", []):
     hms = hf_decode.get(d["batch"], {}).get("step_ms")
     hf_ms = "%.2f" % hms if hms else "-"
     hf_ratio = "%.1fx" % (hms / d["step_ms"]) if hms else "-"
     print(f"{d['batch']:>6} {d['context']:>5} {d['step_ms']:>11.2f} {d['roofline_ms']:>12.2f} "
           f"{d['ratio_to_roofline']:>7.2f} {hf_ms:>9} {hf_ratio:>11}")
-p = t["prefill"]
-print(f"\nprefill: {p['tokens_per_s']:.0f} tokens/s = {100 * p['fraction_of_gemm']:.0f}% of the "
+p = t.get("prefill")
+if p: print(f"\nprefill: {p['tokens_per_s']:.0f} tokens/s = {100 * p.get('fraction_of_gemm', 0):.0f}% of the "
       f"GEMM rate (2 x params FLOPs/token)"
       + (f"; HF {h['prefill']['tokens_per_s']:.0f} tokens/s" if h and "prefill" in h else ""))
 summary = {"tessera": t, "hf": h, "targets": {}}
-b1 = next((d for d in t["decode"] if d["batch"] == 1), None)
+b1 = next((d for d in t.get("decode", []) if d["batch"] == 1), None)
 if b1:
     ok = b1["ratio_to_roofline"] <= 1.25
     summary["targets"]["batch1_decode_within_1.25x_roofline"] = ok

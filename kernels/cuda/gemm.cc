@@ -1,5 +1,8 @@
 // Linear on CUDA: out = x @ w^T (+ bias) with cuBLASLt. Host code only.
 //
+// The output is x's dtype or float32 (half-precision inputs writing float32
+// logits: cuBLASLt's A/B 16F or 16BF with C/D 32F, compute 32F).
+//
 // Row-major out [n, m] is column-major [m, n], so the product is computed as
 // the column-major D[m, n] = op(A)[m, k] * B[k, n] with A = w (column-major
 // [k, m], transposed) and B = x (column-major [k, n]); the bias is cuBLASLt's
@@ -43,8 +46,9 @@ struct Workspace {
   size_t bytes = 0;
 };
 
-using AlgoKey =
-    std::tuple<int, int, int64_t, int64_t, int64_t, bool, uint32_t, uint32_t, uint32_t, uint32_t>;
+// (device, input dtype, output dtype, n, m, k, bias, alignments of w, x, out, bias)
+using AlgoKey = std::tuple<int, int, int, int64_t, int64_t, int64_t, bool, uint32_t, uint32_t,
+                           uint32_t, uint32_t>;
 
 class LtCache {
  public:
@@ -166,6 +170,7 @@ absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor
   ASSIGN_OR_RETURN(Workspace ws, cache.WorkspaceFor(device, stream));
 
   const cudaDataType_t type = CudaType(x.dtype());
+  const cudaDataType_t out_type = CudaType(out.dtype());  // x's, or float32 (ops.h)
   cublasLtMatmulDesc_t raw_desc = nullptr;
   CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescCreate(&raw_desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   MatmulDesc desc(raw_desc);
@@ -184,16 +189,24 @@ absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor
     CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
         desc.get(), CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &type, sizeof(type)));
   }
-  ASSIGN_OR_RETURN(Layout a, MakeLayout(type, k, m, k));  // w
-  ASSIGN_OR_RETURN(Layout b, MakeLayout(type, k, n, k));  // x
-  ASSIGN_OR_RETURN(Layout c, MakeLayout(type, m, n, m));  // out
+  ASSIGN_OR_RETURN(Layout a, MakeLayout(type, k, m, k));      // w
+  ASSIGN_OR_RETURN(Layout b, MakeLayout(type, k, n, k));      // x
+  ASSIGN_OR_RETURN(Layout c, MakeLayout(out_type, m, n, m));  // out
 
   const uint32_t align_a = AlignmentOf(w.data()), align_b = AlignmentOf(x.data());
   const uint32_t align_c = AlignmentOf(out.data());
   const uint32_t align_bias = bias != nullptr ? AlignmentOf(bias->data()) : 256;
-  const AlgoKey key{
-      device,    static_cast<int>(x.dtype()), n, m, k, bias != nullptr, align_a, align_b, align_c,
-      align_bias};
+  const AlgoKey key{device,
+                    static_cast<int>(x.dtype()),
+                    static_cast<int>(out.dtype()),
+                    n,
+                    m,
+                    k,
+                    bias != nullptr,
+                    align_a,
+                    align_b,
+                    align_c,
+                    align_bias};
   cublasLtMatmulAlgo_t algo;
   if (!cache.FindAlgo(key, &algo)) {
     cublasLtMatmulPreference_t raw_pref = nullptr;
@@ -218,7 +231,8 @@ absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor
     if (found == 0) {
       return absl::UnimplementedError(
           absl::StrCat("Linear: cuBLASLt has no algorithm for ", DTypeName(x.dtype()), " x [", n,
-                       ", ", k, "] @ w^T [", m, ", ", k, "]", bias != nullptr ? " + bias" : ""));
+                       ", ", k, "] @ w^T [", m, ", ", k, "]", bias != nullptr ? " + bias" : "",
+                       " -> ", DTypeName(out.dtype())));
     }
     algo = result.algo;
     cache.PutAlgo(key, algo);

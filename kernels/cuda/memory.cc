@@ -12,6 +12,16 @@ namespace {
 
 cudaStream_t Current() { return static_cast<cudaStream_t>(CurrentCudaStream()); }
 
+// Logs a failure that Free/FreePinned handle by carrying on, and consumes it
+// so that the thread's next launch check does not report it.
+void LogAndConsume(cudaError_t err, absl::string_view call, const void* p) {
+  const absl::Status status = ConsumeCudaError(err, call);
+  // At process exit the runtime may be gone already: nothing is left to free.
+  if (!status.ok() && err != cudaErrorCudartUnloading) {
+    spdlog::error("freeing device/pinned memory {}: {}", p, status);
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<int> DeviceCount() {
@@ -34,22 +44,22 @@ absl::StatusOr<void*> Malloc(size_t bytes, int* device) {
 }
 
 void Free(void* p, int device) noexcept {
-  const auto free_and_log = [p] {
-    const cudaError_t err = cudaFree(p);
-    // At process exit the runtime may be gone already: nothing is left to free.
-    if (err != cudaSuccess && err != cudaErrorCudartUnloading) {
-      spdlog::error("freeing CUDA memory {}: {}", p, CudaStatus(err, "cudaFree"));
-    }
-  };
   int current = -1;
-  if (cudaGetDevice(&current) == cudaSuccess && current != device) {
+  const cudaError_t got = cudaGetDevice(&current);
+  if (got != cudaSuccess) {
+    LogAndConsume(got, "cudaGetDevice", p);
+  } else if (current != device) {
     // The last handle may be dropped by a thread using another device.
-    if (cudaSetDevice(device) != cudaSuccess) return;
-    free_and_log();
-    cudaSetDevice(current);
+    const cudaError_t set = cudaSetDevice(device);
+    if (set != cudaSuccess) {
+      LogAndConsume(set, "cudaSetDevice", p);
+      return;
+    }
+    LogAndConsume(cudaFree(p), "cudaFree", p);
+    LogAndConsume(cudaSetDevice(current), "cudaSetDevice", p);
     return;
   }
-  free_and_log();
+  LogAndConsume(cudaFree(p), "cudaFree", p);
 }
 
 absl::StatusOr<void*> MallocPinned(size_t bytes) {
@@ -58,12 +68,7 @@ absl::StatusOr<void*> MallocPinned(size_t bytes) {
   return p;
 }
 
-void FreePinned(void* p) noexcept {
-  const cudaError_t err = cudaFreeHost(p);
-  if (err != cudaSuccess && err != cudaErrorCudartUnloading) {
-    spdlog::error("freeing pinned memory {}: {}", p, CudaStatus(err, "cudaFreeHost"));
-  }
-}
+void FreePinned(void* p) noexcept { LogAndConsume(cudaFreeHost(p), "cudaFreeHost", p); }
 
 absl::Status Copy(void* dst, const void* src, size_t bytes, bool wait) {
   if (bytes == 0) return absl::OkStatus();

@@ -239,6 +239,19 @@ TEST_F(CudaAttentionTest, BadBlockIdsDoNotFault) {
   for (int64_t i = 0; i < got.numel(); ++i) ASSERT_TRUE(std::isfinite(got.data_as<float>()[i]));
 }
 
+// The head shapes of Llama-3-8B and Qwen3-8B (32 query heads, 8 KV heads,
+// head_dim 128, 16-token blocks): decodes at short and long contexts, a
+// prefill, and a chunk over a cached prefix, in one batch.
+TEST_F(CudaAttentionTest, ModelHeadShapes) {
+  std::mt19937 rng(TestSeed(1604));
+  for (DType dtype : {DType::kBFloat16, DType::kFloat32}) {
+    CheckCase(
+        rng,
+        Case{{{1, 1}, {1, 511}, {1, 2048}, {1, 4100}, {300, 300}, {128, 1000}}, 32, 8, 128, 16},
+        dtype);
+  }
+}
+
 TEST_F(CudaAttentionTest, UnsupportedHeadDimIsUnimplemented) {
   std::mt19937 rng(207);
   Batch b = MakeBatch(rng, Case{{{1, 4}}, 2, 1, 12, 16}, DType::kFloat32);

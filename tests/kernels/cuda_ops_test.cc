@@ -202,6 +202,29 @@ TEST_F(CudaOpsTest, LinearMatchesCpuWithAndWithoutBias) {
   }
 }
 
+// The lm_head's case: half-precision inputs writing float32 logits, closer
+// to the float32 reference than a half-precision out can be.
+TEST_F(CudaOpsTest, LinearWritesFloat32FromHalfInputs) {
+  const uint32_t seed = TestSeed(106);
+  SCOPED_TRACE(SeedTrace(seed));
+  std::mt19937 rng(seed);
+  for (DType dtype : {DType::kBFloat16, DType::kFloat16}) {
+    for (int64_t n : {1, 5, 64}) {
+      const int64_t k = 4096, m = 4000;  // an lm_head slice: hidden 4096, a vocab shard
+      SCOPED_TRACE(absl::StrCat(DTypeTrace(dtype), " n ", n));
+      Tensor x = RoundTo(RandomFloats(rng, {n, k}), dtype);
+      Tensor w = RoundTo(RandomFloats(rng, {m, k}), dtype);
+      Tensor ref = Tensor::Empty(DType::kFloat32, {n, m});
+      ASSERT_TRUE(ops::Linear(x, w, nullptr, ref).ok());
+      Tensor out = Tensor::Empty(DType::kFloat32, {n, m}, Device::kCuda);
+      const absl::Status st = ops::Linear(ToDevice(x, dtype), ToDevice(w, dtype), nullptr, out);
+      ASSERT_TRUE(st.ok()) << st;
+      // Exact inputs, float32 accumulation, one float32 rounding: float32-level agreement.
+      EXPECT_TRUE(NormwiseNear(ToHostFloat(out), ToDoubles(ref), 1e-5));
+    }
+  }
+}
+
 TEST_F(CudaOpsTest, LinearWithEmptyInnerDimensionIsTheBias) {
   Tensor x = Tensor::Empty(DType::kFloat32, {3, 0}, Device::kCuda);
   Tensor w = Tensor::Empty(DType::kFloat32, {4, 0}, Device::kCuda);

@@ -142,6 +142,17 @@ TEST_F(CudaTensorTest, TryEmptyReportsOutOfMemory) {
   Tensor ok = Tensor::Zeros(DType::kFloat32, {8}, Device::kCuda);
   EXPECT_EQ(ok.device(), Device::kCuda);
   EXPECT_TRUE(SynchronizeCurrentStream().ok());
+#if TESSERA_HAVE_CUDA
+  // And the handled failure was consumed: the next launch's check (which
+  // reads the thread's last error) does not report it as its own.
+  ASSERT_FALSE(Tensor::TryEmpty(DType::kFloat32, {int64_t{1} << 48}, Device::kCuda).ok());
+  EXPECT_EQ(cudaPeekAtLastError(), cudaSuccess);
+  Tensor x = Tensor::Zeros(DType::kFloat32, {2, 64}, Device::kCuda);
+  Tensor w = Tensor::Zeros(DType::kFloat32, {64}, Device::kCuda);
+  Tensor out = Tensor::Empty(DType::kFloat32, {2, 64}, Device::kCuda);
+  const absl::Status launch = ops::RmsNorm(x, w, 1e-5f, out);
+  EXPECT_TRUE(launch.ok()) << launch;
+#endif
 }
 
 #if TESSERA_HAVE_CUDA

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "kernels/tensor.h"
+#include "tests/testing/gpu_required.h"
 
 namespace tessera::testing {
 
@@ -23,12 +24,13 @@ inline std::string NoCudaReason() {
   return "";
 }
 
-// Fixture base: skips every test without a device.
+// Fixture base: skips every test without a device (fails under
+// TESSERA_REQUIRE_GPU=1, tests/testing/gpu_required.h).
 class CudaTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const std::string why = NoCudaReason();
-    if (!why.empty()) GTEST_SKIP() << why;
+    if (!why.empty()) TESSERA_GPU_TEST_CANNOT_RUN(why);
   }
 };
 

@@ -387,6 +387,30 @@ TEST(ValidationTest, WrongDTypesNameTheOpAndTensor) {
                 "indices must be int32 [*], got an undefined tensor");
 }
 
+// Linear's output dtype: x's, or float32 from half inputs without a bias.
+// Checked on host-memory "CUDA" views, which only the validation may see.
+TEST(ValidationTest, LinearOutputIsTheInputDTypeOrFloat32WithoutBias) {
+  std::vector<uint16_t> buf(4096);
+  Tensor x = Tensor::View(buf.data(), DType::kBFloat16, {2, 64}, Device::kCuda);
+  Tensor w = Tensor::View(buf.data() + 512, DType::kBFloat16, {8, 64}, Device::kCuda);
+  Tensor b = Tensor::View(buf.data() + 1536, DType::kBFloat16, {8}, Device::kCuda);
+  Tensor out16 = Tensor::View(buf.data() + 2048, DType::kFloat16, {2, 8}, Device::kCuda);
+  Tensor out32 = Tensor::View(buf.data() + 2560, DType::kFloat32, {2, 8}, Device::kCuda);
+  ExpectInvalid(ops::Linear(x, w, nullptr, out16), "Linear",
+                "out is float16 but x is bfloat16; out must be bfloat16 or float32");
+  ExpectInvalid(ops::Linear(x, w, &b, out32), "Linear",
+                "a float32 out from bfloat16 inputs takes no bias");
+  Tensor w32 = Tensor::View(buf.data() + 3072, DType::kFloat32, {8, 64}, Device::kCuda);
+  ExpectInvalid(ops::Linear(x, w32, nullptr, out32), "Linear",
+                "w is float32 but x is bfloat16; they must match");
+#if !TESSERA_HAVE_CUDA  // with it, host-memory "CUDA" views must not reach cuBLASLt
+  // bfloat16 x, w -> float32 out passes validation and reaches the dispatch.
+  const absl::Status s = ops::Linear(x, w, nullptr, out32);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("Linear: CUDA path not built"));
+#endif
+}
+
 TEST(ValidationTest, OverlappingOutputIsRejected) {
   Tensor x = Tensor::Zeros(DType::kFloat32, {8, 8});
   Tensor w = Tensor::Zeros(DType::kFloat32, {8, 8});

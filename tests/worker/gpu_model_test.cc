@@ -55,7 +55,7 @@ void ExpectSafePrefix(const std::vector<int32_t>& got, const testing::GreedyRefe
 
 TEST(GpuStoriesTest, Float32ReproducesGreedyReference) {
   TESSERA_REQUIRE_GPU();
-  TESSERA_REQUIRE_STORIES();
+  TESSERA_REQUIRE_STORIES_ON_GPU();
   const auto refs = testing::LoadGreedyReference();
   auto replica = StoriesOnGpu(/*graphs=*/true);
   ASSERT_NE(replica, nullptr);
@@ -84,7 +84,7 @@ TEST(GpuStoriesTest, Float32ReproducesGreedyReference) {
 
 TEST(GpuStoriesTest, GraphDecodeEqualsEagerDecode) {
   TESSERA_REQUIRE_GPU();
-  TESSERA_REQUIRE_STORIES();
+  TESSERA_REQUIRE_STORIES_ON_GPU();
   // 11 requests of different lengths, some sampled with seeds: decode batches
   // of 11 and fewer are padded to buckets 16, 8, 4, ...
   std::mt19937 rng(3);
@@ -167,7 +167,7 @@ v1::StepPlan DecodePlan(int b, int vocab, std::mt19937& rng) {
 
 TEST(GpuStoriesTest, GraphLogitsMatchEagerLogits) {
   TESSERA_REQUIRE_GPU();
-  TESSERA_REQUIRE_STORIES();
+  TESSERA_REQUIRE_STORIES_ON_GPU();
   std::vector<std::vector<float>> logits[2];
   for (int graphs = 0; graphs < 2; ++graphs) {
     ReplicaOptions o;

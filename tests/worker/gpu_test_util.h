@@ -9,18 +9,31 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/testing/gpu_required.h"
+#include "tests/testing/stories.h"
 #include "worker/device/cuda_device.h"
 #include "worker/engine/engine.h"
 #include "worker/replica.h"
 
 // Skips the test (with the reason) when this binary cannot use a GPU: built
-// without the CUDA path, no driver, or no device.
-#define TESSERA_REQUIRE_GPU()                                                         \
-  do {                                                                                \
-    if (::tessera::UsableCudaDevices() == 0) {                                        \
-      GTEST_SKIP() << "no usable CUDA device (" << ::tessera::CudaUnavailableReason() \
-                   << "); this GPU test needs one";                                   \
-    }                                                                                 \
+// without the CUDA path, no driver, or no device. Fails instead under
+// TESSERA_REQUIRE_GPU=1 (tests/testing/gpu_required.h).
+#define TESSERA_REQUIRE_GPU()                                                                     \
+  do {                                                                                            \
+    if (::tessera::UsableCudaDevices() == 0) {                                                    \
+      TESSERA_GPU_TEST_CANNOT_RUN("no usable CUDA device (" << ::tessera::CudaUnavailableReason() \
+                                                            << "); this GPU test needs one");     \
+    }                                                                                             \
+  } while (0)
+
+// TESSERA_REQUIRE_STORIES for GPU tests: a missing model fails under
+// TESSERA_REQUIRE_GPU=1 too (a GPU run must carry it).
+#define TESSERA_REQUIRE_STORIES_ON_GPU()                                 \
+  do {                                                                   \
+    if (!::tessera::testing::HaveStories()) {                            \
+      TESSERA_GPU_TEST_CANNOT_RUN("stories260K test model not found at " \
+                                  << ::tessera::testing::StoriesDir());  \
+    }                                                                    \
   } while (0)
 
 namespace tessera::testing {

@@ -17,6 +17,7 @@
 
 #include "common/status_macros.h"
 #include "gtest/gtest.h"
+#include "tests/testing/gpu_required.h"
 #include "tests/testing/requests.h"
 #include "tests/testing/stories.h"
 #include "tests/worker/gpu_test_util.h"
@@ -37,12 +38,12 @@ bool AnyRankLacksGpu() {
   return lacks != 0;
 }
 
-#define REQUIRE_GPU_ON_EVERY_RANK()                                                   \
-  do {                                                                                \
-    if (AnyRankLacksGpu()) {                                                          \
-      GTEST_SKIP() << "a rank has no usable CUDA device (" << CudaUnavailableReason() \
-                   << "); this GPU test needs one";                                   \
-    }                                                                                 \
+#define REQUIRE_GPU_ON_EVERY_RANK()                                                            \
+  do {                                                                                         \
+    if (AnyRankLacksGpu()) {                                                                   \
+      TESSERA_GPU_TEST_CANNOT_RUN("a rank has no usable CUDA device ("                         \
+                                  << CudaUnavailableReason() << "); this GPU test needs one"); \
+    }                                                                                          \
   } while (0)
 
 absl::StatusOr<std::unique_ptr<Communicator>> GpuComm() {

@@ -16,3 +16,6 @@ add_test(NAME tp_group_mpi4_test
 set_tests_properties(tp_group_mpi4_test PROPERTIES LABELS mpi TIMEOUT 120)
 add_test(NAME tp_group_test COMMAND tp_group_mpi_test)
 set_tests_properties(tp_group_test PROPERTIES LABELS unit TIMEOUT 60)
+# The Sampler against the CUDA kernel's rule (its host twin); no GPU needed.
+tessera_add_test(sampler_rule_test SOURCES ${_sampler_tp_dir}/sampler_rule_test.cc
+  LIBS tessera_sampler tessera_kernels LABELS unit)

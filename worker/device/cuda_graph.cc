@@ -55,14 +55,19 @@ absl::StatusOr<std::unique_ptr<CudaGraph>> CudaGraph::Capture(
   // Always end the capture, so the stream works eagerly again.
   const cudaError_t end = cudaStreamEndCapture(stream, &graph);
   if (!body_status.ok()) {
-    if (graph != nullptr) cudaGraphDestroy(graph);
-    cudaGetLastError();
+    // The caller stays eager: the failed capture's errors (the body's calls
+    // fail with cudaErrorStreamCapture*, and so may the end) are handled
+    // here, so none may be left for the next eager launch's check.
+    if (graph != nullptr) (void)cuda::ConsumeCudaError(cudaGraphDestroy(graph), "cudaGraphDestroy");
+    (void)cuda::ConsumeCudaError(end, "cudaStreamEndCapture");
+    (void)cuda::ConsumeLastError();  // whatever the body's failed calls left
     return absl::Status(body_status.code(),
                         absl::StrCat("while capturing a CUDA graph: ", body_status.message()));
   }
   CUDA_RETURN_IF_ERROR(end);
+
   std::unique_ptr<CudaGraph> g(new CudaGraph());
-  g->graph_ = graph;
+  g->graph_ = graph;  // ~CudaGraph destroys it if a later step fails
   size_t nodes = 0;
   CUDA_RETURN_IF_ERROR(cudaGraphGetNodes(graph, nullptr, &nodes));
   g->num_nodes_ = static_cast<int>(nodes);
@@ -73,8 +78,16 @@ absl::StatusOr<std::unique_ptr<CudaGraph>> CudaGraph::Capture(
 }
 
 CudaGraph::~CudaGraph() {
-  if (exec_ != nullptr) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_));
-  if (graph_ != nullptr) cudaGraphDestroy(static_cast<cudaGraph_t>(graph_));
+  // A failure here is only logged by nobody: consume it so it cannot surface
+  // as the next launch's error.
+  if (exec_ != nullptr) {
+    (void)cuda::ConsumeCudaError(cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_)),
+                                 "cudaGraphExecDestroy");
+  }
+  if (graph_ != nullptr) {
+    (void)cuda::ConsumeCudaError(cudaGraphDestroy(static_cast<cudaGraph_t>(graph_)),
+                                 "cudaGraphDestroy");
+  }
 }
 
 absl::Status CudaGraph::Replay() {

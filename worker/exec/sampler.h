@@ -5,14 +5,16 @@
 //   1. penalties: repetition (HF/vLLM: over the set of prompt + output tokens,
 //      logit > 0 ? logit / p : logit * p), then frequency and presence over the
 //      OUTPUT tokens only: logit -= frequency * count + presence * (count > 0);
-//   2. NaN logits become -inf and +inf becomes the largest finite float;
-//   3. temperature == 0 (below 1e-5, as vLLM): greedy, argmax with ties going
-//      to the lowest id;
-//      otherwise temperature -> top-k -> top-p -> min-p -> one random draw.
-//      top-k keeps the k highest logits (ties: lower id first); top-p keeps the
-//      smallest prefix of the remaining tokens, by probability high to low
-//      (renormalised over the top-k set), whose cumulative probability >= top_p;
-//      min-p keeps tokens whose probability >= min_p * (highest probability).
+//   2. then the one sampling rule of kernels/ops.h (Sample), the same on the
+//      CPU and in the CUDA kernel (kernels/sampling_rule.h, shared
+//      arithmetic): NaN logits become -inf, +inf the largest finite float;
+//      temperature below 1e-5 (as vLLM) is greedy, argmax with ties to the
+//      lowest id; otherwise, with weights w = exp((x - max) / T) and tokens
+//      ordered by logit (ties: lower id first), top-k keeps the first k,
+//      top-p the shortest prefix of those reaching top_p of their weight,
+//      min-p the tokens with w >= min_p (p_i >= min_p * p_max), and one draw
+//      picks in id order over what is kept, in 40-bit fixed point. A seeded
+//      row thus gets the same token here as from ops::Sample on a GPU.
 //
 // Logprobs are the log-softmax of the logits AFTER penalties and BEFORE
 // temperature / top-k / top-p / min-p: they describe the model's (penalised)
@@ -22,8 +24,10 @@
 // NaN and `top_logprobs` empty.
 //
 // Determinism: the one uniform draw a row uses is a counter-based function of
-// (row.seed, row.step) only (splitmix64 stream), so a sequence gets the same
-// tokens whatever else is in the batch and wherever its row sits.
+// (row.seed, row.step) only (splitmix64 stream), and the draw never depends
+// on whether logprobs are asked for: a sequence gets the same tokens whatever
+// else is in the batch, wherever its row sits, on either device, and when
+// resumed elsewhere from (seed, position).
 //
 // If every logit of a row is -inf or NaN, the row yields token 0 with logprob
 // -inf (and top_logprobs tokens 0..n-1 at -inf); nothing is flagged.

@@ -31,17 +31,6 @@ class CountingWeightSource final : public WeightSource {
   int64_t bytes_ = 0;
 };
 
-// float32 when the CUDA Linear op writes float32 from `dtype` inputs (a
-// tiny probe GEMM), else `dtype`.
-DType CudaLogitsDType(DType dtype) {
-  if (dtype == DType::kFloat32) return dtype;
-  Tensor x = Tensor::Zeros(dtype, {1, 8}, Device::kCuda);
-  Tensor w = Tensor::Zeros(dtype, {8, 8}, Device::kCuda);
-  Tensor out = Tensor::Empty(DType::kFloat32, {1, 8}, Device::kCuda);
-  if (!ops::Linear(x, w, nullptr, out).ok()) return dtype;
-  return SynchronizeCurrentStream().ok() ? DType::kFloat32 : dtype;
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<LlamaForCausalLM>> LlamaForCausalLM::Load(const ModelConfig& config,
@@ -76,7 +65,7 @@ absl::StatusOr<std::unique_ptr<LlamaForCausalLM>> LlamaForCausalLM::Load(const M
   std::unique_ptr<LlamaForCausalLM> m(new LlamaForCausalLM(config, comm));
   m->dtype_ = dtype;
   m->device_ = device;
-  m->logits_dtype_ = device == Device::kCpu ? DType::kFloat32 : CudaLogitsDType(dtype);
+  m->logits_dtype_ = DType::kFloat32;  // ops::Linear writes float32 from half inputs
   CountingWeightSource counted(weights);
   WeightSource& src = counted;
   ASSIGN_OR_RETURN(m->part_, PartitionForRank(config, comm.size(), comm.rank()));
