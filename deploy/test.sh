@@ -9,7 +9,10 @@ cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
 BUILD_DIR=${BUILD_DIR:-build}
 JOBS=${JOBS:-$(nproc)}
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-}
+# CUDA (when nvcc is found) for sm_90, the H100/H200 the GPU bundle and its
+# test (tests/deploy/gpu_bundle_test) target; CMAKE_ARGS may override it.
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+  ${CMAKE_ARGS:-}
 cmake --build "$BUILD_DIR" -j"$JOBS"
 
 label_args=()
