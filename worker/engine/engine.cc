@@ -6,6 +6,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "common/api/request_validation.h"
+#include "common/check.h"
 #include "common/status_macros.h"
 #include "worker/engine/step_plan.h"
 #include "worker/exec/replica_protocol.h"
@@ -117,10 +118,16 @@ absl::StatusOr<std::vector<RequestOutput>> Engine::Step() {
     }
   }
   for (const SeqOutput& o : scheduler_.TakeAbortedOutputs()) results.push_back(ToRequestOutput(o));
-  // Text and stop strings; a request ended by one leaves the scheduler at
-  // the next step (its abort output is dropped by the processor).
-  for (const std::string& id : output_processor_.Process(results)) {
-    scheduler_.Abort(id, FinishReason::kStop);
+  // Text and stop strings. A request a stop string ended leaves the
+  // scheduler now; the processor drops the abort output that follows, so
+  // nothing of it is left for a later request with the same id to receive.
+  const std::vector<std::string> stopped = output_processor_.Process(results);
+  if (!stopped.empty()) {
+    for (const std::string& id : stopped) scheduler_.Abort(id, FinishReason::kStop);
+    std::vector<RequestOutput> ends;
+    for (const SeqOutput& o : scheduler_.TakeAbortedOutputs()) ends.push_back(ToRequestOutput(o));
+    output_processor_.Process(ends);
+    TESSERA_CHECK(ends.empty(), "a stopped request's abort output was not dropped");
   }
   std::vector<KvEvent> events = scheduler_.TakeKvEvents();
   if (kv_event_sink_ && !events.empty()) kv_event_sink_(std::move(events));

@@ -53,7 +53,8 @@ class OutputProcessor {
 
   // Processes one step's outputs in place (see the top of the file). Returns
   // the ids this call ended by a stop string; the caller aborts each in the
-  // scheduler (its later outputs are dropped here).
+  // scheduler and passes the abort outputs through Process, which drops
+  // them (and anything else of those requests before their final output).
   std::vector<std::string> Process(std::vector<RequestOutput>& outputs);
 
   // Requests tracked (added and not yet finished).

@@ -1,0 +1,198 @@
+// Internal to the Generate relay (router/generate_relay.h): the GenerateRelay
+// state machine shared by generate_relay.cc (admission, placement, backoff,
+// cancellation) and relay_streaming.cc (the upstream stream's reads and
+// end, the client's writes). Not for other users.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "common/api/grpc_status.h"
+#include "common/check.h"
+#include "common/logging.h"
+#include "grpcpp/alarm.h"
+#include "router/generate_relay.h"
+#include "router/retry_policy.h"
+#include "tessera/v1/worker.grpc.pb.h"
+
+namespace tessera::router::relay_internal {
+
+inline BackoffPolicy Backoff(const RelayOptions& o) {
+  BackoffPolicy p;
+  p.max_attempts = o.max_attempts;
+  p.base = o.retry_backoff;
+  p.max = o.max_retry_backoff;
+  return p;
+}
+
+inline grpc::Status Cancelled() {
+  return grpc::Status(grpc::StatusCode::CANCELLED, "the request was cancelled");
+}
+
+// One Generate call being relayed. Owned jointly (shared_ptr) by its
+// downstream reactor (until the client call's OnDone), the upstream attempt
+// in progress (until that call's OnDone) and a pending admission callback;
+// the backoff alarm only holds a weak_ptr. The destructor returns the
+// admission slot: the request ends when both calls are over.
+class GenerateRelay : public std::enable_shared_from_this<GenerateRelay> {
+ public:
+  GenerateRelay(const RelayEnvironment& env, grpc::CallbackServerContext* context,
+                v1::GenerateRequest request, std::vector<uint64_t> block_hashes)
+      : env_(env),
+        deadline_(context->deadline()),
+        request_(std::move(request)),
+        block_hashes_(std::move(block_hashes)) {
+    env_.tracker->Add();
+  }
+
+  ~GenerateRelay() {
+    bool admitted;
+    {
+      absl::MutexLock lock(&mu_);
+      admitted = admitted_;
+    }
+    if (admitted) {
+      env_.counters->in_flight.fetch_sub(1);
+      env_.admission->Release();  // may admit (and start) the next waiter
+    }
+    env_.tracker->Remove();  // last: the environment may go away after this
+  }
+
+  GenerateRelay(const GenerateRelay&) = delete;
+  GenerateRelay& operator=(const GenerateRelay&) = delete;
+
+  grpc::ServerWriteReactor<v1::GenerateResponse>* Begin();
+
+ private:
+  class Downstream;
+  class Upstream;
+
+  // gRPC operations decided under mu_ and run after releasing it (they may
+  // run reactions that take mu_ again).
+  struct Actions {
+    std::shared_ptr<Upstream> cancel_upstream;  // TryCancel
+    std::shared_ptr<grpc::Alarm> cancel_alarm;
+    AdmissionController::Ticket cancel_ticket = 0;
+    Downstream* reactor = nullptr;
+    bool write = false;                      // StartWrite(&writing_)
+    std::optional<grpc::Status> finish;      // Finish
+    std::shared_ptr<Upstream> read;          // StartRead
+    std::shared_ptr<Upstream> release_hold;  // RemoveHold
+  };
+  void Run(Actions& actions);
+  // Calls Finish once the end is decided and no write is in flight.
+  void MaybeFinishLocked(Actions& actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Decides the end (first decision wins) and enters kEnded.
+  void EndLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!final_status_.has_value()) final_status_ = std::move(status);
+    phase_ = Phase::kEnded;
+  }
+
+  // Events.
+  void Admitted(absl::Status status);
+  void PlaceAndStart();
+  void UpstreamRead(bool ok);
+  void UpstreamDone(const grpc::Status& status);
+  void WriteDone(bool ok);
+  void ClientCancelled();
+  void BackoffDone();
+  void ScheduleRetry(absl::Duration delay);
+
+  const RelayEnvironment env_;
+  const std::chrono::system_clock::time_point deadline_;  // the client's (max: none)
+  const v1::GenerateRequest request_;
+  const std::vector<uint64_t> block_hashes_;
+
+  // Where the request is (generate_relay.h). Transitions:
+  //   kQueued    -> kPlacing (admitted) | kEnded (refused: queue full, timeout, cancel)
+  //   kPlacing   -> kStreaming (an attempt started) | kEnded (no worker, client gone)
+  //   kStreaming -> kBackoff (failed before any message reached the client, attempts
+  //                 left) | kEnded
+  //   kBackoff   -> kPlacing (the timer fired) | kEnded (client gone)
+  // upstream_ is set exactly in kStreaming. The downstream side (a write in
+  // flight, the Finish) is orthogonal: Finish is called in kEnded once no
+  // write is in flight.
+  enum class Phase { kQueued, kPlacing, kStreaming, kBackoff, kEnded };
+
+  absl::Mutex mu_;
+  Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kQueued;
+  Downstream* downstream_ ABSL_GUARDED_BY(mu_) = nullptr;  // valid until Finish is called
+  bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  v1::GenerateResponse writing_;                                   // owned by the write in flight
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;                    // the client went away
+  std::optional<grpc::Status> final_status_ ABSL_GUARDED_BY(mu_);  // set in kEnded
+  // Admission.
+  AdmissionController::Ticket ticket_ ABSL_GUARDED_BY(mu_) = 0;  // while queued
+  bool admitted_ ABSL_GUARDED_BY(mu_) = false;  // holds a slot (released by the destructor)
+  // The attempt in progress. While `hold_` is set, the upstream call cannot
+  // end (ClientReadReactor::AddHold), so StartRead from the downstream's
+  // reactions is safe; exactly one of read_pending_ / write_in_flight_ holds.
+  std::shared_ptr<Upstream> upstream_ ABSL_GUARDED_BY(mu_);
+  bool hold_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_pending_ ABSL_GUARDED_BY(mu_) = false;
+  // Retries.
+  std::shared_ptr<grpc::Alarm> alarm_ ABSL_GUARDED_BY(mu_);  // kBackoff's timer
+  std::vector<std::string> tried_ ABSL_GUARDED_BY(mu_);
+  int attempts_ ABSL_GUARDED_BY(mu_) = 0;
+  grpc::Status last_failure_ ABSL_GUARDED_BY(mu_);  // with the worker's id in the message
+  // What reached the client.
+  int64_t delivered_messages_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t delivered_tokens_ ABSL_GUARDED_BY(mu_) = 0;
+  bool saw_final_ ABSL_GUARDED_BY(mu_) = false;  // a message with a finish reason
+};
+
+class GenerateRelay::Downstream : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+ public:
+  explicit Downstream(std::shared_ptr<GenerateRelay> relay) : relay_(std::move(relay)) {}
+  void OnWriteDone(bool ok) override { relay_->WriteDone(ok); }
+  void OnCancel() override { relay_->ClientCancelled(); }
+  void OnDone() override { delete this; }
+
+ private:
+  const std::shared_ptr<GenerateRelay> relay_;
+};
+
+// One attempt: the Worker.Generate call on a leased worker. Owned by the
+// relay's upstream_ (shared_ptr) until its OnDone.
+class GenerateRelay::Upstream : public grpc::ClientReadReactor<v1::GenerateResponse> {
+ public:
+  Upstream(std::shared_ptr<GenerateRelay> relay, Lease lease)
+      : relay_(std::move(relay)), lease_(std::move(lease)) {}
+
+  // Starts the call with one hold (released by the relay) and the first read.
+  void Start(const v1::GenerateRequest* request, std::chrono::system_clock::time_point deadline) {
+    context_.set_deadline(deadline);
+    lease_.stub()->async()->Generate(&context_, request, this);
+    AddHold();
+    StartRead(&response);
+    StartCall();
+  }
+  void Cancel() { context_.TryCancel(); }
+  const Lease& lease() const { return lease_; }
+
+  void OnReadDone(bool ok) override { relay_->UpstreamRead(ok); }
+  void OnDone(const grpc::Status& status) override {
+    // The relay drops its reference to this attempt in UpstreamDone; keep the
+    // relay alive past that and touch nothing of `this` afterwards.
+    const std::shared_ptr<GenerateRelay> relay = relay_;
+    relay->UpstreamDone(status);
+  }
+
+  v1::GenerateResponse response;  // the read in flight
+
+ private:
+  // Destroyed in reverse order: the context (the call) before the lease
+  // (which keeps the channel alive), the relay last.
+  const std::shared_ptr<GenerateRelay> relay_;
+  Lease lease_;
+  grpc::ClientContext context_;
+};
+
+}  // namespace tessera::router::relay_internal
