@@ -10,6 +10,7 @@ PACKAGES=(
   openmpi-bin libopenmpi-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libxxhash-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
+  libutf8proc-dev
   libopenblas-openmp-dev
   clang-format
 )
