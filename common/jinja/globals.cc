@@ -89,10 +89,11 @@ absl::StatusOr<Value> MakeDict(CallArgs& args, Renderer&) {
   return Value::FromDict(std::move(d));
 }
 
-absl::StatusOr<Value> MakeNamespace(CallArgs& args, Renderer&) {
+absl::StatusOr<Value> MakeNamespace(CallArgs& args, Renderer& renderer) {
   Dict d;
   RETURN_IF_ERROR(FillDict(args, "namespace", d));
   auto ns = std::make_shared<Namespace>();
+  renderer.TrackNamespace(ns);
   for (const auto& [k, v] : d.entries()) {
     if (!k.is_string()) return absl::InvalidArgumentError("namespace() keywords must be strings");
     ns->SetAttr(k.str(), v);

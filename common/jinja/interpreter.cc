@@ -20,6 +20,12 @@ const Value* Frame::Find(absl::string_view name) const {
 Renderer::Renderer(const RenderLimits& limits, std::shared_ptr<Frame> root)
     : limits_(limits), root_(std::move(root)) {}
 
+Renderer::~Renderer() {
+  for (const auto& weak : namespaces_) {
+    if (std::shared_ptr<Namespace> ns = weak.lock()) ns->Clear();
+  }
+}
+
 absl::Status Renderer::CheckSize(size_t bytes) const {
   if (bytes > static_cast<size_t>(limits_.max_output_bytes)) {
     return absl::ResourceExhaustedError(absl::StrCat(

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -29,6 +30,8 @@ struct RenderLimits {
 };
 
 // A variable scope. `parent` is searched when a name is not set here.
+class Namespace;
+
 class Frame {
  public:
   explicit Frame(std::shared_ptr<Frame> parent) : parent_(std::move(parent)) {}
@@ -43,6 +46,8 @@ class Frame {
 class Renderer {
  public:
   Renderer(const RenderLimits& limits, std::shared_ptr<Frame> root);
+  // Clears the namespaces created during the render (see TrackNamespace).
+  ~Renderer();
   Renderer(const Renderer&) = delete;
   Renderer& operator=(const Renderer&) = delete;
 
@@ -68,6 +73,10 @@ class Renderer {
   absl::Status Step();
   // Fails when one value of `bytes` would exceed max_output_bytes.
   absl::Status CheckSize(size_t bytes) const;
+  // Registers a namespace() created during this render, to be cleared when the
+  // render ends (namespaces are the only mutable values, so only they can form
+  // reference cycles).
+  void TrackNamespace(const std::shared_ptr<Namespace>& ns) { namespaces_.push_back(ns); }
   // Marks the error being returned as the template's own raise_exception.
   void MarkRaised() { raised_ = true; }
   // Enters/leaves a macro call (call depth limit).
@@ -103,6 +112,7 @@ class Renderer {
   int loop_depth_ = 0;
   int line_ = 0;
   bool raised_ = false;
+  std::vector<std::weak_ptr<Namespace>> namespaces_;
 };
 
 // Binds a target (name, tuple of names) in `frame`, unpacking like Python.

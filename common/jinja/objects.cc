@@ -74,7 +74,8 @@ absl::StatusOr<Value> Macro::Call(CallArgs args, Renderer& renderer) const {
     Renderer& r;
     ~Leave() { r.LeaveCall(); }
   } leave{renderer};
-  auto frame = std::make_shared<Frame>(closure_ != nullptr ? closure_ : renderer.root());
+  std::shared_ptr<Frame> parent = closure_.lock();
+  auto frame = std::make_shared<Frame>(parent != nullptr ? parent : renderer.root());
   const std::vector<MacroParam>& params = *params_;
   std::vector<bool> bound(params.size(), false);
   std::vector<Value> varargs;

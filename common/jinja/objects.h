@@ -26,6 +26,9 @@ class Namespace : public Object {
   std::string TypeRepr() const override { return "jinja2.utils.Namespace object"; }
   std::string Repr() const override;
   Value GetAttr(absl::string_view name) const override;
+  // Drops every attribute (the renderer does this when a render ends, which
+  // breaks reference cycles such as `set ns.self = ns`).
+  void Clear() { attrs_ = Dict(); }
   void SetAttr(absl::string_view name, Value value) {
     attrs_.Set(Value::String(std::string(name)), std::move(value));
   }
@@ -90,7 +93,9 @@ class BoundMethod : public Object {
 };
 
 // A {% macro %} (or the `caller` of a {% call %} block). Calls render the body
-// in a new scope under `closure` (the template's root scope when null).
+// in a new scope under `closure` (the template's root scope when null or gone).
+// The closure is held weakly: the scope holds the macro, so a strong reference
+// would be a cycle that outlives the render.
 class Macro : public Object {
  public:
   Macro(std::string name, const std::vector<MacroParam>* params, const Body* body,
@@ -111,7 +116,7 @@ class Macro : public Object {
   std::string name_;
   const std::vector<MacroParam>* params_;
   const Body* body_;
-  std::shared_ptr<Frame> closure_;
+  std::weak_ptr<Frame> closure_;
   Value caller_;  // Undefined unless this macro is called by a {% call %} block
 };
 

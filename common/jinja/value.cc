@@ -6,7 +6,15 @@
 
 namespace tessera::jinja {
 
-Value::Value() : data_(std::make_shared<const UndefinedInfo>()) {}
+// A plain Undefined carries no info (no allocation); undefined_info() then
+// returns a shared empty one.
+Value::Value() : data_(std::shared_ptr<const UndefinedInfo>()) {}
+
+const UndefinedInfo* Value::undefined_info() const {
+  static const UndefinedInfo* const kEmpty = new UndefinedInfo();
+  const auto& info = std::get<std::shared_ptr<const UndefinedInfo>>(data_);
+  return info != nullptr ? info.get() : kEmpty;
+}
 
 Value Value::Undefined(UndefinedInfo info) {
   return Value(Data(std::make_shared<const UndefinedInfo>(std::move(info))));

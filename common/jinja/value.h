@@ -127,9 +127,8 @@ class Value {
   const IteratorData& iterator() const {
     return *std::get<std::shared_ptr<const IteratorData>>(data_);
   }
-  const UndefinedInfo* undefined_info() const {
-    return std::get<std::shared_ptr<const UndefinedInfo>>(data_).get();
-  }
+  // Never null for an Undefined value.
+  const UndefinedInfo* undefined_info() const;
 
   // Python truthiness (Undefined is falsy).
   bool Truthy() const;

@@ -199,19 +199,24 @@ def cstr(s):
         elif o < 0x20 or o == 0x7f: out += '\\x%02x""' % o
         else: out += ch
     return out + '"'
-print('// Generated expectations: each string below is Python Jinja2 3.1.6\'s output for the template,')
-print('// rendered as transformers configures it (see tests/data/jinja_oracle.py).')
-for group, templates in GROUPS.items():
-    print(f'TEST_F(JinjaTest, {group}) {{')
-    for t in templates:
-        exp = env.from_string(t).render(**CTX)
-        print(f'  EXPECT_EQ(Render({cstr(t)}), {cstr(exp)});')
-    print('}\n')
-print('TEST_F(JinjaTest, RuntimeErrorsCarryJinjaMessages) {')
-for name, t in ERRORS:
-    try:
-        env.from_string(t).render(**CTX); raise SystemExit('no error: ' + t)
-    except Exception as e:
-        msg = str(e)
-    print(f'  EXPECT_THAT(Render({cstr(t)}), HasSubstr({cstr(msg)})) << "{name}";')
-print('}')
+def main():
+    print('// Generated expectations: each string below is Python Jinja2 3.1.6\'s output for the template,')
+    print('// rendered as transformers configures it (see tests/data/jinja_oracle.py).')
+    for group, templates in GROUPS.items():
+        print(f'TEST_F(JinjaTest, {group}) {{')
+        for t in templates:
+            exp = env.from_string(t).render(**CTX)
+            print(f'  EXPECT_EQ(Render({cstr(t)}), {cstr(exp)});')
+        print('}\n')
+    print('TEST_F(JinjaTest, RuntimeErrorsCarryJinjaMessages) {')
+    for name, t in ERRORS:
+        try:
+            env.from_string(t).render(**CTX); raise SystemExit('no error: ' + t)
+        except Exception as e:
+            msg = str(e)
+        print(f'  EXPECT_THAT(Render({cstr(t)}), HasSubstr({cstr(msg)})) << "{name}";')
+    print('}')
+
+
+if __name__ == '__main__':
+    main()

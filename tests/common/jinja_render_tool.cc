@@ -1,7 +1,7 @@
 // Renders templates for differential checks against Python Jinja2.
 // Reads JSON lines {"template": str, "context": object} on stdin and writes
 // one JSON line per input: {"rendered": str} or {"error": str}. Used by
-// tests/data/jinja_cases.py to build and check tests/data/jinja_cases.jsonl.
+// jinja_diff.py to compare with Python Jinja2.
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
