@@ -12,6 +12,8 @@ namespace tessera::hf {
 namespace {
 
 constexpr absl::string_view kMarker = "\xE2\x96\x81";  // SentencePiece's "▁"
+// One-character tokens of the Basic Multilingual Plane are found by code point.
+constexpr size_t kCharTable = 0x10000;
 // Words longer than this are cut at "▁" when that is exact (split_at_marker_).
 constexpr size_t kSplitAboveBytes = 48;
 
@@ -109,14 +111,12 @@ absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::Parse(const Json& j, absl::s
       if (!absl::EndsWith(t.substr(0, pos), kMarker)) m->split_at_marker_ = false;
     }
   }
-  m->char_ids_.assign(0x800, -1);
+  m->char_ids_.assign(kCharTable, -1);
   for (const auto& [token, id] : m->vocab_) {
-    if (token.size() == 1 && static_cast<unsigned char>(token[0]) < 0x80) {
-      m->char_ids_[static_cast<unsigned char>(token[0])] = id;
-    } else if (token.size() == 2 && (static_cast<unsigned char>(token[0]) & 0xE0) == 0xC0) {
-      m->char_ids_[((static_cast<unsigned char>(token[0]) & 0x1F) << 6) |
-                   (static_cast<unsigned char>(token[1]) & 0x3F)] = id;
-    }
+    if (token.empty() || token.size() > 3 || FindInvalidUtf8(token).has_value()) continue;
+    int len = 0;
+    const uint32_t cp = DecodeUtf8(token, 0, &len);
+    if (static_cast<size_t>(len) == token.size()) m->char_ids_[cp] = id;
   }
   for (int b = 0; b < 256; ++b) {
     auto it = m->vocab_.find(absl::StrFormat("<0x%02X>", b));
@@ -216,11 +216,9 @@ void BpeModel::Merge(absl::string_view word, std::vector<int32_t>* ids) const {
       s = piece;
     }
     i += len;
-    if (plain && s.size() <= 2) {  // a character below U+0800
-      const uint32_t cp = s.size() == 1 ? static_cast<unsigned char>(s[0])
-                                        : ((static_cast<unsigned char>(s[0]) & 0x1F) << 6) |
-                                              (static_cast<unsigned char>(s[1]) & 0x3F);
-      if (const int32_t id = char_ids_[cp]; id >= 0) {
+    if (plain && s.size() <= 3) {  // a character of the BMP
+      int cp_len = 0;
+      if (const int32_t id = char_ids_[DecodeUtf8(s, 0, &cp_len)]; id >= 0) {
         if (unk_pending) add(*unk_id_);
         unk_pending = false;
         add(id);

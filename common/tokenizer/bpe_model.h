@@ -53,8 +53,8 @@ class BpeModel {
   // (left id << 32 | right id) -> (rank, merged id).
   absl::flat_hash_map<uint64_t, std::pair<int32_t, int32_t>> merges_;
   int32_t byte_ids_[256];  // ids of "<0xXX>", -1 when absent
-  // Ids of the one-character tokens below U+0800 (-1: none), so the common
-  // characters skip the string-keyed vocabulary.
+  // Ids of the one-character tokens of the BMP by code point (-1: none), so
+  // most characters skip the string-keyed vocabulary.
   std::vector<int32_t> char_ids_;
   std::optional<int32_t> unk_id_;
   std::string prefix_;  // continuing_subword_prefix
