@@ -11,4 +11,4 @@ tessera_add_test(gpu_tp_mpi_test SOURCES ${_gpu_dir}/gpu_tp_mpi_test.cc
   LIBS tessera_engine nlohmann_json::nlohmann_json LABELS gpu MPI_RANKS 2 TIMEOUT 600)
 # CudaGraph's capture, failure and replay on a GPU (bundled as a kernel test).
 tessera_add_test(cuda_graph_test SOURCES ${_gpu_dir}/cuda_graph_test.cc
-  LIBS tessera_tp LABELS gpu)
+  LIBS tessera_device LABELS gpu)
