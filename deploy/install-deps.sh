@@ -11,7 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libxxhash-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
   libopenblas-openmp-dev
-  clang-format
+  clang-format ccache
 )
 
 missing=()

@@ -11,8 +11,12 @@ BUILD_DIR=${BUILD_DIR:-build}
 JOBS=${JOBS:-$(nproc)}
 # CUDA (when nvcc is found) for sm_90, the H100/H200 the GPU bundle and its
 # test (tests/deploy/gpu_bundle_test) target; CMAKE_ARGS may override it.
+launcher=()
+if command -v ccache > /dev/null; then  # optional: reuses objects across builds
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
+fi
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
-  ${CMAKE_ARGS:-}
+  "${launcher[@]}" ${CMAKE_ARGS:-}
 cmake --build "$BUILD_DIR" -j"$JOBS"
 
 label_args=()
