@@ -54,12 +54,14 @@ absl::StatusOr<std::shared_ptr<const ModelText>> ModelText::Load(
     }
   }
   if (!text->info_.chat_template.empty()) {
-    absl::StatusOr<jinja::ChatTemplate> parsed = jinja::ChatTemplate::Parse(text->info_.chat_template);
+    absl::StatusOr<jinja::ChatTemplate> parsed =
+        jinja::ChatTemplate::Parse(text->info_.chat_template);
     if (!parsed.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          overridden ? "--chat-template"
-                     : (files.chat_template_jinja.has_value() ? "chat_template.jinja"
-                                                             : "tokenizer_config.json chat_template"),
+          overridden
+              ? "--chat-template"
+              : (files.chat_template_jinja.has_value() ? "chat_template.jinja"
+                                                       : "tokenizer_config.json chat_template"),
           ": ", parsed.status().message()));
     }
     text->chat_template_ = *std::move(parsed);

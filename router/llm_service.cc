@@ -37,8 +37,9 @@ absl::StatusOr<std::shared_ptr<const LlmService::ServedModel>> LlmService::Model
         "no worker has reported its model yet; retry once a worker is healthy");
   }
   absl::MutexLock lock(&mu_);
-  if (model_ == nullptr || model_->text != text ||
-      model_->info.SerializeAsString() != info->SerializeAsString()) {
+  // The pool adopts (and forgets) a model and its ModelText together, so a
+  // new ModelText pointer is the only sign that the info changed.
+  if (model_ == nullptr || model_->text != text) {
     auto m = std::make_shared<ServedModel>();
     m->info = *info;
     m->text = std::move(text);

@@ -35,11 +35,11 @@
 #include <string>
 #include <vector>
 
-#include "common/model_text.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/model_text.h"
 #include "grpcpp/grpcpp.h"
 #include "router/circuit_breaker.h"
 #include "router/policy.h"

@@ -21,11 +21,11 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/model_text.h"
 #include "grpcpp/grpcpp.h"
 #include "router/circuit_breaker.h"
 #include "router/kv_watch.h"
 #include "router/task_scheduler.h"
-#include "common/model_text.h"
 #include "router/worker_pool.h"
 #include "tessera/v1/llm.grpc.pb.h"
 

@@ -22,7 +22,8 @@
 #include "worker/exec/replica_protocol.h"
 #include "worker/flags.h"
 
-ABSL_FLAG(std::string, prompt, "", "A text prompt (tokenized with the model's tokenizer, special tokens such as BOS added)");
+ABSL_FLAG(std::string, prompt, "",
+          "A text prompt (tokenized with the model's tokenizer, special tokens such as BOS added)");
 ABSL_FLAG(std::string, prompt_ids, "", "A prompt as token ids, e.g. \"1 2 3\"");
 ABSL_FLAG(std::string, prompts, "",
           "A JSONL file, one request a line: {\"prompt_token_ids\": [...] or \"prompt\": "

@@ -192,9 +192,9 @@ absl::StatusOr<std::unique_ptr<Replica>> BuildReplica(const ReplicaOptions& opti
           absl::StrCat("--tokenizer ", dir, ": no tokenizer.json in that directory"));
     }
     if ((*text)->tokenizer().vocab_size() > config.vocab_size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the tokenizer has ", (*text)->tokenizer().vocab_size(),
-          " tokens, more than the model's vocab_size ", config.vocab_size));
+      return absl::InvalidArgumentError(
+          absl::StrCat("the tokenizer has ", (*text)->tokenizer().vocab_size(),
+                       " tokens, more than the model's vocab_size ", config.vocab_size));
     }
     replica->text = *std::move(text);
   }
@@ -281,9 +281,9 @@ absl::StatusOr<std::unique_ptr<Replica>> BuildReplica(const ReplicaOptions& opti
   replica->limits.max_model_len = replica->sched.max_model_len;
   replica->limits.max_logprobs = options.max_logprobs;
   if (replica->comm->rank() == 0) {
-    replica->engine = std::make_unique<Engine>(replica->sched, replica->cache, eos_ids,
-                                               replica->limits, &replica->text->tokenizer(),
-                                               *replica->executor, *replica->comm);
+    replica->engine =
+        std::make_unique<Engine>(replica->sched, replica->cache, eos_ids, replica->limits,
+                                 &replica->text->tokenizer(), *replica->executor, *replica->comm);
   }
   if (device == Device::kCpu) {
     spdlog::info(

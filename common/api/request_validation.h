@@ -2,8 +2,8 @@
 // service and again in its engine) and the router (before placement), so
 // every path answers bad input with the same code and message, checked
 // against one RequestLimits (common/api/request_limits.h). Depends only on
-// the wire types, the model's text side (common/model_text.h) and SamplingParams: no engine, model or
-// gRPC. Stateless; thread-safe.
+// the wire types, the model's text side (common/model_text.h) and SamplingParams: no engine, model
+// or gRPC. Stateless; thread-safe.
 #pragma once
 
 #include <cstdint>

@@ -102,8 +102,8 @@ TEST(ModelTextTest, ChatNeedsATemplateAndValidKwargs) {
   EXPECT_EQ(ids.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(ids.status().message(), HasSubstr("--chat-template"));
 
-  std::shared_ptr<const ModelText> with =
-      LoadShared("stories260K", std::string(TESSERA_SOURCE_DIR) + "/tests/data/stories260k_chat.jinja");
+  std::shared_ptr<const ModelText> with = LoadShared(
+      "stories260K", std::string(TESSERA_SOURCE_DIR) + "/tests/data/stories260k_chat.jinja");
   ASSERT_NE(with, nullptr);
   EXPECT_TRUE(with->has_chat_template());
   EXPECT_NE(with->hash(), text->hash());

@@ -113,9 +113,9 @@ TEST(RouterTextTest, StoriesTextPromptGivesRunCText) {
 
 TEST(RouterTextTest, Qwen3ChatReachesTheWorkerAsGoldenIds) {
   TESSERA_REQUIRE_TOKENIZER("qwen3");
-  auto cluster = StartOne({"--dummy", "qwen3-tiny", "--tokenizer", TokenizerDir("qwen3"),
-                           "--device", "cpu", "--threads", "1", "--num-kv-blocks", "512",
-                           "--log-level", WorkerLogLevel()});
+  auto cluster =
+      StartOne({"--dummy", "qwen3-tiny", "--tokenizer", TokenizerDir("qwen3"), "--device", "cpu",
+                "--threads", "1", "--num-kv-blocks", "512", "--log-level", WorkerLogLevel()});
   ASSERT_NE(cluster, nullptr);
   const auto golden = ReadJsonl(TokenizerDir("qwen3") + "/chat_golden.jsonl");
   ASSERT_FALSE(golden.empty());
@@ -167,10 +167,9 @@ TEST(RouterTextTest, ChatTemplateFlagAndMismatchedWorkerRefused) {
 
   // A replica of the same model with another template: the router refuses
   // it, naming the tokenizer.
-  const std::string other =
-      (std::filesystem::temp_directory_path() / ("tessera_other_" + std::to_string(getpid()) +
-                                                 ".jinja"))
-          .string();
+  const std::string other = (std::filesystem::temp_directory_path() /
+                             ("tessera_other_" + std::to_string(getpid()) + ".jinja"))
+                                .string();
   {
     std::ofstream f(other);
     f << "{% for m in messages %}{{ m['content'] }}\n{% endfor %}";

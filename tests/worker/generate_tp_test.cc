@@ -88,8 +88,8 @@ TEST_P(GenerateTpTest, ReproducesTextReference) {
   // One prompt on the command line: stdout is the text and a newline.
   const std::string first = refs[0].at("prompt_text");
   ASSERT_EQ(first.find('\''), std::string::npos);
-  const auto plain =
-      testing::RunCommand(Mpirun(tp) + GenerateBinary() + " --prompt '" + first + "'" + common, 240);
+  const auto plain = testing::RunCommand(
+      Mpirun(tp) + GenerateBinary() + " --prompt '" + first + "'" + common, 240);
   ASSERT_EQ(plain.exit_code, 0) << plain.out;
   EXPECT_EQ(plain.out, refs[0].at("generated_text").get<std::string>() + "\n");
 

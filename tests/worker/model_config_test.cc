@@ -308,7 +308,8 @@ TEST(ModelConfigTest, LoadFromMissingDirectoryIsNotFound) {
 }
 
 TEST(ModelConfigTest, Presets) {
-  EXPECT_THAT(DummyPresetNames(), ElementsAre("tiny", "smollm2-135m", "qwen3-0.6b", "qwen3-tiny", "llama3-8b"));
+  EXPECT_THAT(DummyPresetNames(),
+              ElementsAre("tiny", "smollm2-135m", "qwen3-0.6b", "qwen3-tiny", "llama3-8b"));
   for (const std::string& name : DummyPresetNames()) {
     auto c = DummyModelConfig(name);
     ASSERT_TRUE(c.ok()) << name << ": " << c.status();
