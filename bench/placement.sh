@@ -81,12 +81,12 @@ run_policy() {
     port=$(tr -dc '0-9' < "$tmp/worker$i.port")
     workers="${workers:+$workers,}127.0.0.1:$port"
   done
-  "$ROUTER" --host 127.0.0.1 --port 0 --admin-port 0 --port-file "$tmp/router.port" \
+  "$ROUTER" --host 127.0.0.1 --port 0 --admin-port 0 --http-host 127.0.0.1 --http-port 0 --port-file "$tmp/router.port" \
     --workers "$workers" --policy "$policy" --log-level warn > "$tmp/router.log" 2>&1 &
   pids+=($!)
   wait_file "$tmp/router.port" "${pids[-1]}" tessera-router
   local client_port admin_port healthy=0
-  read -r client_port admin_port < "$tmp/router.port"
+  read -r client_port admin_port http_port < "$tmp/router.port"
   for _ in $(seq 300); do
     healthy=$("$CLI" --router "127.0.0.1:$admin_port" --timeout 2 --json status 2>/dev/null |
               python3 -c 'import json,sys; print(json.load(sys.stdin)["healthy"])' 2>/dev/null ||

@@ -64,11 +64,11 @@ pids+=($!)
 wait_file "$tmp/worker.port" "${pids[-1]}" tessera-worker
 worker_port=$(tr -dc '0-9' < "$tmp/worker.port")
 
-"$ROUTER" --host 127.0.0.1 --port 0 --admin-port 0 --port-file "$tmp/router.port" \
+"$ROUTER" --host 127.0.0.1 --port 0 --admin-port 0 --http-host 127.0.0.1 --http-port 0 --port-file "$tmp/router.port" \
   --workers "127.0.0.1:$worker_port" --log-level warn > "$tmp/router.log" 2>&1 &
 pids+=($!)
 wait_file "$tmp/router.port" "${pids[-1]}" tessera-router
-read -r client_port admin_port < "$tmp/router.port"
+read -r client_port admin_port http_port < "$tmp/router.port"
 
 # The router places requests once it has polled the worker healthy.
 healthy=0

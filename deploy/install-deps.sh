@@ -14,6 +14,12 @@ PACKAGES=(
   clang-format ccache
 )
 
+# Node.js and npm run the OpenAI SDK in the HTTP API's tests: the machine's own
+# when present, else Debian's.
+if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
+  PACKAGES+=(nodejs npm)
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

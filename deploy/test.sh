@@ -19,6 +19,10 @@ cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCH
   "${launcher[@]}" ${CMAKE_ARGS:-}
 cmake --build "$BUILD_DIR" -j"$JOBS"
 
+# The official `openai` SDK (npm) for the HTTP API's tests.
+TESSERA_TEST_CLIENTS=$(bash deploy/install-test-clients.sh "$BUILD_DIR/test-clients")
+export TESSERA_TEST_CLIENTS
+
 label_args=()
 if [ -n "${TESSERA_TEST_LABELS:-}" ]; then label_args=(-L "$TESSERA_TEST_LABELS"); fi
 ctest --test-dir "$BUILD_DIR" -j2 --output-on-failure --timeout 600 "${label_args[@]}"

@@ -1,4 +1,4 @@
-// Bearer-token checks for the router's gRPC services.
+// Bearer-token checks for the router's gRPC services and HTTP API.
 //
 // The router serves plaintext gRPC (InsecureServerCredentials), where gRPC's
 // AuthMetadataProcessor cannot be installed, so each protected handler calls
@@ -7,6 +7,8 @@
 //
 // Thread-safe: immutable after construction.
 #pragma once
+
+#include <optional>
 
 #include <string>
 
@@ -31,6 +33,9 @@ class BearerAuth {
   // `authorization: Bearer <token>`; UNAUTHENTICATED otherwise (the message
   // says what is missing or wrong, never the expected token).
   grpc::Status Check(const grpc::ServerContextBase& context) const;
+  // The same check of an `Authorization` header value (HTTP): nullopt when
+  // the request has none.
+  grpc::Status CheckAuthorization(std::optional<absl::string_view> authorization) const;
 
  private:
   std::string expected_;  // "Bearer <token>", or empty when disabled

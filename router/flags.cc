@@ -13,7 +13,7 @@ ABSL_FLAG(std::string, host, "0.0.0.0", "Address the client server (Llm, Registr
 ABSL_FLAG(int, port, 50050,
           "Client port (tessera.v1.Llm and tessera.v1.Registry); 0 = a free port");
 ABSL_FLAG(std::string, port_file, "",
-          "Once both servers listen, write \"CLIENT_PORT ADMIN_PORT\\n\" here (atomically: "
+          "Once the servers listen, write \"CLIENT_PORT ADMIN_PORT HTTP_PORT\\n\" here (atomically: "
           "write + rename)");
 ABSL_FLAG(std::string, admin_host, "127.0.0.1",
           "Address the admin server (tessera.v1.Admin) listens on; a non-loopback address "
@@ -25,6 +25,17 @@ ABSL_FLAG(std::string, admin_token, "",
 ABSL_FLAG(std::string, api_key, "",
           "Llm and Registry calls must send 'authorization: Bearer KEY'; default "
           "$TESSERA_API_KEY; empty = open. Health and reflection stay open");
+ABSL_FLAG(std::string, http_host, "0.0.0.0",
+          "Address the OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, "
+          "/v1/models, /health, /version, /tokenize, /detokenize) listens on");
+ABSL_FLAG(int, http_port, 8000,
+          "Port of the OpenAI-compatible HTTP API; 0 = a free port, -1 = no HTTP API");
+ABSL_FLAG(int, http_threads, 2, "Threads serving HTTP connections (all connections share them)");
+ABSL_FLAG(int64_t, max_request_body, 8 << 20,
+          "Largest HTTP request body in bytes; larger ones get 413");
+ABSL_FLAG(std::string, served_model_name, "",
+          "Comma-separated names clients may use for the model in requests (the first is the "
+          "one /v1/models and responses report); default: the workers' model id");
 ABSL_FLAG(std::string, workers, "",
           "Comma-separated workers (replica leaders): host:port entries, or dns:///NAME:PORT to "
           "follow a DNS name (e.g. a Kubernetes headless Service)");
@@ -81,6 +92,27 @@ absl::StatusOr<RouterServerOptions> RouterOptionsFromFlags() {
   o.admin_port = absl::GetFlag(FLAGS_admin_port);
   o.admin_token = FlagOrEnv(absl::GetFlag(FLAGS_admin_token), "TESSERA_ADMIN_TOKEN");
   o.api_key = FlagOrEnv(absl::GetFlag(FLAGS_api_key), "TESSERA_API_KEY");
+  o.http_host = absl::GetFlag(FLAGS_http_host);
+  o.http_port = absl::GetFlag(FLAGS_http_port);
+  o.http_threads = absl::GetFlag(FLAGS_http_threads);
+  if (o.http_port < -1 || o.http_port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--http-port must be -1 (off), 0 (a free port) or a port, got ", o.http_port));
+  }
+  if (o.http_threads < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--http-threads must be at least 1, got ", o.http_threads));
+  }
+  const int64_t max_body = absl::GetFlag(FLAGS_max_request_body);
+  if (max_body < 1024) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max-request-body must be at least 1024 bytes, got ", max_body));
+  }
+  o.max_request_body = static_cast<size_t>(max_body);
+  for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_served_model_name), ',')) {
+    name = absl::StripAsciiWhitespace(name);
+    if (!name.empty()) o.served_model_names.emplace_back(name);
+  }
   for (absl::string_view entry : absl::StrSplit(absl::GetFlag(FLAGS_workers), ',')) {
     entry = absl::StripAsciiWhitespace(entry);
     if (!entry.empty()) o.workers.emplace_back(entry);

@@ -7,12 +7,12 @@ namespace relay_internal {
 
 constexpr auto ToGrpc = api::ToGrpcStatus;
 
-grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateRelay::Begin() {
+void GenerateRelay::Start(RelayClient* client) {
   std::shared_ptr<GenerateRelay> self = shared_from_this();
-  auto* reactor = new Downstream(self);
   {
     absl::MutexLock lock(&mu_);
-    downstream_ = reactor;
+    TESSERA_CHECK(client_ == nullptr && !finish_called_, "a relay started twice");
+    client_ = client;
   }
   const AdmissionController::Ticket ticket =
       env_.admission->Acquire([self](absl::Status status) { self->Admitted(std::move(status)); });
@@ -26,27 +26,26 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateRelay::Begin() {
     }
   }
   Run(actions);
-  return reactor;
 }
 
 void GenerateRelay::Run(Actions& a) {
   if (a.cancel_upstream != nullptr) a.cancel_upstream->Cancel();
   if (a.cancel_alarm != nullptr) a.cancel_alarm->Cancel();
   if (a.cancel_ticket != 0) env_.admission->Cancel(a.cancel_ticket);
-  if (a.write) a.reactor->StartWrite(&writing_);
+  if (a.write) a.client->Deliver(&writing_);
   if (a.read != nullptr) a.read->StartRead(&a.read->response);
   if (a.release_hold != nullptr) a.release_hold->RemoveHold();
-  if (a.finish.has_value()) a.reactor->Finish(*a.finish);
+  if (a.finish.has_value()) a.client->End(*a.finish);
 }
 
 void GenerateRelay::MaybeFinishLocked(Actions& a) {
-  if (!final_status_.has_value() || finish_called_ || write_in_flight_ || downstream_ == nullptr) {
+  if (!final_status_.has_value() || finish_called_ || write_in_flight_ || client_ == nullptr) {
     return;
   }
   finish_called_ = true;
-  a.reactor = downstream_;
+  a.client = client_;
   a.finish = *final_status_;
-  downstream_ = nullptr;  // OnDone may follow the Finish at any time
+  client_ = nullptr;  // the client may go away once End is called
 }
 
 void GenerateRelay::Admitted(absl::Status status) {
@@ -240,12 +239,22 @@ bool RelayTracker::WaitIdle(absl::Duration timeout) const {
   return mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
 }
 
+std::shared_ptr<Relay> CreateGenerateRelay(const RelayEnvironment& env,
+                                           std::chrono::system_clock::time_point deadline,
+                                           v1::GenerateRequest request,
+                                           std::vector<uint64_t> block_hashes) {
+  return std::make_shared<relay_internal::GenerateRelay>(env, deadline, std::move(request),
+                                                         std::move(block_hashes));
+}
+
 grpc::ServerWriteReactor<v1::GenerateResponse>* StartGenerateRelay(
     const RelayEnvironment& env, grpc::CallbackServerContext* context, v1::GenerateRequest request,
     std::vector<uint64_t> block_hashes) {
-  auto relay = std::make_shared<relay_internal::GenerateRelay>(env, context, std::move(request),
-                                                               std::move(block_hashes));
-  return relay->Begin();
+  auto relay = std::make_shared<relay_internal::GenerateRelay>(
+      env, context->deadline(), std::move(request), std::move(block_hashes));
+  auto* reactor = new relay_internal::GenerateRelay::Downstream(relay);
+  relay->Start(reactor);
+  return reactor;
 }
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* FinishedGenerateReactor(grpc::Status status) {

@@ -9,7 +9,8 @@
 //             DEADLINE_EXCEEDED (waited --queue-timeout) or CANCELLED end it
 //   placing   WorkerPool::Place(block hashes, exclude = workers tried so far)
 //   streaming a grpc::ClientReadReactor reads the worker's stream; each message
-//             is written to the client (ServerWriteReactor) and the next read
+//             is delivered to the client (RelayClient: the gRPC stream or an
+//             HTTP response) and the next read
 //             starts only when that write completed: one message in flight
 //             each way, so memory per request is bounded and a slow client
 //             slows its worker's stream down (HTTP/2 flow control).
@@ -35,6 +36,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <memory>
 #include <cstdint>
 #include <vector>
 
@@ -88,9 +91,49 @@ struct RelayEnvironment {
   RelayOptions options;
 };
 
-// Starts relaying `request` (validated; prompt as token_ids; request_id set)
-// for the Generate call `context`; returns the reactor to hand to gRPC.
-// `block_hashes` are the prompt's full-block hashes for placement.
+// The client end of a relay: a gRPC Llm.Generate stream
+// (StartGenerateRelay below) or an HTTP response (router/openai/). The relay
+// calls it from gRPC / controller threads, never under its own lock.
+class RelayClient {
+ public:
+  // One message for the client. `message` stays valid, and no other Deliver
+  // comes, until the client calls Relay::WriteDone.
+  virtual void Deliver(const v1::GenerateResponse* message) = 0;
+  // The end of the request: called once, after the last delivered message
+  // was acknowledged; the relay touches the client no more afterwards.
+  virtual void End(grpc::Status status) = 0;
+
+ protected:
+  ~RelayClient() = default;
+};
+
+// One request being relayed (generate_relay_state.h), as its client sees it.
+// Thread-safe.
+class Relay {
+ public:
+  virtual ~Relay() = default;
+  // Starts admission; `client` must stay valid until its End is called.
+  // Call once.
+  virtual void Start(RelayClient* client) = 0;
+  // The delivered message was written (ok) or could not be (the client is
+  // gone: the request is cancelled).
+  virtual void WriteDone(bool ok) = 0;
+  // The client went away: the request is aborted (queued: it leaves the
+  // queue; streaming: the upstream call is cancelled), then End follows.
+  virtual void Cancel() = 0;
+};
+
+// A relay for `request` (validated; prompt as token_ids; request_id set),
+// with the client's `deadline` (system_clock max: none). `block_hashes` are
+// the prompt's full-block hashes for placement. Nothing starts before
+// Relay::Start.
+std::shared_ptr<Relay> CreateGenerateRelay(const RelayEnvironment& env,
+                                           std::chrono::system_clock::time_point deadline,
+                                           v1::GenerateRequest request,
+                                           std::vector<uint64_t> block_hashes);
+
+// Starts relaying `request` (as CreateGenerateRelay) for the gRPC Generate
+// call `context`; returns the reactor to hand to gRPC.
 grpc::ServerWriteReactor<v1::GenerateResponse>* StartGenerateRelay(
     const RelayEnvironment& env, grpc::CallbackServerContext* context, v1::GenerateRequest request,
     std::vector<uint64_t> block_hashes);

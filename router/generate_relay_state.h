@@ -36,18 +36,20 @@ inline grpc::Status Cancelled() {
 }
 
 // One Generate call being relayed. Owned jointly (shared_ptr) by its
-// downstream reactor (until the client call's OnDone), the upstream attempt
+// client (the gRPC reactor until the call's OnDone; an HTTP response until
+// its End), the upstream attempt
 // in progress (until that call's OnDone) and a pending admission callback;
 // the backoff alarm only holds a weak_ptr. The destructor returns the
 // admission slot: the request ends when both calls are over.
-class GenerateRelay : public std::enable_shared_from_this<GenerateRelay> {
+class GenerateRelay final : public Relay, public std::enable_shared_from_this<GenerateRelay> {
  public:
-  GenerateRelay(const RelayEnvironment& env, grpc::CallbackServerContext* context,
+  GenerateRelay(const RelayEnvironment& env, std::chrono::system_clock::time_point deadline,
                 v1::GenerateRequest request, std::vector<uint64_t> block_hashes)
       : env_(env),
-        deadline_(context->deadline()),
+        deadline_(deadline),
         request_(std::move(request)),
-        block_hashes_(std::move(block_hashes)) {
+        block_hashes_(std::move(block_hashes)),
+        choices_(std::max(1, request_.sampling().has_n() ? request_.sampling().n() : 1)) {
     env_.tracker->Add();
   }
 
@@ -67,10 +69,14 @@ class GenerateRelay : public std::enable_shared_from_this<GenerateRelay> {
   GenerateRelay(const GenerateRelay&) = delete;
   GenerateRelay& operator=(const GenerateRelay&) = delete;
 
-  grpc::ServerWriteReactor<v1::GenerateResponse>* Begin();
+  // Relay.
+  void Start(RelayClient* client) override;
+  void WriteDone(bool ok) override;
+  void Cancel() override { ClientCancelled(); }
+
+  class Downstream;  // the gRPC client
 
  private:
-  class Downstream;
   class Upstream;
 
   // gRPC operations decided under mu_ and run after releasing it (they may
@@ -79,9 +85,9 @@ class GenerateRelay : public std::enable_shared_from_this<GenerateRelay> {
     std::shared_ptr<Upstream> cancel_upstream;  // TryCancel
     std::shared_ptr<grpc::Alarm> cancel_alarm;
     AdmissionController::Ticket cancel_ticket = 0;
-    Downstream* reactor = nullptr;
-    bool write = false;                      // StartWrite(&writing_)
-    std::optional<grpc::Status> finish;      // Finish
+    RelayClient* client = nullptr;
+    bool write = false;                      // Deliver(&writing_)
+    std::optional<grpc::Status> finish;      // End
     std::shared_ptr<Upstream> read;          // StartRead
     std::shared_ptr<Upstream> release_hold;  // RemoveHold
   };
@@ -99,7 +105,6 @@ class GenerateRelay : public std::enable_shared_from_this<GenerateRelay> {
   void PlaceAndStart();
   void UpstreamRead(bool ok);
   void UpstreamDone(const grpc::Status& status);
-  void WriteDone(bool ok);
   void ClientCancelled();
   void BackoffDone();
   void ScheduleRetry(absl::Duration delay);
@@ -108,6 +113,7 @@ class GenerateRelay : public std::enable_shared_from_this<GenerateRelay> {
   const std::chrono::system_clock::time_point deadline_;  // the client's (max: none)
   const v1::GenerateRequest request_;
   const std::vector<uint64_t> block_hashes_;
+  const int choices_;  // SamplingParams.n: the stream is complete after this many final messages
 
   // Where the request is (generate_relay.h). Transitions:
   //   kQueued    -> kPlacing (admitted) | kEnded (refused: queue full, timeout, cancel)
@@ -122,7 +128,7 @@ class GenerateRelay : public std::enable_shared_from_this<GenerateRelay> {
 
   absl::Mutex mu_;
   Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kQueued;
-  Downstream* downstream_ ABSL_GUARDED_BY(mu_) = nullptr;  // valid until Finish is called
+  RelayClient* client_ ABSL_GUARDED_BY(mu_) = nullptr;  // valid until End is called
   bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   v1::GenerateResponse writing_;                                   // owned by the write in flight
@@ -145,12 +151,17 @@ class GenerateRelay : public std::enable_shared_from_this<GenerateRelay> {
   // What reached the client.
   int64_t delivered_messages_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t delivered_tokens_ ABSL_GUARDED_BY(mu_) = 0;
-  bool saw_final_ ABSL_GUARDED_BY(mu_) = false;  // a message with a finish reason
+  int finals_ ABSL_GUARDED_BY(mu_) = 0;  // messages with a finish reason (one per choice)
 };
 
-class GenerateRelay::Downstream : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+// The gRPC client: the Llm.Generate call's write reactor. Owned by gRPC
+// (deleted in OnDone).
+class GenerateRelay::Downstream : public grpc::ServerWriteReactor<v1::GenerateResponse>,
+                                  public RelayClient {
  public:
   explicit Downstream(std::shared_ptr<GenerateRelay> relay) : relay_(std::move(relay)) {}
+  void Deliver(const v1::GenerateResponse* message) override { StartWrite(message); }
+  void End(grpc::Status status) override { Finish(std::move(status)); }
   void OnWriteDone(bool ok) override { relay_->WriteDone(ok); }
   void OnCancel() override { relay_->ClientCancelled(); }
   void OnDone() override { delete this; }

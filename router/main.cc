@@ -29,11 +29,11 @@
 namespace tessera::router {
 namespace {
 
-absl::Status WritePortFile(const std::string& path, int port, int admin_port) {
+absl::Status WritePortFile(const std::string& path, int port, int admin_port, int http_port) {
   const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << port << " " << admin_port << "\n";
+    out << port << " " << admin_port << " " << http_port << "\n";
     out.close();
     if (!out) return absl::InternalError(absl::StrCat("--port-file: cannot write ", tmp));
   }
@@ -95,7 +95,8 @@ int Run() {
     return server.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
   if (const std::string port_file = PortFileFlag(); !port_file.empty()) {
-    if (absl::Status s = WritePortFile(port_file, (*server)->port(), (*server)->admin_port());
+    if (absl::Status s = WritePortFile(port_file, (*server)->port(), (*server)->admin_port(),
+                                       (*server)->http_port());
         !s.ok()) {
       spdlog::error("{}", s.message());
       return 1;

@@ -16,7 +16,7 @@ void GenerateRelay::UpstreamRead(bool ok) {
     bool relay = false;  // write the message to the client
     switch (phase_) {
       case Phase::kStreaming:
-        relay = ok && !cancelled_ && downstream_ != nullptr;
+        relay = ok && !cancelled_ && client_ != nullptr;
         break;
       case Phase::kQueued:  // not reachable: reads happen only in kStreaming
       case Phase::kPlacing:
@@ -29,9 +29,9 @@ void GenerateRelay::UpstreamRead(bool ok) {
       writing_.Swap(&upstream_->response);
       ++delivered_messages_;
       delivered_tokens_ += writing_.token_ids_size();
-      if (writing_.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) saw_final_ = true;
+      if (writing_.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) ++finals_;
       write_in_flight_ = true;
-      actions.reactor = downstream_;
+      actions.client = client_;
       actions.write = true;
     } else if (hold_) {
       // The stream is over (or we stop reading it): let the call end.
@@ -89,7 +89,7 @@ void GenerateRelay::UpstreamDone(const grpc::Status& status) {
     TESSERA_CHECK(phase_ == Phase::kStreaming, "an attempt ended outside kStreaming");
     AttemptFacts facts;
     facts.status = status;
-    facts.saw_final = saw_final_;
+    facts.saw_final = finals_ >= choices_;
     facts.client_cancelled = cancelled_;
     facts.client_deadline_passed = std::chrono::system_clock::now() >= deadline_;
     std::optional<grpc::Status> failure;

@@ -1,6 +1,7 @@
 #include "router/router_server.h"
 
 #include <chrono>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -11,6 +12,7 @@
 #include "router/admin_service.h"
 #include "router/auth.h"
 #include "router/llm_service.h"
+#include "router/openai/http_api.h"
 #include "router/registry_service.h"
 
 namespace tessera::router {
@@ -92,7 +94,9 @@ constexpr std::initializer_list<const char*> kAdminServices = {"tessera.v1.Admin
 struct RouterServer::Services {
   std::unique_ptr<BearerAuth> api_auth;
   std::unique_ptr<BearerAuth> admin_auth;
+  std::unique_ptr<RequestIntake> intake;
   std::unique_ptr<LlmService> llm;
+  std::unique_ptr<openai::HttpApi> http_api;
   std::unique_ptr<RegistryService> registry;
   std::unique_ptr<AdminService> admin;
 };
@@ -141,8 +145,17 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(RouterServerOp
   llm.relay.tracker = &r->tracker_;
   llm.relay.options = o.relay;
   llm.auth = services->api_auth.get();
-  llm.request_id_prefix = o.request_id_prefix;
+  IntakeOptions intake;
+  intake.request_id_prefix = o.request_id_prefix;
+  intake.served_model_names = o.served_model_names;
+  services->intake = std::make_unique<RequestIntake>(r->pool_.get(), std::move(intake));
+  llm.intake = services->intake.get();
+  openai::HttpApiOptions http_api;
+  http_api.relay = llm.relay;
+  http_api.intake = llm.intake;
+  http_api.auth = llm.auth;
   services->llm = std::make_unique<LlmService>(std::move(llm));
+  services->http_api = std::make_unique<openai::HttpApi>(std::move(http_api));
   services->registry = std::make_unique<RegistryService>(r->pool_.get(), services->api_auth.get(),
                                                          o.heartbeat_interval);
   services->admin = std::make_unique<AdminService>(r->pool_.get(), r->admission_.get(),
@@ -175,11 +188,33 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(RouterServerOp
           absl::StrCat("cannot listen on ", listen, " (--admin-host/--admin-port)"));
     }
   }
+  if (o.http_port >= 0) {
+    http::ServerOptions http_options;
+    http_options.host = o.http_host;
+    http_options.port = o.http_port;
+    http_options.threads = o.http_threads;
+    http_options.max_body_bytes = o.max_request_body;
+    http_options.error_response = &openai::ServerErrorResponse;
+    openai::HttpApi* api = r->services_->http_api.get();
+    absl::StatusOr<std::unique_ptr<http::Server>> http_server = http::Server::Start(
+        std::move(http_options), [api](http::Request request, std::shared_ptr<http::Exchange> e) {
+          api->Handle(std::move(request), std::move(e));
+        });
+    if (!http_server.ok()) {
+      return absl::Status(http_server.status().code(),
+                          absl::StrCat(http_server.status().message(), " (--http-host/--http-port)"));
+    }
+    r->http_server_ = *std::move(http_server);
+    r->http_port_ = r->http_server_->port();
+  }
   SetServing(r->server_.get(), kClientServices, true);
   SetServing(r->admin_server_.get(), kAdminServices, true);
-  spdlog::info("tessera-router: client port {}:{}, admin port {}:{}, policy {}, {} worker(s)",
-               o.host, r->port_, o.admin_host, r->admin_port_, r->pool_->policy().name(),
-               r->pool_->List().size());
+  spdlog::info(
+      "tessera-router: client port {}:{}, admin port {}:{}, HTTP (OpenAI API) {}, policy {}, {} "
+      "worker(s)",
+      o.host, r->port_, o.admin_host, r->admin_port_,
+      r->http_port_ >= 0 ? absl::StrCat(o.http_host, ":", r->http_port_) : "off",
+      r->pool_->policy().name(), r->pool_->List().size());
   return r;
 }
 
@@ -192,7 +227,14 @@ void RouterServer::Shutdown(absl::Duration grace) {
                         absl::ToChronoNanoseconds(std::max(grace, absl::ZeroDuration()));
   // In-flight streams get until the deadline; then gRPC cancels them, and
   // each relay cancels its upstream call.
+  // HTTP streams get the same grace, at the same time; then they are closed,
+  // which cancels their relays.
+  std::thread http_stop;
+  if (http_server_ != nullptr) {
+    http_stop = std::thread([this, grace] { http_server_->Shutdown(grace); });
+  }
   if (server_ != nullptr) server_->Shutdown(deadline);
+  if (http_stop.joinable()) http_stop.join();
   if (admin_server_ != nullptr) {
     admin_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   }

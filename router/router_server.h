@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "router/admission.h"
+#include "common/http/http_server.h"
 #include "router/dns_discovery.h"
 #include "router/generate_relay.h"
 #include "router/policy.h"
@@ -30,6 +31,11 @@ struct RouterServerOptions {
   std::string admin_host = "127.0.0.1";
   int admin_port = 50055;   // 0 = a free port
   std::string admin_token;  // empty: Admin is open, allowed on loopback hosts only
+  // The OpenAI-compatible HTTP API (router/openai/http_api.h).
+  std::string http_host = "0.0.0.0";
+  int http_port = 0;  // 0 = a free port (see http_port()); -1 = no HTTP API
+  size_t max_request_body = 8 << 20;  // bytes; larger bodies get 413
+  int http_threads = 2;
   std::string api_key;      // empty: Llm and Registry are open
   // host:port entries (source STATIC) and dns:///NAME:PORT entries (DNS).
   std::vector<std::string> workers;
@@ -44,6 +50,9 @@ struct RouterServerOptions {
   WorkerPoolOptions pool;
   absl::Duration heartbeat_interval = absl::Seconds(1);  // told to registering workers
   std::string request_id_prefix;                         // empty: "router-<random hex>"
+  // --served-model-name: what clients may call the model (the first is
+  // reported); empty: the workers' model id.
+  std::vector<std::string> served_model_names;
 };
 
 class RouterServer {
@@ -61,6 +70,7 @@ class RouterServer {
 
   int port() const { return port_; }              // the bound client port
   int admin_port() const { return admin_port_; }  // the bound admin port
+  int http_port() const { return http_port_; }    // the bound HTTP port (-1: none)
   WorkerPool& pool() { return *pool_; }
   const RouterCounters& counters() const { return counters_; }
   const AdmissionController& admission() const { return *admission_; }
@@ -83,7 +93,9 @@ class RouterServer {
   std::unique_ptr<Services> services_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<grpc::Server> admin_server_;
+  std::unique_ptr<http::Server> http_server_;
   int port_ = 0;
+  int http_port_ = -1;
   int admin_port_ = 0;
   bool shut_down_ = false;
 };

@@ -138,6 +138,8 @@ TEST_F(LaunchReplicaTest, TwoRankReplicaAnswersThroughTheRouterThenDrainsOnSigus
                             "127.0.0.1",
                             "--admin-port",
                             "0",
+                            "--http-port",
+                            "-1",
                             "--port-file",
                             router_ports,
                             "--admin-token",

@@ -26,16 +26,19 @@ std::string ReadWholeFile(const std::string& path) {
   return s.str();
 }
 
-// "CLIENT_PORT ADMIN_PORT\n", written atomically by the router.
-bool ReadRouterPortFile(const std::string& path, int* client_port, int* admin_port) {
+// "CLIENT_PORT ADMIN_PORT HTTP_PORT\n", written atomically by the router.
+bool ReadRouterPortFile(const std::string& path, int* client_port, int* admin_port,
+                        int* http_port) {
   std::ifstream in(path);
   if (!in) return false;
   int c = 0;
   int a = 0;
-  if (!(in >> c >> a)) return false;
-  if (c <= 0 || c > 65535 || a <= 0 || a > 65535) return false;
+  int h = 0;
+  if (!(in >> c >> a >> h)) return false;
+  if (c <= 0 || c > 65535 || a <= 0 || a > 65535 || h <= 0 || h > 65535) return false;
   *client_port = c;
   *admin_port = a;
+  *http_port = h;
   return true;
 }
 
@@ -179,6 +182,10 @@ bool RouterCluster::StartRouter(const RouterOptions& options, std::string* error
                                    "127.0.0.1",
                                    "--admin-port",
                                    "0",
+                                   "--http-host",
+                                   "127.0.0.1",
+                                   "--http-port",
+                                   "0",
                                    "--port-file",
                                    port_file,
                                    "--health-interval-ms",
@@ -216,8 +223,10 @@ bool RouterCluster::StartRouter(const RouterOptions& options, std::string* error
   };
   int client_port = 0;
   int admin_port = 0;
+  int http_port = 0;
   const bool have_ports = PollUntil(options.start_timeout, [&] {
-    return ReadRouterPortFile(port_file, &client_port, &admin_port) || !router_->Running();
+    return ReadRouterPortFile(port_file, &client_port, &admin_port, &http_port) ||
+           !router_->Running();
   });
   if (!have_ports || client_port == 0) {
     const std::optional<int> code = router_->WaitExit(milliseconds(0));
@@ -228,6 +237,7 @@ bool RouterCluster::StartRouter(const RouterOptions& options, std::string* error
   }
   client_address_ = "127.0.0.1:" + std::to_string(client_port);
   admin_address_ = "127.0.0.1:" + std::to_string(admin_port);
+  http_address_ = "127.0.0.1:" + std::to_string(http_port);
   client_channel_ = MakeTestChannel(client_address_);
   admin_channel_ = MakeTestChannel(admin_address_);
   llm_ = tessera::v1::Llm::NewStub(client_channel_);

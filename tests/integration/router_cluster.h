@@ -93,6 +93,8 @@ class RouterCluster {
   const RouterOptions& router_options() const { return router_options_; }
   const std::string& client_address() const { return client_address_; }  // "127.0.0.1:P"
   const std::string& admin_address() const { return admin_address_; }
+  // The OpenAI-compatible HTTP API, "127.0.0.1:P".
+  const std::string& http_address() const { return http_address_; }
   std::shared_ptr<grpc::Channel> client_channel() const { return client_channel_; }
   std::shared_ptr<grpc::Channel> admin_channel() const { return admin_channel_; }
   tessera::v1::Llm::Stub& llm() const { return *llm_; }
@@ -178,6 +180,7 @@ class RouterCluster {
   std::unique_ptr<Process> router_;
   std::string client_address_;
   std::string admin_address_;
+  std::string http_address_;
   std::shared_ptr<grpc::Channel> client_channel_;
   std::shared_ptr<grpc::Channel> admin_channel_;
   std::unique_ptr<tessera::v1::Llm::Stub> llm_;

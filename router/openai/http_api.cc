@@ -1,0 +1,288 @@
+#include "router/openai/http_api.h"
+
+#include <chrono>
+#include <utility>
+#include <vector>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "common/api/grpc_status.h"
+#include "common/logging.h"
+#include "router/openai/protocol.h"
+
+namespace tessera::router::openai {
+namespace {
+
+using http::Exchange;
+using http::Header;
+using http::Response;
+
+int64_t UnixSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string RandomHex() {
+  thread_local absl::BitGen bitgen;
+  return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(bitgen),
+                         absl::Uniform<uint64_t>(bitgen));
+}
+
+absl::Status ToAbsl(const grpc::Status& s) {
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+Response JsonResponse(int status, std::string body) {
+  Response r;
+  r.status = status;
+  r.headers.push_back({"content-type", "application/json"});
+  r.body = std::move(body);
+  return r;
+}
+
+// An OpenAI error response; 429 and 503 tell the client when to come back
+// (the SDK honours Retry-After and retries those codes).
+Response ErrorResponse(const ApiError& error) {
+  Response r = JsonResponse(error.http_status, ErrorBody(error));
+  if (error.http_status == 429 || error.http_status == 503) {
+    r.headers.push_back({"retry-after", "1"});
+  }
+  return r;
+}
+
+void RespondError(Exchange& exchange, const absl::Status& status) {
+  exchange.Respond(ErrorResponse(FromStatus(status)));
+}
+
+// One HTTP generation request: one relay per prompt, their messages turned
+// into the response by a ResponseBuilder. Owns itself until every relay has
+// ended (the relays hold their clients by raw pointer until End).
+class HttpCall : public std::enable_shared_from_this<HttpCall> {
+ public:
+  HttpCall(std::shared_ptr<Exchange> exchange, ResponseBuilder builder, bool stream)
+      : exchange_(std::move(exchange)), builder_(std::move(builder)), stream_(stream) {}
+
+  // Creates the relays; then Start() runs them.
+  void Add(const RelayEnvironment& env, PreparedRequest prepared) {
+    auto client = std::make_unique<PromptClient>(this, static_cast<int>(clients_.size()));
+    client->relay = CreateGenerateRelay(env, std::chrono::system_clock::time_point::max(),
+                                        std::move(prepared.upstream),
+                                        std::move(prepared.block_hashes));
+    clients_.push_back(std::move(client));
+  }
+
+  void Start() {
+    self_ = shared_from_this();  // released when the last relay ended
+    {
+      absl::MutexLock lock(&mu_);
+      running_ = static_cast<int>(clients_.size());
+    }
+    // A client that leaves cancels every relay; each then ends (End).
+    std::weak_ptr<HttpCall> weak = weak_from_this();
+    exchange_->OnClientClose([weak] {
+      if (std::shared_ptr<HttpCall> call = weak.lock()) call->CancelAll();
+    });
+    for (auto& c : clients_) c->relay->Start(c.get());
+  }
+
+ private:
+  struct PromptClient final : RelayClient {
+    PromptClient(HttpCall* call, int prompt) : call(call), prompt(prompt) {}
+    void Deliver(const v1::GenerateResponse* message) override { call->Deliver(*this, *message); }
+    void End(grpc::Status status) override { call->End(*this, std::move(status)); }
+    HttpCall* const call;
+    const int prompt;
+    std::shared_ptr<Relay> relay;
+  };
+
+  void CancelAll() {
+    for (auto& c : clients_) c->relay->Cancel();
+  }
+
+  void Deliver(PromptClient& client, const v1::GenerateResponse& message) {
+    std::string chunk;
+    bool start_stream = false;
+    {
+      absl::MutexLock lock(&mu_);
+      chunk = builder_.OnMessage(client.prompt, message);
+      if (stream_ && !stream_started_) {
+        stream_started_ = true;
+        start_stream = true;
+      }
+    }
+    if (!stream_ || chunk.empty()) {
+      client.relay->WriteDone(true);  // kept for the final body / nothing to send
+      return;
+    }
+    if (start_stream) {
+      exchange_->StartStream(200, {{"content-type", "text/event-stream"},
+                                   {"cache-control", "no-cache"}});
+    }
+    std::shared_ptr<Relay> relay = client.relay;
+    exchange_->Write(std::move(chunk), [relay](bool ok) { relay->WriteDone(ok); });
+  }
+
+  void End(PromptClient& /*client*/, grpc::Status status) {
+    bool last = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!status.ok() && !failure_.has_value()) failure_ = ToAbsl(status);
+      last = --running_ == 0;
+    }
+    if (!status.ok() && !last) {
+      CancelAll();  // one prompt failed: the response fails as a whole
+      return;
+    }
+    if (last) Complete();
+  }
+
+  // Every relay has ended: the end of the response.
+  void Complete() {
+    std::optional<absl::Status> failure;
+    bool started;
+    std::string tail;
+    {
+      absl::MutexLock lock(&mu_);
+      failure = failure_;
+      started = stream_started_;
+      if (!failure.has_value()) {
+        tail = builder_.Finish();
+      } else if (started) {
+        tail = builder_.ErrorEvent(FromStatus(*failure));
+      }
+    }
+    if (failure.has_value() && !started) {
+      RespondError(*exchange_, *failure);
+    } else if (!stream_) {
+      exchange_->Respond(JsonResponse(200, std::move(tail)));
+    } else {
+      if (!started) {
+        exchange_->StartStream(200, {{"content-type", "text/event-stream"},
+                                     {"cache-control", "no-cache"}});
+      }
+      exchange_->Write(std::move(tail), nullptr);
+      exchange_->End();
+    }
+    // The relays are done with their clients; the exchange's close callback
+    // holds only a weak reference.
+    self_.reset();
+  }
+
+  const std::shared_ptr<Exchange> exchange_;
+  std::vector<std::unique_ptr<PromptClient>> clients_;  // fixed before Start
+  std::shared_ptr<HttpCall> self_;
+  absl::Mutex mu_;
+  ResponseBuilder builder_ ABSL_GUARDED_BY(mu_);
+  const bool stream_;
+  bool stream_started_ ABSL_GUARDED_BY(mu_) = false;
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<absl::Status> failure_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+http::Response ServerErrorResponse(int status, std::string_view message) {
+  ApiError error = FromStatus(absl::InvalidArgumentError(message));
+  error.http_status = status;
+  if (status >= 500) error.type = "server_error";
+  return ErrorResponse(error);
+}
+
+HttpApi::HttpApi(HttpApiOptions options) : options_(std::move(options)) {}
+
+void HttpApi::Handle(http::Request request, std::shared_ptr<Exchange> exchange) {
+  const std::string& path = request.path;
+  const bool get = request.method == "GET";
+  const bool post = request.method == "POST";
+  // Open: health and version (load balancers, probes).
+  if (path == "/health" && get) return Health(std::move(exchange));
+  if (path == "/version" && get) {
+    return exchange->Respond(JsonResponse(200, VersionBody()));
+  }
+  const bool known = path == "/v1/chat/completions" || path == "/v1/completions" ||
+                     path == "/v1/models" || path == "/tokenize" || path == "/detokenize";
+  if (!known) {
+    return RespondError(*exchange,
+                        absl::NotFoundError(absl::StrCat("no route ", request.method, " ", path)));
+  }
+  const std::string_view authorization = request.header("authorization");
+  if (grpc::Status s = options_.auth->CheckAuthorization(
+          authorization.empty() ? std::nullopt : std::optional<absl::string_view>(authorization));
+      !s.ok()) {
+    return RespondError(*exchange, ToAbsl(s));
+  }
+  if (path == "/v1/models" && get) return Models(std::move(exchange));
+  if (!post) {
+    ApiError error = FromStatus(absl::InvalidArgumentError(
+        absl::StrCat("method ", request.method, " is not allowed on ", path, "; use POST")));
+    error.http_status = 405;
+    return exchange->Respond(ErrorResponse(error));
+  }
+  if (path == "/v1/chat/completions") return Generate(true, request, std::move(exchange));
+  if (path == "/v1/completions") return Generate(false, request, std::move(exchange));
+  if (path == "/tokenize") return Tokenize(false, request, std::move(exchange));
+  return Tokenize(true, request, std::move(exchange));
+}
+
+void HttpApi::Generate(bool chat, const http::Request& request,
+                       std::shared_ptr<Exchange> exchange) {
+  absl::StatusOr<std::shared_ptr<const ServedModel>> model = options_.intake->Model();
+  if (!model.ok()) return RespondError(*exchange, model.status());
+  const ServedModel& served = **model;
+  absl::StatusOr<ParsedRequest> parsed =
+      chat ? ParseChatRequest(request.body) : ParseCompletionRequest(request.body);
+  if (!parsed.ok()) return RespondError(*exchange, parsed.status());
+  std::vector<PreparedRequest> prepared;
+  prepared.reserve(parsed->prompts.size());
+  for (v1::GenerateRequest& prompt : parsed->prompts) {
+    absl::StatusOr<PreparedRequest> p =
+        options_.intake->Prepare(served, std::move(prompt), /*fill_max_tokens=*/true);
+    if (!p.ok()) return RespondError(*exchange, p.status());
+    prepared.push_back(*std::move(p));
+  }
+  const std::string id = absl::StrCat(chat ? "chatcmpl-" : "cmpl-", RandomHex());
+  const bool stream = parsed->stream;
+  ResponseBuilder builder(*parsed, id, UnixSeconds(), served.names.front(),
+                          &served.text->tokenizer());
+  auto call = std::make_shared<HttpCall>(std::move(exchange), std::move(builder), stream);
+  for (PreparedRequest& p : prepared) {
+    options_.relay.counters->total.fetch_add(1);
+    call->Add(options_.relay, std::move(p));
+  }
+  call->Start();
+}
+
+void HttpApi::Models(std::shared_ptr<Exchange> exchange) {
+  absl::StatusOr<std::shared_ptr<const ServedModel>> model = options_.intake->Model();
+  if (!model.ok()) return RespondError(*exchange, model.status());
+  exchange->Respond(JsonResponse(200, ModelsBody((*model)->names, (*model)->info)));
+}
+
+void HttpApi::Health(std::shared_ptr<Exchange> exchange) {
+  const v1::ClusterStatus status = options_.relay.pool->Status();
+  if (status.healthy() > 0) {
+    exchange->Respond(JsonResponse(200, absl::StrCat(R"({"status":"ok","healthy_workers":)",
+                                                     status.healthy(), "}")));
+  } else {
+    Response r = JsonResponse(503, absl::StrCat(R"({"status":"unavailable","workers":)",
+                                                status.workers(), R"(,"healthy_workers":0})"));
+    r.headers.push_back({"retry-after", "1"});
+    exchange->Respond(std::move(r));
+  }
+}
+
+void HttpApi::Tokenize(bool detokenize, const http::Request& request,
+                       std::shared_ptr<Exchange> exchange) {
+  absl::StatusOr<std::shared_ptr<const ServedModel>> model = options_.intake->Model();
+  if (!model.ok()) return RespondError(*exchange, model.status());
+  const ServedModel& served = **model;
+  absl::StatusOr<std::string> body =
+      detokenize ? DetokenizeBody(request.body, served) : TokenizeBody(request.body, served);
+  if (!body.ok()) return RespondError(*exchange, body.status());
+  exchange->Respond(JsonResponse(200, *std::move(body)));
+}
+
+}  // namespace tessera::router::openai
