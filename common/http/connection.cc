@@ -84,10 +84,12 @@ void Connection::DoDrain() {
     case State::kReading:
       if (!request_started_) Close();  // idle keep-alive connection
       return;                          // a request on its way gets 503 once parsed
+    case State::kLingering:
+      Close();  // its response is complete
+      return;
     case State::kHandling:
     case State::kStreaming:
     case State::kFlushing:
-    case State::kLingering:
     case State::kClosed:
       return;  // FinishResponse closes instead of reading the next request
   }

@@ -111,8 +111,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string remote_;
 
   // Input.
-  boost::beast::flat_buffer buffer_;
-  bool reading_ = false;  // an async_read_some is in flight
+  boost::beast::flat_buffer buffer_;  // received, not yet parsed
+  std::unique_ptr<char[]> scratch_;   // what the pending read fills
+  bool reading_ = false;              // an async_read_some into scratch_ is in flight
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   bool request_started_ = false;  // bytes of the next request have arrived
   bool header_done_ = false;

@@ -1,10 +1,12 @@
 // Connection, input side: the read loop, request parsing with Beast's parser, the header,
 // body and idle deadlines, and handing a parsed request to the handler.
 #include <exception>
+#include <memory>
 #include <string>
 #include <utility>
 
 #include "absl/time/time.h"
+#include "boost/asio/buffer.hpp"
 #include "boost/beast/core/string.hpp"
 #include "boost/beast/http/error.hpp"
 #include "common/http/connection.h"
@@ -70,7 +72,9 @@ size_t Connection::ReadCap() const {
 void Connection::MaybeRead() {
   if (reading_ || state_ == State::kClosed || buffer_.size() >= ReadCap()) return;
   reading_ = true;
-  socket_.async_read_some(buffer_.prepare(kReadChunk),
+  // Into a buffer of its own: Parse may consume (and so move) buffer_ while a read is pending.
+  if (!scratch_) scratch_ = std::make_unique<char[]>(kReadChunk);
+  socket_.async_read_some(boost::asio::buffer(scratch_.get(), kReadChunk),
                           [self = shared_from_this()](const boost::system::error_code& ec,
                                                       size_t n) { self->OnRead(ec, n); });
 }
@@ -82,17 +86,17 @@ void Connection::OnRead(const boost::system::error_code& ec, size_t n) {
     Close();
     return;
   }
+  if (state_ == State::kLingering) return MaybeRead();  // dropped
+  boost::asio::buffer_copy(buffer_.prepare(n), boost::asio::buffer(scratch_.get(), n));
   buffer_.commit(n);
   switch (state_) {
     case State::kReading:
       Parse();
       break;
-    case State::kLingering:
-      buffer_.consume(buffer_.size());
-      break;
     case State::kHandling:
     case State::kStreaming:
     case State::kFlushing:
+    case State::kLingering:
     case State::kClosed:
       break;
   }

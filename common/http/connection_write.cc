@@ -155,9 +155,12 @@ void Connection::OnWritten(const std::shared_ptr<Batch>& batch,
   }
 }
 
-// kFlushing -> kReading (keep-alive) or kLingering (close), once the response is written.
+// kFlushing -> kReading (keep-alive), kLingering (close) or kClosed (shutdown), once the
+// response is written.
 void Connection::FinishResponse() {
-  if (close_after_ || !keep_alive_ || core_->draining()) {
+  if (core_->draining()) {
+    Close();  // shutdown does not wait for the client to close its end
+  } else if (close_after_ || !keep_alive_) {
     StartLinger();
   } else {
     BeginRequest(/*first=*/false);
