@@ -348,8 +348,8 @@ ParsedRequest Parse(Endpoint endpoint, const OrderedJson& body, const ParseOptio
 
 }  // namespace
 
-ApiOr<ParsedRequest> ParseRequest(Endpoint endpoint, const OrderedJson& body,
-                                  const ParseOptions& options) {
+ApiOr<ParsedRequest> ParseRequestJson(Endpoint endpoint, const OrderedJson& body,
+                                      const ParseOptions& options) {
   if (!body.is_object()) {
     return InvalidRequest("",
                           absl::StrCat("request body must be a JSON object, got ", TypeName(body)));
@@ -361,7 +361,7 @@ ApiOr<ParsedRequest> ParseRequest(Endpoint endpoint, absl::string_view body,
                                   const ParseOptions& options) {
   ApiOr<OrderedJson> json = internal::ParseObject(body);
   if (!json.ok()) return json.error();
-  return ParseRequest(endpoint, *json, options);
+  return ParseRequestJson(endpoint, *json, options);
 }
 
 void FillDefaultMaxTokens(v1::GenerateRequest& request, int64_t prompt_len, int64_t max_model_len) {

@@ -78,8 +78,9 @@ struct ParsedRequest {
 // naming the field for anything wrong; never throws.
 ApiOr<ParsedRequest> ParseRequest(Endpoint endpoint, absl::string_view body,
                                   const ParseOptions& options = {});
-ApiOr<ParsedRequest> ParseRequest(Endpoint endpoint, const nlohmann::ordered_json& body,
-                                  const ParseOptions& options = {});
+// The same for a body already parsed (e.g. by the glue, to read `model`).
+ApiOr<ParsedRequest> ParseRequestJson(Endpoint endpoint, const nlohmann::ordered_json& body,
+                                      const ParseOptions& options = {});
 
 // The chat messages of a body (`messages`) as a ChatPrompt, with
 // `add_generation_prompt`, `continue_final_message` (only false is
