@@ -4,6 +4,8 @@
 
 #include <utility>
 
+#include "common/logging.h"
+
 namespace tessera::http {
 Connection::Connection(std::shared_ptr<ServerCore> core, boost::asio::ip::tcp::socket socket,
                        uint64_t id)
@@ -12,6 +14,12 @@ Connection::Connection(std::shared_ptr<ServerCore> core, boost::asio::ip::tcp::s
       id_(id),
       socket_(std::move(socket)),
       timer_(socket_.get_executor()) {}
+
+// Normally closed (and unregistered) long before; this covers a connection whose last owner
+// let go while it waited with no operation pending.
+Connection::~Connection() {
+  if (registered_) core_->Unregister(id_);
+}
 
 template <class F>
 void Connection::Post(F&& op) {
@@ -57,6 +65,30 @@ void Connection::OnClientClose(uint64_t req, std::function<void()> on_close) {
   Post([req, on_close = std::move(on_close)](Connection& c) mutable {
     c.DoOnClientClose(req, std::move(on_close));
   });
+}
+
+void Connection::Abandon(uint64_t req) {
+  if (closed()) return;  // nothing left to answer
+  Post([req](Connection& c) { c.DoAbandon(req); });
+}
+
+void Connection::DoAbandon(uint64_t req) {
+  if (req != req_id_) return;
+  switch (state_) {
+    case State::kHandling:
+      spdlog::warn("http: the handler dropped a request from {} unanswered", remote_);
+      DoRespond(req, core_->ErrorResponse(500, "internal server error"));
+      return;
+    case State::kStreaming:
+      spdlog::warn("http: the handler dropped a stream to {} before its end", remote_);
+      Close();  // a cut chunked body tells the client it is incomplete
+      return;
+    case State::kReading:
+    case State::kFlushing:
+    case State::kLingering:
+    case State::kClosed:
+      return;
+  }
 }
 
 void Connection::DoOnClientClose(uint64_t req, std::function<void()> on_close) {

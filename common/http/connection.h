@@ -38,6 +38,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
  public:
   // `socket` must have its own strand as executor.
   Connection(std::shared_ptr<ServerCore> core, boost::asio::ip::tcp::socket socket, uint64_t id);
+  ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
@@ -50,6 +51,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Write(uint64_t req, std::string data, std::function<void(bool)> done);
   void End(uint64_t req);
   void OnClientClose(uint64_t req, std::function<void()> on_close);
+  void Abandon(uint64_t req);  // the exchange of `req` was dropped before its response ended
   bool closed() const { return closed_.load(std::memory_order_acquire); }
 
  private:
@@ -88,6 +90,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void DoEnd(uint64_t req);
   void DoOnClientClose(uint64_t req, std::function<void()> on_close);
   void DoDrain();
+  void DoAbandon(uint64_t req);
   void SendError(int status, std::string_view message);  // then close
   void QueueResponse(Response response);
   void Enqueue(Out out);

@@ -1,6 +1,7 @@
 // Exchange: a request's handle on its connection. Every method posts to the connection's
 // strand (see Connection), tagged with the request it belongs to, so a stale exchange cannot
 // touch a later request on the same keep-alive connection.
+#include <atomic>
 #include <exception>
 #include <memory>
 #include <string>
@@ -18,15 +19,26 @@ class ExchangeImpl final : public Exchange {
  public:
   ExchangeImpl(std::shared_ptr<Connection> connection, uint64_t req)
       : connection_(std::move(connection)), req_(req) {}
+  // Dropped without an answer: the client gets a 500 (or, mid-stream, a cut connection)
+  // instead of waiting forever.
+  ~ExchangeImpl() override {
+    if (!ended_.load(std::memory_order_acquire)) connection_->Abandon(req_);
+  }
 
-  void Respond(Response response) override { connection_->Respond(req_, std::move(response)); }
+  void Respond(Response response) override {
+    ended_.store(true, std::memory_order_release);
+    connection_->Respond(req_, std::move(response));
+  }
   void StartStream(int status, std::vector<Header> headers) override {
     connection_->StartStream(req_, status, std::move(headers));
   }
   void Write(std::string data, std::function<void(bool ok)> done) override {
     connection_->Write(req_, std::move(data), std::move(done));
   }
-  void End() override { connection_->End(req_); }
+  void End() override {
+    ended_.store(true, std::memory_order_release);
+    connection_->End(req_);
+  }
   void OnClientClose(std::function<void()> on_close) override {
     connection_->OnClientClose(req_, std::move(on_close));
   }
@@ -35,6 +47,7 @@ class ExchangeImpl final : public Exchange {
  private:
   const std::shared_ptr<Connection> connection_;
   const uint64_t req_;
+  std::atomic<bool> ended_{false};  // Respond or End was called
 };
 
 }  // namespace

@@ -63,7 +63,8 @@ struct Response {
 // server has shut down, on a thread of their own), never under a lock the caller holds.
 // A response is either `Respond` once, or `StartStream`, any number of `Write`s, `End`; calls
 // out of that order (a second Respond, Write before StartStream, anything after the end) are
-// ignored (Write's callback gets ok=false).
+// ignored (Write's callback gets ok=false). Dropping the last reference before the response
+// ended answers 500 for the handler (or, mid-stream, cuts the connection).
 class Exchange {
  public:
   virtual ~Exchange() = default;

@@ -246,5 +246,14 @@ TEST(HttpServerTest, CustomErrorResponseAndHandlerException) {
   EXPECT_EQ(r->status, 200);
 }
 
+TEST(HttpServerTest, DroppedExchangeIs500) {
+  auto server = StartServer([](Request, std::shared_ptr<Exchange>) {});  // never answers
+  RawClient client(server->port());
+  ASSERT_TRUE(client.Send(Get("/forgotten")));
+  auto r = client.ReadResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 500);
+}
+
 }  // namespace
 }  // namespace tessera::http
