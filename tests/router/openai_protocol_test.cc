@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "common/api/request_validation.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "router/openai/api_error.h"
@@ -421,12 +422,12 @@ TEST(OpenAiRequest, BodiesThatAreNotJsonObjects) {
 
 TEST(OpenAiRequest, FillDefaultMaxTokens) {
   v1::GenerateRequest g;
-  api::FillDefaultMaxTokens(g, 10, 100);
+  tessera::api::FillDefaultMaxTokens(g, 10, 100);
   EXPECT_EQ(g.sampling().max_tokens(), 90);
-  api::FillDefaultMaxTokens(g, 99, 100);
+  tessera::api::FillDefaultMaxTokens(g, 99, 100);
   EXPECT_EQ(g.sampling().max_tokens(), 90);  // already set: left alone
   v1::GenerateRequest full;
-  api::FillDefaultMaxTokens(full, 100, 100);
+  tessera::api::FillDefaultMaxTokens(full, 100, 100);
   EXPECT_EQ(full.sampling().max_tokens(), 1);  // validation then names the length
 }
 
