@@ -17,7 +17,7 @@ Scheduler::Scheduler(const SchedulerConfig& config, const CacheConfig& cache_con
   plan_.seqs.reserve(config_.max_num_seqs);
   outputs_.reserve(config_.max_num_seqs);
   finished_.reserve(config_.max_num_seqs);
-  seqs_.reserve(config_.max_num_seqs);
+  requests_.reserve(config_.max_num_seqs);
 }
 
 bool Scheduler::Before(const Sequence* a, const Sequence* b) const {
@@ -66,6 +66,12 @@ absl::Status Scheduler::AddRequest(std::unique_ptr<Sequence> seq) {
     return absl::InvalidArgumentError(
         absl::StrCat("request ", id, ": max_tokens must be at least 1, got ", max_tokens));
   }
+  const int n = seq->params().n;
+  if (n < 1 || n > config_.max_num_seqs || seq->choice_index() != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("request ", id, ": sampling.n must be in [1, ",
+                                                   config_.max_num_seqs, "] (max_num_seqs), got ",
+                                                   n));
+  }
   const int64_t total = int64_t{prompt} + max_tokens;
   if (total > config_.max_model_len) {
     return absl::InvalidArgumentError(
@@ -89,7 +95,7 @@ absl::Status Scheduler::AddRequest(std::unique_ptr<Sequence> seq) {
                      ") - 1 exceeds max_num_batched_tokens (", config_.max_num_batched_tokens,
                      ") and chunked prefill is disabled"));
   }
-  if (seqs_.contains(id)) {
+  if (requests_.contains(id)) {
     return absl::AlreadyExistsError(
         absl::StrCat("request_id '", id, "' is already in use by an unfinished request"));
   }
@@ -100,13 +106,14 @@ absl::Status Scheduler::AddRequest(std::unique_ptr<Sequence> seq) {
   seq->set_arrival_order(next_arrival_++);
   seq->ReserveOutput();
   Sequence* raw = seq.get();
-  seqs_.emplace(id, std::move(seq));
+  requests_[id].first = std::move(seq);
   InsertWaiting(raw);
   return absl::OkStatus();
 }
 
 void Scheduler::Preempt(Sequence* victim) {
   block_manager_.Free(*victim);
+  if (victim->fork_pending()) reserved_slots_ -= victim->params().n - 1;
   victim->SetPreempted();
   InsertWaiting(victim);
   plan_.preempted.push_back(victim->request_id());
@@ -147,15 +154,23 @@ const SchedulerOutput& Scheduler::Schedule() {
     }
     if (!allocated) break;  // it was the last running sequence
     const int start = seq->num_computed_tokens();
-    plan_.seqs.push_back({seq, start, n, start + n == seq->num_tokens()});
+    const bool sample = start + n == seq->num_tokens();
+    plan_.seqs.push_back(
+        {seq, start, n, sample, sample && seq->fork_pending() ? seq->params().n - 1 : 0});
     budget -= n;
     ++i;
   }
 
   // 2. Waiting sequences in policy order, without preempting anyone.
   while (!preempted && !waiting_.empty() && budget > 0 &&
-         static_cast<int>(running_.size()) < config_.max_num_seqs) {
+         static_cast<int>(running_.size()) + reserved_slots_ < config_.max_num_seqs) {
     Sequence* seq = waiting_.front();
+    // A request that will fork needs a slot for each of its choices.
+    if (seq->fork_pending() &&
+        static_cast<int>(running_.size()) + reserved_slots_ + SlotsFor(*seq) >
+            config_.max_num_seqs) {
+      break;
+    }
     int n = seq->num_tokens() - block_manager_.GetCachedPrefixTokens(*seq);
     if (n > budget) {
       if (!config_.enable_chunked_prefill) break;
@@ -166,15 +181,23 @@ const SchedulerOutput& Scheduler::Schedule() {
     if (seq->status() == SequenceStatus::kPreempted) seq->SetWaiting();
     seq->SetRunning();
     InsertRunning(seq);
+    if (seq->fork_pending()) reserved_slots_ += seq->params().n - 1;
     const int start = seq->num_computed_tokens();
-    plan_.seqs.push_back({seq, start, n, start + n == seq->num_tokens()});
+    const bool sample = start + n == seq->num_tokens();
+    plan_.seqs.push_back(
+        {seq, start, n, sample, sample && seq->fork_pending() ? seq->params().n - 1 : 0});
     budget -= n;
+  }
+  if (block_manager_.has_copies()) {
+    plan_.block_copies = block_manager_.TakeCopies();
+  } else {
+    plan_.block_copies.clear();
   }
 
   plan_.total_tokens = config_.max_num_batched_tokens - budget;
   plan_.num_sampled = plan_.num_decode = plan_.num_prefill = 0;
   for (const ScheduledSeq& s : plan_.seqs) {
-    plan_.num_sampled += s.sample;
+    plan_.num_sampled += s.sample + s.forks;
     if (s.sample && s.num_tokens == 1) {
       ++plan_.num_decode;
     } else {
@@ -189,6 +212,9 @@ const SchedulerOutput& Scheduler::Schedule() {
 void Scheduler::AbandonStep() {
   step_in_flight_ = false;
   plan_.seqs.clear();
+  // The copies did not run; the blocks they fill stay with their sequences.
+  if (!plan_.block_copies.empty()) block_manager_.RestoreCopies(std::move(plan_.block_copies));
+  plan_.block_copies.clear();
 }
 
 FinishReason Scheduler::CheckStop(const Sequence& seq, int32_t token) const {
@@ -238,24 +264,23 @@ std::span<const SeqOutput> Scheduler::Update(const SchedulerOutput& output,
     if (!s.sample) continue;
     const int32_t token = sampled[next_sample++];
     seq.AppendToken(token);
-    const FinishReason reason = CheckStop(seq, token);
-    SeqOutput& out = NextOutput();
-    out.request_id.assign(seq.request_id());
-    out.seq_id = seq.id();
-    out.new_tokens.clear();
-    out.new_tokens.push_back(token);
-    out.finish_reason = reason;
-    FillUsage(seq, out);
-    if (reason != FinishReason::kNone) {
-      block_manager_.Free(seq);
-      seq.SetFinished(reason);
-      finished_.push_back(&seq);
+    if (s.forks == 0) {
+      EmitToken(seq, token);
+      continue;
     }
+    // The fork: the choices share the blocks before any of them can finish.
+    const std::span<const int32_t> fork_tokens = sampled.subspan(next_sample, s.forks);
+    next_sample += s.forks;
+    ForkChoices(seq, fork_tokens);
+    EmitToken(seq, token);
+    const Request& req = requests_.find(seq.request_id())->second;
+    for (int c = 0; c < s.forks; ++c) EmitToken(*req.forks[c], fork_tokens[c]);
   }
   if (!finished_.empty()) {
     for (const Sequence* seq : finished_) {
       running_.erase(std::find(running_.begin(), running_.end(), seq));
-      seqs_.erase(seqs_.find(seq->request_id()));  // destroys it
+      const auto it = requests_.find(seq->request_id());
+      if (--it->second.unfinished == 0) requests_.erase(it);  // destroys its choices
     }
   }
   for (SeqOutput& aborted : aborted_outputs_) NextOutput() = std::move(aborted);
@@ -263,32 +288,110 @@ std::span<const SeqOutput> Scheduler::Update(const SchedulerOutput& output,
   return std::span<const SeqOutput>(outputs_.data(), num_outputs_);
 }
 
+void Scheduler::EmitToken(Sequence& seq, int32_t token) {
+  const FinishReason reason = CheckStop(seq, token);
+  SeqOutput& out = NextOutput();
+  out.request_id.assign(seq.request_id());
+  out.seq_id = seq.id();
+  out.index = seq.choice_index();
+  out.new_tokens.clear();
+  out.new_tokens.push_back(token);
+  out.finish_reason = reason;
+  FillUsage(seq, out);
+  if (reason != FinishReason::kNone) {
+    block_manager_.Free(seq);
+    seq.SetFinished(reason);
+    finished_.push_back(&seq);
+  }
+}
+
+void Scheduler::ForkChoices(Sequence& parent, std::span<const int32_t> tokens) {
+  Request& req = requests_.find(parent.request_id())->second;
+  TESSERA_CHECK(parent.fork_pending() && req.forks.empty() &&
+                    static_cast<int>(tokens.size()) == parent.params().n - 1,
+                parent.request_id(), ": fork of ", tokens.size(),
+                " choices with n = ", parent.params().n);
+  parent.ClearForkPending();
+  reserved_slots_ -= static_cast<int>(tokens.size());
+  req.forks.reserve(tokens.size());
+  for (size_t c = 0; c < tokens.size(); ++c) {
+    std::unique_ptr<Sequence> child = Sequence::ForkOf(parent, static_cast<int>(c) + 1);
+    block_manager_.Fork(parent, *child);
+    child->SetRunning();
+    child->AppendToken(tokens[c]);
+    InsertRunning(child.get());
+    req.forks.push_back(std::move(child));
+    ++req.unfinished;
+  }
+}
+
+void Scheduler::AbortSeq(Sequence& seq, FinishReason reason) {
+  switch (seq.status()) {
+    case SequenceStatus::kWaiting:
+    case SequenceStatus::kPreempted:
+      waiting_.erase(std::find(waiting_.begin(), waiting_.end(), &seq));
+      break;
+    case SequenceStatus::kRunning:
+      running_.erase(std::find(running_.begin(), running_.end(), &seq));
+      block_manager_.Free(seq);
+      if (seq.fork_pending()) reserved_slots_ -= seq.params().n - 1;
+      break;
+    case SequenceStatus::kFinished:
+      TESSERA_CHECK(false, seq.request_id(), ": aborting a finished choice");
+      break;
+  }
+  seq.SetFinished(reason);
+  SeqOutput& out = aborted_outputs_.emplace_back();
+  out.request_id = seq.request_id();
+  out.seq_id = seq.id();
+  out.index = seq.choice_index();
+  out.finish_reason = reason;
+  FillUsage(seq, out);
+}
+
 bool Scheduler::Abort(absl::string_view request_id, FinishReason reason) {
   TESSERA_CHECK(reason != FinishReason::kNone, "Abort(", request_id, ") without a reason");
   TESSERA_CHECK(!step_in_flight_, "Abort(", request_id, ") between Schedule() and Update()");
-  const auto it = seqs_.find(request_id);
-  if (it == seqs_.end()) return false;
-  Sequence* seq = it->second.get();
-  switch (seq->status()) {
-    case SequenceStatus::kWaiting:
-    case SequenceStatus::kPreempted:
-      waiting_.erase(std::find(waiting_.begin(), waiting_.end(), seq));
-      break;
-    case SequenceStatus::kRunning:
-      running_.erase(std::find(running_.begin(), running_.end(), seq));
-      block_manager_.Free(*seq);
-      break;
-    case SequenceStatus::kFinished:
-      TESSERA_CHECK(false, seq->request_id(), ": finished but still tracked");
-      break;
+  const auto it = requests_.find(request_id);
+  if (it == requests_.end()) return false;
+  Request& req = it->second;
+  Sequence& first = *req.first;
+  const bool unforked = first.fork_pending();
+  if (!first.is_finished()) AbortSeq(first, reason);
+  for (const std::unique_ptr<Sequence>& fork : req.forks) {
+    if (!fork->is_finished()) AbortSeq(*fork, reason);
   }
-  seq->SetFinished(reason);
-  SeqOutput& out = aborted_outputs_.emplace_back();
-  out.request_id = seq->request_id();
-  out.seq_id = seq->id();
-  out.finish_reason = reason;
-  FillUsage(*seq, out);
-  seqs_.erase(it);
+  if (unforked) {
+    // The choices that never started end here too, with no output of their own.
+    for (int c = 1; c < first.params().n; ++c) {
+      SeqOutput& out = aborted_outputs_.emplace_back();
+      out.request_id = first.request_id();
+      out.seq_id = first.id();
+      out.index = c;
+      out.finish_reason = reason;
+      FillUsage(first, out);
+      out.completion_tokens = 0;
+    }
+    first.ClearForkPending();
+  }
+  requests_.erase(it);
+  return true;
+}
+
+bool Scheduler::AbortChoice(absl::string_view request_id, int index, FinishReason reason) {
+  TESSERA_CHECK(reason != FinishReason::kNone, "AbortChoice(", request_id, ") without a reason");
+  TESSERA_CHECK(!step_in_flight_, "AbortChoice(", request_id, ") between Schedule() and Update()");
+  const auto it = requests_.find(request_id);
+  if (it == requests_.end()) return false;
+  Request& req = it->second;
+  if (index == 0 && req.first->fork_pending()) return Abort(request_id, reason);
+  Sequence* seq = index == 0 ? req.first.get()
+                  : index >= 1 && index <= static_cast<int>(req.forks.size())
+                      ? req.forks[index - 1].get()
+                      : nullptr;
+  if (seq == nullptr || seq->is_finished()) return false;
+  AbortSeq(*seq, reason);
+  if (--req.unfinished == 0) requests_.erase(it);
   return true;
 }
 
@@ -299,8 +402,17 @@ std::vector<SeqOutput> Scheduler::TakeAbortedOutputs() {
 }
 
 const Sequence* Scheduler::Find(absl::string_view request_id) const {
-  const auto it = seqs_.find(request_id);
-  return it == seqs_.end() ? nullptr : it->second.get();
+  const auto it = requests_.find(request_id);
+  return it == requests_.end() ? nullptr : it->second.first.get();
+}
+
+const Sequence* Scheduler::FindChoice(absl::string_view request_id, int index) const {
+  const auto it = requests_.find(request_id);
+  if (it == requests_.end()) return nullptr;
+  const Request& req = it->second;
+  if (index == 0) return req.first.get();
+  if (index < 1 || index > static_cast<int>(req.forks.size())) return nullptr;
+  return req.forks[index - 1].get();
 }
 
 SchedulerStats Scheduler::stats() const {
@@ -320,9 +432,41 @@ absl::Status Scheduler::CheckInvariants() const {
   if (static_cast<int>(running_.size()) > config_.max_num_seqs) {
     return fail(running_.size(), " running sequences, max_num_seqs is ", config_.max_num_seqs);
   }
-  if (seqs_.size() != running_.size() + waiting_.size()) {
-    return fail(seqs_.size(), " tracked sequences but ", running_.size(), " running + ",
+  size_t unfinished = 0;
+  int reserved = 0;
+  for (const auto& [id, req] : requests_) {
+    int live = 0;
+    for (int c = 0; c <= static_cast<int>(req.forks.size()); ++c) {
+      const Sequence* seq = c == 0 ? req.first.get() : req.forks[c - 1].get();
+      if (seq->choice_index() != c)
+        return fail(id, ": choice ", c, " says it is ", seq->choice_index());
+      if (seq->is_finished()) {
+        if (!seq->block_table().empty()) return fail(id, ": finished choice ", c, " holds blocks");
+        continue;
+      }
+      ++live;
+      if (seq->fork_pending() && seq->status() == SequenceStatus::kRunning) {
+        reserved += seq->params().n - 1;
+      }
+    }
+    if (!req.forks.empty() && static_cast<int>(req.forks.size()) != req.first->params().n - 1) {
+      return fail(id, ": ", req.forks.size(), " forks for n = ", req.first->params().n);
+    }
+    if (live != req.unfinished || live == 0) {
+      return fail(id, ": ", live, " unfinished choices, counted ", req.unfinished);
+    }
+    unfinished += live;
+  }
+  if (unfinished != running_.size() + waiting_.size()) {
+    return fail(unfinished, " unfinished sequences but ", running_.size(), " running + ",
                 waiting_.size(), " waiting");
+  }
+  if (reserved != reserved_slots_) {
+    return fail(reserved_slots_, " reserved slots, running unforked requests need ", reserved);
+  }
+  if (static_cast<int>(running_.size()) + reserved_slots_ > config_.max_num_seqs) {
+    return fail(running_.size(), " running + ", reserved_slots_,
+                " reserved slots exceed max_num_seqs ", config_.max_num_seqs);
   }
   for (size_t i = 0; i < running_.size(); ++i) {
     const Sequence* seq = running_[i];
@@ -331,7 +475,9 @@ absl::Status Scheduler::CheckInvariants() const {
                   " in the running set");
     }
     if (i > 0 && Before(seq, running_[i - 1])) return fail("running set out of order at ", i);
-    if (Find(seq->request_id()) != seq) return fail(seq->request_id(), " running but unknown");
+    if (FindChoice(seq->request_id(), seq->choice_index()) != seq) {
+      return fail(seq->request_id(), " running but unknown");
+    }
   }
   for (size_t i = 0; i < waiting_.size(); ++i) {
     const Sequence* seq = waiting_[i];
@@ -343,7 +489,9 @@ absl::Status Scheduler::CheckInvariants() const {
       return fail(seq->request_id(), " waits holding ", seq->block_table().size(), " blocks");
     }
     if (i > 0 && Before(seq, waiting_[i - 1])) return fail("waiting queue out of order at ", i);
-    if (Find(seq->request_id()) != seq) return fail(seq->request_id(), " waiting but unknown");
+    if (FindChoice(seq->request_id(), seq->choice_index()) != seq) {
+      return fail(seq->request_id(), " waiting but unknown");
+    }
   }
   const std::vector<const Sequence*> holders(running_.begin(), running_.end());
   return block_manager_.CheckInvariants(holders);
