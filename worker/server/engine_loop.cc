@@ -134,8 +134,9 @@ void EngineLoop::Deliver(std::vector<RequestOutput>& outputs) {
   std::erase_if(unscheduled_, [this](const std::string& id) {
     auto it = sinks_.find(id);
     if (it == sinks_.end()) return true;
+    // (With n > 1 its first choice may have finished while others run.)
     const Sequence* seq = engine_.scheduler().Find(id);
-    if (seq != nullptr && seq->status() != SequenceStatus::kRunning &&
+    if (seq != nullptr && seq->status() != SequenceStatus::kRunning && !seq->is_finished() &&
         seq->num_computed_tokens() == 0) {
       return false;
     }
