@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/base/attributes.h"
 #include "absl/strings/str_cat.h"
 
 namespace tessera {
@@ -178,6 +179,24 @@ void Scheduler::FillUsage(const Sequence& seq, SeqOutput& out) {
   out.cached_prompt_tokens = std::max(0, seq.num_cached_tokens());
 }
 
+// Inlined: it runs once per sampled token, the hot path of every step.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::EmitToken(Sequence& seq, int32_t token) {
+  const FinishReason reason = CheckStop(seq, token);
+  SeqOutput& out = NextOutput();
+  out.request_id.assign(seq.request_id());
+  out.seq_id = seq.id();
+  out.index = seq.choice_index();
+  out.new_tokens.clear();
+  out.new_tokens.push_back(token);
+  out.finish_reason = reason;
+  FillUsage(seq, out);
+  if (reason != FinishReason::kNone) {
+    block_manager_.Free(seq);
+    seq.SetFinished(reason);
+    finished_.push_back(&seq);
+  }
+}
+
 std::span<const SeqOutput> Scheduler::Update(const SchedulerOutput& output,
                                              std::span<const int32_t> sampled) {
   TESSERA_CHECK(output.step == plan_.step && (step_in_flight_ || output.seqs.empty()),
@@ -221,23 +240,6 @@ std::span<const SeqOutput> Scheduler::Update(const SchedulerOutput& output,
   for (SeqOutput& aborted : aborted_outputs_) NextOutput() = std::move(aborted);
   aborted_outputs_.clear();
   return std::span<const SeqOutput>(outputs_.data(), num_outputs_);
-}
-
-void Scheduler::EmitToken(Sequence& seq, int32_t token) {
-  const FinishReason reason = CheckStop(seq, token);
-  SeqOutput& out = NextOutput();
-  out.request_id.assign(seq.request_id());
-  out.seq_id = seq.id();
-  out.index = seq.choice_index();
-  out.new_tokens.clear();
-  out.new_tokens.push_back(token);
-  out.finish_reason = reason;
-  FillUsage(seq, out);
-  if (reason != FinishReason::kNone) {
-    block_manager_.Free(seq);
-    seq.SetFinished(reason);
-    finished_.push_back(&seq);
-  }
 }
 
 void Scheduler::ForkChoices(Sequence& parent, std::span<const int32_t> tokens) {
