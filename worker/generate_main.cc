@@ -250,11 +250,16 @@ absl::Status RunLeader(Replica& replica) {
     }
   }
   std::cout.flush();
+  const EngineStats& st = engine.stats();
   spdlog::info(
       "{} requests, {} prompt tokens, {} output tokens in {:.3f} s: {:.1f} output tokens/s, "
-      "{} steps",
+      "{} steps; {} prompt tokens computed, {} decode steps of {:.2f} sequences on average, "
+      "{} forked choices, {} KV blocks copied",
       results.size(), prompt_tokens, output_tokens, seconds,
-      seconds > 0 ? output_tokens / seconds : 0.0, engine.stats().steps);
+      seconds > 0 ? output_tokens / seconds : 0.0, st.steps, st.prompt_tokens_computed,
+      st.decode_steps,
+      st.decode_steps > 0 ? static_cast<double>(st.decode_seqs) / st.decode_steps : 0.0, st.forks,
+      st.block_copies);
   return absl::OkStatus();
 }
 
