@@ -1,6 +1,7 @@
 // tessera-generate: offline batch generation. All prompts of one call run as
 // one continuously batched workload. Runs under `mpirun -np N` for tensor
 // parallelism (rank 0 reads prompts and prints; the others follow).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -29,8 +30,11 @@ ABSL_FLAG(std::string, prompts, "",
           "A JSONL file, one request a line: {\"prompt_token_ids\": [...] or \"prompt\": "
           "\"text\", \"max_tokens\": N, \"temperature\": T, \"top_p\", \"top_k\", \"min_p\", "
           "\"seed\": S, \"ignore_eos\": true, \"stop_token_ids\": [...], \"logprobs\": N, "
-          "\"priority\": P}; unset fields take the command-line values");
+          "\"priority\": P, \"n\": N}; unset fields take the command-line values");
 ABSL_FLAG(int, max_tokens, 16, "Output tokens per request at most");
+ABSL_FLAG(int, n, 1,
+          "Choices per request (parallel sampling): the prompt is prefilled once and forked; "
+          "choice i samples with seed + i when --seed is set; at most --max-num-seqs");
 ABSL_FLAG(double, temperature, 0.0, "Sampling temperature; 0 = greedy");
 ABSL_FLAG(double, top_p, 1.0, "Nucleus sampling mass in (0, 1]");
 ABSL_FLAG(int, top_k, -1, "Top-k sampling; -1 = off");
@@ -41,7 +45,8 @@ ABSL_FLAG(std::vector<std::string>, stop, {},
           "Stop strings (comma-separated): generation ends before the first one in the text");
 ABSL_FLAG(bool, json, false,
           "Print one JSON object per request, in input order: prompt_token_ids, "
-          "output_token_ids, output_text, finish_reason, usage");
+          "output_token_ids, output_text, finish_reason, usage (of choice 0), and with n > 1 "
+          "\"choices\": [{index, output_token_ids, output_text, finish_reason, usage}, ...]");
 
 namespace tessera {
 namespace {
@@ -69,6 +74,7 @@ SamplingParams DefaultParams() {
   if (absl::GetFlag(FLAGS_seed) >= 0) p.seed = static_cast<uint64_t>(absl::GetFlag(FLAGS_seed));
   p.ignore_eos = absl::GetFlag(FLAGS_ignore_eos);
   p.stop = absl::GetFlag(FLAGS_stop);
+  p.n = absl::GetFlag(FLAGS_n);
   return p;
 }
 
@@ -112,6 +118,7 @@ absl::StatusOr<EngineRequest> ParseRequestLine(const std::string& line, int line
       r.params.frequency_penalty = j.at("frequency_penalty").get<float>();
     }
     if (j.contains("priority")) r.priority = j.at("priority").get<int>();
+    if (j.contains("n")) r.params.n = j.at("n").get<int>();
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(where, e.what()));
   }
@@ -154,13 +161,37 @@ absl::StatusOr<std::vector<EngineRequest>> ReadRequests(const Tokenizer& tokeniz
   return requests;
 }
 
-struct Result {
-  std::vector<int32_t> prompt;
+struct Choice {
   std::vector<int32_t> output;
   std::vector<SampleResult> logprobs;
   std::string text;  // from the engine's output processor (stop strings applied)
   RequestOutput last;
 };
+
+struct Result {
+  std::vector<int32_t> prompt;
+  std::vector<Choice> choices;  // params.n of them
+};
+
+// One choice's fields of the --json object.
+void ChoiceToJson(const Choice& c, nlohmann::json& j) {
+  j["output_token_ids"] = c.output;
+  j["output_text"] = c.text;
+  j["finish_reason"] = std::string(FinishReasonName(c.last.finish_reason));
+  j["usage"] = {{"prompt_tokens", c.last.prompt_tokens},
+                {"completion_tokens", c.last.completion_tokens},
+                {"cached_prompt_tokens", c.last.cached_prompt_tokens}};
+  if (!c.logprobs.empty()) {
+    nlohmann::json lps = nlohmann::json::array();
+    for (const SampleResult& s : c.logprobs) {
+      nlohmann::json top = nlohmann::json::array();
+      for (const auto& [id, lp] : s.top_logprobs)
+        top.push_back({{"token_id", id}, {"logprob", lp}});
+      lps.push_back({{"token_id", s.token}, {"logprob", s.logprob}, {"top", top}});
+    }
+    j["logprobs"] = lps;
+  }
+}
 
 absl::Status RunLeader(Replica& replica) {
   Engine& engine = *replica.engine;
@@ -170,6 +201,7 @@ absl::Status RunLeader(Replica& replica) {
   const auto start = std::chrono::steady_clock::now();
   for (size_t i = 0; i < requests.size(); ++i) {
     results[i].prompt = requests[i].prompt_token_ids;
+    results[i].choices.resize(std::max(1, requests[i].params.n));
     index[requests[i].request_id] = i;
     absl::Status s = engine.AddRequest(std::move(requests[i]));
     if (!s.ok()) return absl::Status(s.code(), absl::StrCat("request ", i, ": ", s.message()));
@@ -177,7 +209,7 @@ absl::Status RunLeader(Replica& replica) {
   while (engine.HasUnfinished()) {
     ASSIGN_OR_RETURN(std::vector<RequestOutput> outputs, engine.Step());
     for (RequestOutput& o : outputs) {
-      Result& r = results[index.at(o.request_id)];
+      Choice& r = results[index.at(o.request_id)].choices.at(o.index);
       r.output.insert(r.output.end(), o.new_tokens.begin(), o.new_tokens.end());
       for (SampleResult& lp : o.logprobs) r.logprobs.push_back(std::move(lp));
       r.text += o.text;
@@ -191,38 +223,43 @@ absl::Status RunLeader(Replica& replica) {
   const bool json = absl::GetFlag(FLAGS_json);
   for (const Result& r : results) {
     prompt_tokens += static_cast<int64_t>(r.prompt.size());
-    output_tokens += static_cast<int64_t>(r.output.size());
-    const std::string& text = r.text;
+    for (const Choice& c : r.choices) output_tokens += static_cast<int64_t>(c.output.size());
+    const bool several = r.choices.size() > 1;
     if (json) {
+      // Choice 0 at the top level, as with n = 1; all of them in "choices".
       nlohmann::json j;
       j["prompt_token_ids"] = r.prompt;
-      j["output_token_ids"] = r.output;
-      j["output_text"] = text;
-      j["finish_reason"] = std::string(FinishReasonName(r.last.finish_reason));
-      j["usage"] = {{"prompt_tokens", r.last.prompt_tokens},
-                    {"completion_tokens", r.last.completion_tokens},
-                    {"cached_prompt_tokens", r.last.cached_prompt_tokens}};
-      if (!r.logprobs.empty()) {
-        nlohmann::json lps = nlohmann::json::array();
-        for (const SampleResult& s : r.logprobs) {
-          nlohmann::json top = nlohmann::json::array();
-          for (const auto& [id, lp] : s.top_logprobs)
-            top.push_back({{"token_id", id}, {"logprob", lp}});
-          lps.push_back({{"token_id", s.token}, {"logprob", s.logprob}, {"top", top}});
+      ChoiceToJson(r.choices[0], j);
+      if (several) {
+        nlohmann::json choices = nlohmann::json::array();
+        for (size_t i = 0; i < r.choices.size(); ++i) {
+          nlohmann::json c;
+          c["index"] = i;
+          ChoiceToJson(r.choices[i], c);
+          choices.push_back(std::move(c));
         }
-        j["logprobs"] = lps;
+        j["choices"] = std::move(choices);
       }
       std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    } else if (several) {
+      for (size_t i = 0; i < r.choices.size(); ++i) {
+        std::cout << "[" << i << "] " << r.choices[i].text << "\n";
+      }
     } else {
-      std::cout << text << "\n";
+      std::cout << r.choices[0].text << "\n";
     }
   }
   std::cout.flush();
+  const EngineStats& st = engine.stats();
   spdlog::info(
       "{} requests, {} prompt tokens, {} output tokens in {:.3f} s: {:.1f} output tokens/s, "
-      "{} steps",
+      "{} steps; {} prompt tokens computed, {} decode steps of {:.2f} sequences on average, "
+      "{} forked choices, {} KV blocks copied",
       results.size(), prompt_tokens, output_tokens, seconds,
-      seconds > 0 ? output_tokens / seconds : 0.0, engine.stats().steps);
+      seconds > 0 ? output_tokens / seconds : 0.0, st.steps, st.prompt_tokens_computed,
+      st.decode_steps,
+      st.decode_steps > 0 ? static_cast<double>(st.decode_seqs) / st.decode_steps : 0.0, st.forks,
+      st.block_copies);
   return absl::OkStatus();
 }
 
@@ -234,7 +271,7 @@ int main(int argc, char** argv) {
       argc, argv,
       "offline batch generation.\n"
       "  tessera-generate --model DIR (--prompt TEXT | --prompt-ids \"1 2 3\" | --prompts "
-      "FILE.jsonl) [--max-tokens N] [--temperature T] [--ignore-eos] [--json]\n"
+      "FILE.jsonl) [--max-tokens N] [--temperature T] [--n N] [--ignore-eos] [--json]\n"
       "  mpirun -np N tessera-generate ...   (tensor parallelism over N ranks)");
   auto mpi = tessera::MpiSession::Init(&argc, &argv);
   if (!mpi.ok()) {

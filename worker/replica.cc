@@ -280,6 +280,7 @@ absl::StatusOr<std::unique_ptr<Replica>> BuildReplica(const ReplicaOptions& opti
   replica->limits.vocab_size = static_cast<int32_t>(config.vocab_size);
   replica->limits.max_model_len = replica->sched.max_model_len;
   replica->limits.max_logprobs = options.max_logprobs;
+  replica->limits.max_n = replica->sched.max_num_seqs;
   if (replica->comm->rank() == 0) {
     replica->engine =
         std::make_unique<Engine>(replica->sched, replica->cache, eos_ids, replica->limits,

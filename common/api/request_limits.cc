@@ -11,6 +11,7 @@ v1::ModelInfo ToModelInfo(const RequestLimits& limits) {
   info.set_vocab_size(limits.vocab_size);
   info.set_max_logprobs(limits.max_logprobs);
   info.set_max_stop(limits.max_stop);
+  info.set_max_n(limits.max_n);
   return info;
 }
 
@@ -21,6 +22,7 @@ RequestLimits FromModelInfo(const v1::ModelInfo& info) {
   limits.max_model_len = info.max_model_len();
   if (info.has_max_logprobs()) limits.max_logprobs = info.max_logprobs();
   if (info.has_max_stop()) limits.max_stop = info.max_stop();
+  if (info.has_max_n()) limits.max_n = info.max_n();
   return limits;
 }
 

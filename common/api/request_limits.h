@@ -25,10 +25,14 @@ struct RequestLimits {
   int max_model_len = 0;   // prompt + max_tokens at most
   int max_logprobs = kDefaultMaxLogprobs;
   int max_stop = kDefaultMaxStop;
+  // Largest SamplingParams.n; a worker reports its --max-num-seqs (the n
+  // choices of one request run as n sequences at once).
+  int max_n = kDefaultMaxN;
 };
 
 // ModelInfo <-> RequestLimits. A ModelInfo from a worker that does not
-// report max_logprobs / max_stop (unset) gets the defaults.
+// report max_logprobs / max_stop / max_n (unset) gets the defaults; for
+// max_n that is 1: a worker from before parallel sampling cannot fork.
 v1::ModelInfo ToModelInfo(const RequestLimits& limits);
 RequestLimits FromModelInfo(const v1::ModelInfo& info);
 

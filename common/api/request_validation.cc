@@ -71,7 +71,8 @@ absl::StatusOr<SamplingParams> SamplingParamsFromProto(const v1::SamplingParams&
   if (proto.has_presence_penalty()) p.presence_penalty = proto.presence_penalty();
   if (proto.has_frequency_penalty()) p.frequency_penalty = proto.frequency_penalty();
   if (proto.has_logprobs()) p.logprobs = proto.logprobs();
-  RETURN_IF_ERROR(p.Validate(limits.max_logprobs, limits.max_stop));
+  if (proto.has_n()) p.n = proto.n();
+  RETURN_IF_ERROR(p.Validate(limits.max_logprobs, limits.max_stop, limits.max_n));
   RETURN_IF_ERROR(CheckStopTokenIds(p, limits));
   return p;
 }
@@ -79,7 +80,7 @@ absl::StatusOr<SamplingParams> SamplingParamsFromProto(const v1::SamplingParams&
 absl::Status ValidateTokensAndParams(std::span<const int32_t> prompt_token_ids,
                                      const SamplingParams& params, const RequestLimits& limits) {
   RETURN_IF_ERROR(CheckPrompt(prompt_token_ids, limits));
-  RETURN_IF_ERROR(params.Validate(limits.max_logprobs, limits.max_stop));
+  RETURN_IF_ERROR(params.Validate(limits.max_logprobs, limits.max_stop, limits.max_n));
   RETURN_IF_ERROR(CheckStopTokenIds(params, limits));
   return CheckTotalLength(prompt_token_ids, params, limits);
 }

@@ -22,13 +22,13 @@ namespace tessera::api {
 
 // The wire sampling parameters with defaults for unset optional fields
 // (max_tokens 16, temperature 1, top_p 1, top_k -1, min_p 0, penalties off,
-// no logprobs), validated: INVALID_ARGUMENT naming the field and the limit.
+// no logprobs, n 1), validated: INVALID_ARGUMENT naming the field and the limit.
 absl::StatusOr<SamplingParams> SamplingParamsFromProto(const v1::SamplingParams& proto,
                                                        const RequestLimits& limits);
 
 // The checks of an already-parsed request, for callers that build
 // SamplingParams themselves (the engine, tessera-generate): `params` within
-// the limits (SamplingParams::Validate with max_logprobs and max_stop), stop
+// the limits (SamplingParams::Validate with max_logprobs, max_stop and max_n), stop
 // token ids and prompt ids inside the vocabulary, a non-empty prompt, and
 // prompt + max_tokens within max_model_len. INVALID_ARGUMENT naming the
 // field and the limit.

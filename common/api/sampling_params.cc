@@ -20,7 +20,7 @@ absl::Status CheckClosedRange(const char* field, float value, float lo, float hi
 
 }  // namespace
 
-absl::Status SamplingParams::Validate(int max_logprobs, int max_stop) const {
+absl::Status SamplingParams::Validate(int max_logprobs, int max_stop, int max_n) const {
   if (max_tokens < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_tokens must be at least 1, got ", max_tokens));
@@ -56,6 +56,10 @@ absl::Status SamplingParams::Validate(int max_logprobs, int max_stop) const {
   if (logprobs < 0 || logprobs > max_logprobs) {
     return absl::InvalidArgumentError(
         absl::StrCat("logprobs must be in [0, ", max_logprobs, "], got ", logprobs));
+  }
+  if (n < 1 || n > max_n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sampling.n must be in [1, ", max_n, "] (the server's max_n), got ", n));
   }
   const size_t num_stop = stop.size() + stop_token_ids.size();
   if (num_stop > static_cast<size_t>(max_stop < 0 ? 0 : max_stop)) {

@@ -17,6 +17,9 @@ namespace tessera {
 // `logprobs` (top-n per token), and stop strings + stop token ids.
 inline constexpr int kDefaultMaxLogprobs = 20;
 inline constexpr int kDefaultMaxStop = 16;
+// The largest `n` (parallel sampling) a server that does not say otherwise
+// accepts: 1, so a router never sends n > 1 to a worker that predates it.
+inline constexpr int kDefaultMaxN = 1;
 
 struct SamplingParams {
   int max_tokens = 16;            // output tokens at most (>= 1)
@@ -32,13 +35,17 @@ struct SamplingParams {
   float presence_penalty = 0.0f;    // [-2, 2]
   float frequency_penalty = 0.0f;   // [-2, 2]
   int logprobs = 0;                 // top-n logprobs to return with each token (0 = none)
+  // Parallel sampling: n choices of one prompt, prefilled once; choice i
+  // samples with seed + i when `seed` is set. [1, max_n].
+  int n = 1;
 
   bool greedy() const { return temperature == 0.0f; }
 
   // INVALID_ARGUMENT naming the field and the limit, for the ranges above.
-  // `max_logprobs` bounds `logprobs`; `max_stop` bounds stop strings + ids.
-  absl::Status Validate(int max_logprobs = kDefaultMaxLogprobs,
-                        int max_stop = kDefaultMaxStop) const;
+  // `max_logprobs` bounds `logprobs`; `max_stop` bounds stop strings + ids;
+  // `max_n` bounds `n` (its message names the wire field, sampling.n).
+  absl::Status Validate(int max_logprobs = kDefaultMaxLogprobs, int max_stop = kDefaultMaxStop,
+                        int max_n = kDefaultMaxN) const;
 };
 
 }  // namespace tessera

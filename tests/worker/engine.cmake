@@ -9,3 +9,5 @@ string(REPLACE ";" " " _mpirun_flags "${TESSERA_MPIRUN_FLAGS}")
 target_compile_definitions(generate_tp_test PRIVATE
   TESSERA_MPIEXEC="${MPIEXEC_EXECUTABLE}" TESSERA_MPIRUN_FLAGS_STR="${_mpirun_flags}")
 add_dependencies(generate_tp_test tessera-generate)
+tessera_add_test(engine_fork_test SOURCES engine_fork_test.cc LIBS tessera_engine LABELS unit
+                 TIMEOUT 300)

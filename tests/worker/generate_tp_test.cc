@@ -1,6 +1,7 @@
 // tessera-generate under mpirun reproduces llama2.c's greedy stories260K
 // continuations (at least each prompt's safe_prefix tokens) at TP=1, 2 and 4,
-// and refuses a model it cannot split with a clear message.
+// forks parallel samples (--n) the same way on every rank, and refuses a
+// model it cannot split with a clear message.
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -123,6 +124,53 @@ TEST_P(GenerateTpTest, ReproducesTextReference) {
 
 INSTANTIATE_TEST_SUITE_P(TensorParallel, GenerateTpTest, ::testing::Values(1, 2, 4),
                          [](const auto& info) { return "TP" + std::to_string(info.param); });
+
+// The `choices` of one --json line (n > 1), as token lists.
+std::vector<std::vector<int32_t>> Choices(const std::string& out) {
+  std::vector<std::vector<int32_t>> choices;
+  std::istringstream lines(out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.empty() || line[0] != '{') continue;
+    const auto j = nlohmann::json::parse(line);
+    if (!j.contains("choices")) {
+      choices.push_back(j.at("output_token_ids").get<std::vector<int32_t>>());
+      continue;
+    }
+    for (const auto& c : j.at("choices")) {
+      choices.push_back(c.at("output_token_ids").get<std::vector<int32_t>>());
+    }
+  }
+  return choices;
+}
+
+// n = 3 at TP=2: the prompt (7 tokens, blocks of 4: the shared last block is
+// copied on write) is forked on every rank, so each choice i equals the n = 1
+// request seeded 11 + i at TP=2, and the choices equal TP=1's.
+TEST(GenerateParallelSamplingTest, ForkedChoicesAtTp2MatchSingleRequestsAndTp1) {
+  TESSERA_REQUIRE_STORIES();
+  const std::string common = " --model " + testing::StoriesDir() +
+                             " --prompt-ids '1 300 301 302 303 304 305' --max-tokens 24"
+                             " --temperature 1 --ignore-eos --json --device cpu --threads 1"
+                             " --block-size 4 --num-kv-blocks 256 --log-level warn";
+  auto run = [&](int tp, int n, int seed) {
+    const auto r = testing::RunCommand(Mpirun(tp) + GenerateBinary() + common + " --n " +
+                                           std::to_string(n) + " --seed " + std::to_string(seed),
+                                       240);
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    return Choices(r.out);
+  };
+  const auto tp2 = run(2, 3, 11);
+  ASSERT_EQ(tp2.size(), 3u);
+  for (int c = 0; c < 3; ++c) {
+    ASSERT_EQ(tp2[c].size(), 24u);
+    const auto alone = run(2, 1, 11 + c);
+    ASSERT_EQ(alone.size(), 1u);
+    EXPECT_EQ(tp2[c], alone[0]) << "TP=2 choice " << c << " vs. n=1 seeded " << 11 + c;
+  }
+  EXPECT_NE(tp2[0], tp2[1]);
+  EXPECT_EQ(run(1, 3, 11), tp2) << "TP=1 vs. TP=2";
+}
 
 TEST(GenerateErrorsTest, UnsplittableHeadCount) {
   TESSERA_REQUIRE_STORIES();

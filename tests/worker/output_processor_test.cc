@@ -34,6 +34,13 @@ RequestOutput Out(const std::string& id, std::vector<int32_t> tokens,
   return o;
 }
 
+// The request ids of the choices a Process call ended.
+std::vector<std::string> Ids(const std::vector<OutputProcessor::Stopped>& stopped) {
+  std::vector<std::string> ids;
+  for (const OutputProcessor::Stopped& s : stopped) ids.push_back(s.request_id);
+  return ids;
+}
+
 class OutputProcessorTest : public ::testing::Test {
  protected:
   std::unique_ptr<Tokenizer> tokenizer_ = MakeByteTokenizer(512);
@@ -44,7 +51,7 @@ class OutputProcessorTest : public ::testing::Test {
   std::vector<RequestOutput> Feed(RequestOutput o, std::vector<std::string>* ended = nullptr) {
     std::vector<RequestOutput> step;
     step.push_back(std::move(o));
-    std::vector<std::string> e = processor_.Process(step);
+    std::vector<std::string> e = Ids(processor_.Process(step));
     if (ended != nullptr) *ended = std::move(e);
     return step;
   }
@@ -126,7 +133,7 @@ TEST_F(OutputProcessorTest, OutputsOfOtherRequestsPassThroughInOrder) {
   step.push_back(Out("a", {Tok('z')}));
   step.push_back(Out("untracked", {Tok('q')}));
   step.push_back(Out("a", {}, FinishReason::kAbort));
-  const std::vector<std::string> ended = processor_.Process(step);
+  const std::vector<std::string> ended = Ids(processor_.Process(step));
   ASSERT_EQ(step.size(), 2u);
   EXPECT_EQ(step[0].finish_reason, FinishReason::kStop);
   EXPECT_EQ(step[1].request_id, "untracked");

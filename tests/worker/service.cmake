@@ -14,3 +14,5 @@ tessera_add_test(request_limits_test SOURCES request_limits_test.cc LIBS tessera
                  LABELS unit)
 tessera_add_test(output_processor_test SOURCES output_processor_test.cc LIBS tessera_engine
                  LABELS unit)
+tessera_add_test(parallel_sampling_service_test SOURCES parallel_sampling_service_test.cc
+                 LIBS tessera_worker_service LABELS unit)

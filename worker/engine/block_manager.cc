@@ -89,8 +89,22 @@ bool BlockManager::AllocateSlotsSlow(Sequence& seq, int num_new_tokens) {
   const int blocks_needed = (total + block_size_ - 1) / block_size_;
   const int held = fresh ? hit_blocks : static_cast<int>(seq.block_table_.size());
   const int to_take = std::max(0, blocks_needed - held);
+  // A partial block shared with a fork is copied before this write.
+  const int tail = computed / block_size_;
+  const bool copy_tail = !fresh && (seq.fork_flags_ & Sequence::kSharedTail) != 0 &&
+                         computed % block_size_ != 0 && tail < held &&
+                         blocks_[seq.block_table_[tail]].ref > 1;
   // Evictable blocks the prefix hit is about to take are not available.
-  if (to_take > num_free_blocks() - evictable_hits) return false;
+  if (to_take + (copy_tail ? 1 : 0) > num_free_blocks() - evictable_hits) return false;
+  if (!fresh) seq.fork_flags_ &= static_cast<uint8_t>(~Sequence::kSharedTail);
+  if (copy_tail) {
+    // active (shared) -> active (ref--): this holder moves to its own copy.
+    const int32_t shared = seq.block_table_[tail];
+    const int32_t own = TakeBlock();
+    --blocks_[shared].ref;
+    seq.block_table_[tail] = own;
+    copies_.push_back({shared, own});
+  }
 
   if (fresh && enable_prefix_caching_) {
     for (const int32_t b : match_) {
@@ -172,6 +186,31 @@ void BlockManager::Free(Sequence& seq) {
   table.clear();
   seq.num_registered_blocks_ = 0;
   seq.num_computed_tokens_ = 0;
+  seq.fork_flags_ &= static_cast<uint8_t>(~Sequence::kSharedTail);
+}
+
+void BlockManager::Fork(Sequence& parent, Sequence& child) {
+  TESSERA_CHECK(child.block_table_.empty() && child.num_computed_tokens_ == 0, child.request_id(),
+                ": fork into a sequence holding ", child.block_table_.size(), " blocks");
+  const int computed = parent.num_computed_tokens_;
+  TESSERA_CHECK(computed <= child.num_tokens() &&
+                    std::equal(parent.tokens_.begin(), parent.tokens_.begin() + computed,
+                               child.tokens_.begin()),
+                child.request_id(), ": fork of a sequence with other tokens");
+  for (const int32_t b : parent.block_table_) ++blocks_[b].ref;  // active -> active (shared)
+  child.block_table_ = parent.block_table_;
+  child.num_computed_tokens_ = computed;
+  child.num_registered_blocks_ = parent.num_registered_blocks_;
+  const int full = computed / block_size_;
+  child.block_hashes_.assign(
+      parent.block_hashes_.begin(),
+      parent.block_hashes_.begin() +
+          std::min<ptrdiff_t>(full, static_cast<ptrdiff_t>(parent.block_hashes_.size())));
+  child.num_cached_tokens_ = parent.num_cached_tokens_;
+  if (computed % block_size_ != 0) {
+    parent.fork_flags_ |= Sequence::kSharedTail;
+    child.fork_flags_ |= Sequence::kSharedTail;
+  }
 }
 
 std::vector<KvEvent> BlockManager::TakeEvents() {
@@ -243,6 +282,27 @@ absl::Status BlockManager::CheckInvariants(std::span<const Sequence* const> hold
     if (seq.num_registered_blocks_ > static_cast<int>(table.size())) {
       return fail(seq.request_id(), ": ", seq.num_registered_blocks_, " registered blocks of ",
                   table.size());
+    }
+  }
+  // Copy-on-write: a shared block that a holder will write (it holds
+  // uncomputed slots of it) must be that holder's partial last computed block,
+  // and the holder must be marked to copy it first.
+  for (const Sequence* seq : holders) {
+    const std::vector<int32_t>& table = seq->block_table();
+    const int computed = seq->num_computed_tokens();
+    for (size_t i = static_cast<size_t>(computed / block_size_); i < table.size(); ++i) {
+      const int32_t b = table[i];
+      if (refs[b] <= 1) continue;
+      const bool partial_tail =
+          static_cast<int>(i) == computed / block_size_ && computed % block_size_ != 0;
+      if (!partial_tail) {
+        return fail(seq->request_id(), " (choice ", seq->choice_index(), ") will write block ", b,
+                    " that ", refs[b], " tables share");
+      }
+      if ((seq->fork_flags_ & Sequence::kSharedTail) == 0) {
+        return fail(seq->request_id(), " (choice ", seq->choice_index(),
+                    ") shares its partial block ", b, " without being marked to copy it");
+      }
     }
   }
   // 0 = active, 1 = free list, 2 = LRU.

@@ -18,6 +18,14 @@
 // reused). At most floor((num_tokens - 1) / block_size) blocks are reused: the
 // last token is always recomputed, so the step has logits to sample from.
 //
+// Forking (parallel sampling): Fork gives a new sequence the same blocks as
+// another (ref++ on each). Full blocks are never written again, so they stay
+// shared; a partial last block is shared until one of its holders is about
+// to write into it: AllocateSlots then gives that holder a fresh block and
+// records a copy (BlockCopy) that every rank runs before the step's forward
+// pass (copy-on-write, as vLLM v0's blocks_to_copy; the last holder keeps the
+// original).
+//
 // Events (kStored when a hash enters the cache, kEvicted when it leaves) feed
 // the router's prefix index; the engine drains them with TakeEvents() every step.
 //
@@ -41,6 +49,14 @@ struct KvEvent {
   Type type;
   BlockHash hash;
   friend bool operator==(const KvEvent&, const KvEvent&) = default;
+};
+
+// Copy block `src`'s KV (every layer, keys and values) into block `dst`
+// before the step's forward pass. Copies run in list order.
+struct BlockCopy {
+  int32_t src;
+  int32_t dst;
+  friend bool operator==(const BlockCopy&, const BlockCopy&) = default;
 };
 
 class BlockManager {
@@ -72,12 +88,15 @@ class BlockManager {
   // reports (ref++, num_computed_tokens = those tokens, and on the first
   // admission num_cached_tokens too); `num_new_tokens` counts from there.
   // Requires num_new_tokens >= 1 and num_computed + num_new <= num_tokens.
-  // Returns false and changes nothing when the pool (free plus evictable cached
-  // blocks) cannot supply the blocks.
+  // When the block the new tokens start in is shared with a fork (ref > 1),
+  // `seq` first gets a copy of it (one more block; a BlockCopy to take with
+  // TakeCopies). Returns false and changes nothing when the pool (free plus
+  // evictable cached blocks) cannot supply the blocks.
   bool AllocateSlots(Sequence& seq, int num_new_tokens) {
     // Fast path, most decode steps: the held blocks have room.
     const int total = seq.num_computed_tokens_ + num_new_tokens;
-    if (!seq.block_table_.empty() && num_new_tokens >= 1 && total <= seq.num_tokens() &&
+    if (!seq.block_table_.empty() && seq.fork_flags_ == 0 && num_new_tokens >= 1 &&
+        total <= seq.num_tokens() &&
         total <= static_cast<int>(seq.block_table_.size()) * block_size_) {
       return true;
     }
@@ -102,6 +121,27 @@ class BlockManager {
   // sequence's prefix outlives its tail). Afterwards seq holds no blocks and
   // num_computed_tokens() == 0.
   void Free(Sequence& seq);
+
+  // Makes `child` hold `parent`'s blocks (ref++ on each: active, shared) with
+  // the same computed tokens, registered blocks, hash memo and cached-prompt
+  // count. Requires child to hold no blocks and child.all_tokens() to start
+  // with parent's computed tokens. When the last block is partial, both are
+  // marked to copy it before their next write (see AllocateSlots).
+  void Fork(Sequence& parent, Sequence& child);
+
+  // Block copies that AllocateSlots decided since the last call, in order;
+  // the step that writes after them must run them first.
+  std::vector<BlockCopy> TakeCopies() {
+    std::vector<BlockCopy> out;
+    out.swap(copies_);
+    return out;
+  }
+  // Puts back copies taken for a step that did not run (in front of any newer).
+  void RestoreCopies(std::vector<BlockCopy> copies) {
+    copies.insert(copies.end(), copies_.begin(), copies_.end());
+    copies_.swap(copies);
+  }
+  bool has_copies() const { return !copies_.empty(); }
 
   // KV events since the last call, oldest first.
   std::vector<KvEvent> TakeEvents();
@@ -128,7 +168,9 @@ class BlockManager {
   // hold blocks (the running ones): each block in exactly one state, no block
   // both free and referenced, each ref count equal to the number of block
   // tables holding it, the hash index consistent, each table as long as its
-  // sequence needs. INTERNAL with the first violation found. O(num_blocks).
+  // sequence needs, a block shared by several tables only where none of them
+  // will write it (full and computed) or where each that would is marked to
+  // copy it first. INTERNAL with the first violation found. O(num_blocks).
   absl::Status CheckInvariants(std::span<const Sequence* const> holders) const;
 
  private:
@@ -171,7 +213,8 @@ class BlockManager {
   absl::flat_hash_map<BlockHash, int32_t> cached_;  // hash -> block
   std::vector<int32_t> block_tokens_;  // tokens of each registered block (prefix caching only)
 
-  std::vector<int32_t> match_;  // scratch of MatchPrefix
+  std::vector<int32_t> match_;     // scratch of MatchPrefix
+  std::vector<BlockCopy> copies_;  // copy-on-write decided, not yet taken
   std::vector<KvEvent> events_;
   int64_t prefix_queries_ = 0;
   int64_t prefix_hits_ = 0;

@@ -17,6 +17,7 @@ namespace {
 RequestOutput ToRequestOutput(const SeqOutput& o) {
   RequestOutput ro;
   ro.request_id = o.request_id;
+  ro.index = o.index;
   ro.new_tokens = o.new_tokens;
   ro.finish_reason = o.finish_reason;
   ro.prompt_tokens = o.prompt_tokens;
@@ -48,6 +49,14 @@ absl::Status Engine::AddRequest(EngineRequest r) {
                                         std::move(r.prompt_token_ids), std::move(r.params),
                                         r.priority, now_ns);
   seq->set_rng_seed(seed);
+  const int n = seq->params().n;
+  if (n > 1) {
+    std::vector<uint64_t> seeds(n - 1);
+    for (int c = 1; c < n; ++c) {
+      seeds[c - 1] = seq->params().seed.has_value() ? seed + static_cast<uint64_t>(c) : seed_rng_();
+    }
+    seq->set_choice_seeds(std::move(seeds));
+  }
   std::string id = seq->request_id();
   std::vector<std::string> stop = seq->params().stop;
   // The prompt's last tokens: the text of the output continues from them.
@@ -56,7 +65,7 @@ absl::Status Engine::AddRequest(EngineRequest r) {
   const std::vector<int32_t> prompt_tail(prompt.end() - static_cast<std::ptrdiff_t>(context),
                                          prompt.end());
   RETURN_IF_ERROR(scheduler_.AddRequest(std::move(seq)));
-  output_processor_.Add(id, prompt_tail, std::move(stop), r.return_text);
+  output_processor_.Add(id, prompt_tail, std::move(stop), r.return_text, n);
   return absl::OkStatus();
 }
 
@@ -78,11 +87,20 @@ absl::StatusOr<std::vector<RequestOutput>> Engine::Step() {
     }
 
     rows_.clear();
+    wants_logprobs_.clear();
     for (const ScheduledSeq& s : out.seqs) {
       if (!s.sample) continue;
       const Sequence& seq = *s.seq;
+      const bool logprobs = seq.params().logprobs > 0;
       rows_.push_back(SamplingRow{&seq.params(), seq.prompt_tokens(), seq.output_tokens(),
                                   seq.rng_seed(), seq.num_output_tokens()});
+      wants_logprobs_.push_back(logprobs);
+      // A fork samples the same row for each other choice, with its own seed.
+      for (int c = 1; c <= s.forks; ++c) {
+        rows_.push_back(SamplingRow{&seq.params(), seq.prompt_tokens(), seq.output_tokens(),
+                                    seq.choice_seed(c), seq.num_output_tokens()});
+        wants_logprobs_.push_back(logprobs);
+      }
     }
     // On the GPU only the token ids (and logprobs) come back to the host.
     absl::StatusOr<std::vector<SampleResult>> sampled = executor_.Sample(rows_, sampler_);
@@ -92,27 +110,34 @@ absl::StatusOr<std::vector<RequestOutput>> Engine::Step() {
     }
     std::vector<SampleResult> samples = std::move(*sampled);
     sampled_.clear();
-    // Logprobs travel with the request id: Update() may free finished sequences.
-    absl::flat_hash_map<std::string, size_t> logprob_of;
-    size_t r = 0;
     for (const ScheduledSeq& s : out.seqs) {
       const Sequence& seq = *s.seq;
       const int start = seq.num_computed_tokens();
       stats_.prompt_tokens_computed +=
           std::max(0, std::min(seq.num_prompt_tokens(), start + s.num_tokens) - start);
-      if (!s.sample) continue;
-      if (seq.params().logprobs > 0) logprob_of[seq.request_id()] = r;
-      sampled_.push_back(samples[r++].token);
+      stats_.forks += s.forks;
     }
+    for (const SampleResult& sample : samples) sampled_.push_back(sample.token);
+    const int batch = static_cast<int>(out.seqs.size());
     stats_.steps++;
     stats_.tokens_generated += static_cast<int64_t>(sampled_.size());
+    stats_.max_seqs_per_step = std::max(stats_.max_seqs_per_step, batch);
+    if (out.num_prefill == 0) {
+      stats_.decode_steps++;
+      stats_.decode_seqs += batch;
+    }
+    stats_.block_copies += static_cast<int64_t>(out.block_copies.size());
 
+    // The outputs that carry a token come first, one per sampled row, in row
+    // order (Scheduler::Update): logprobs go by position.
+    size_t r = 0;
     for (const SeqOutput& o : scheduler_.Update(out, sampled_)) {
       RequestOutput ro = ToRequestOutput(o);
       if (!ro.new_tokens.empty()) {
-        if (auto it = logprob_of.find(ro.request_id); it != logprob_of.end()) {
-          ro.logprobs.push_back(std::move(samples[it->second]));
+        if (r < samples.size() && wants_logprobs_[r]) {
+          ro.logprobs.push_back(std::move(samples[r]));
         }
+        ++r;
       }
       results.push_back(std::move(ro));
     }
@@ -121,9 +146,11 @@ absl::StatusOr<std::vector<RequestOutput>> Engine::Step() {
   // Text and stop strings. A request a stop string ended leaves the
   // scheduler now; the processor drops the abort output that follows, so
   // nothing of it is left for a later request with the same id to receive.
-  const std::vector<std::string> stopped = output_processor_.Process(results);
+  const std::vector<OutputProcessor::Stopped> stopped = output_processor_.Process(results);
   if (!stopped.empty()) {
-    for (const std::string& id : stopped) scheduler_.Abort(id, FinishReason::kStop);
+    for (const OutputProcessor::Stopped& s : stopped) {
+      scheduler_.AbortChoice(s.request_id, s.index, FinishReason::kStop);
+    }
     std::vector<RequestOutput> ends;
     for (const SeqOutput& o : scheduler_.TakeAbortedOutputs()) ends.push_back(ToRequestOutput(o));
     output_processor_.Process(ends);

@@ -33,6 +33,13 @@ struct EngineStats {
   int64_t steps = 0;
   int64_t prompt_tokens_computed = 0;  // prefill tokens run through the model
   int64_t tokens_generated = 0;
+  // Steps in which every scheduled sequence decoded one token, and the
+  // sequences those steps ran (decode_seqs / decode_steps: the mean batch).
+  int64_t decode_steps = 0;
+  int64_t decode_seqs = 0;
+  int max_seqs_per_step = 0;  // the largest batch of one step
+  int64_t block_copies = 0;   // KV blocks copied on write (forked choices)
+  int64_t forks = 0;          // choices forked from a prefilled prompt (n - 1 per request)
 };
 
 class Engine {
@@ -47,10 +54,14 @@ class Engine {
 
   // Validates against the limits (api::ValidateTokensAndParams:
   // INVALID_ARGUMENT naming the field and the limit: sampling params, token
-  // ids outside the vocabulary, lengths) and queues the request.
+  // ids outside the vocabulary, lengths) and queues the request. With
+  // params.n > 1 the prompt is prefilled once and forked into n choices
+  // (see Scheduler), choice i sampling with seed + i when a seed is given,
+  // else with a seed of its own drawn here.
   absl::Status AddRequest(EngineRequest request);
-  // Ends a request in any state; its final output (reason kAbort) comes with
-  // the next Step(). False when the id is unknown or already finished.
+  // Ends a request in any state (every choice); its final outputs (reason
+  // kAbort, one per unfinished choice) come with the next Step(). False when
+  // the id is unknown or already finished.
   bool Abort(const std::string& request_id, FinishReason reason = FinishReason::kAbort);
 
   // Runs one step (nothing when idle) and returns what it produced, through
@@ -91,6 +102,7 @@ class Engine {
   std::string plan_bytes_;
   std::vector<SamplingRow> rows_;
   std::vector<int32_t> sampled_;
+  std::vector<uint8_t> wants_logprobs_;  // per sampled row
 };
 
 }  // namespace tessera

@@ -5,17 +5,22 @@
 namespace tessera {
 
 void OutputProcessor::Add(const std::string& request_id, std::span<const int32_t> prompt_tail,
-                          std::vector<std::string> stop, bool return_text) {
-  std::unique_ptr<Text> text;
+                          std::vector<std::string> stop, bool return_text, int n) {
+  Request req;
+  req.unfinished = n;
   if (tokenizer_ != nullptr && (return_text || !stop.empty())) {
-    text = std::make_unique<Text>(tokenizer_, std::move(stop), return_text);
-    // The prompt's own text is not output: only the context it gives.
-    if (!text->decoder.Append(prompt_tail).ok()) {
-      text->decoder = IncrementalDecoder(tokenizer_, /*skip_special=*/true);
+    req.choices.reserve(n);
+    for (int c = 0; c < n; ++c) {
+      auto text = std::make_unique<Text>(tokenizer_, stop, return_text);
+      // The prompt's own text is not output: only the context it gives.
+      if (!text->decoder.Append(prompt_tail).ok()) {
+        text->decoder = IncrementalDecoder(tokenizer_, /*skip_special=*/true);
+      }
+      req.choices.push_back(std::move(text));
     }
   }
-  stopped_.erase(request_id);
-  requests_.insert_or_assign(request_id, std::move(text));
+  for (int c = 0; c < n; ++c) stopped_.erase(std::make_pair(request_id, c));
+  requests_.insert_or_assign(request_id, std::move(req));
 }
 
 bool OutputProcessor::ProcessText(Text& t, RequestOutput& output) {
@@ -29,27 +34,33 @@ bool OutputProcessor::ProcessText(Text& t, RequestOutput& output) {
   return t.matcher.stopped();
 }
 
-std::vector<std::string> OutputProcessor::Process(std::vector<RequestOutput>& outputs) {
-  std::vector<std::string> ended;
+std::vector<OutputProcessor::Stopped> OutputProcessor::Process(
+    std::vector<RequestOutput>& outputs) {
+  std::vector<Stopped> ended;
   size_t kept = 0;
   for (size_t i = 0; i < outputs.size(); ++i) {
     RequestOutput& o = outputs[i];
-    if (auto s = stopped_.find(o.request_id); s != stopped_.end()) {
-      if (o.finished()) stopped_.erase(s);  // the scheduler's abort: the request is gone
-      continue;                             // already ended for the client
+    if (!stopped_.empty()) {
+      if (auto s = stopped_.find(std::make_pair(o.request_id, o.index)); s != stopped_.end()) {
+        if (o.finished()) stopped_.erase(s);  // the scheduler's abort: the choice is gone
+        continue;                             // already ended for the client
+      }
     }
     auto it = requests_.find(o.request_id);
     if (it != requests_.end()) {
-      if (it->second != nullptr && ProcessText(*it->second, o)) {
+      Request& req = it->second;
+      if (o.index >= 0 && o.index < static_cast<int>(req.choices.size()) &&
+          ProcessText(*req.choices[o.index], o)) {
         if (!o.finished()) {
           // Ends here for the client; the scheduler still runs it until the
           // caller's abort, whose output is dropped above.
-          stopped_.insert(o.request_id);
-          ended.push_back(o.request_id);
+          stopped_.emplace(o.request_id, o.index);
+          ended.push_back({o.request_id, o.index});
         }
         o.finish_reason = FinishReason::kStop;
       }
-      if (o.finished()) requests_.erase(it);  // a stopped output is finished now
+      // A stopped output is finished now; the request goes with its last choice.
+      if (o.finished() && --req.unfinished == 0) requests_.erase(it);
     }
     if (kept != i) outputs[kept] = std::move(o);
     ++kept;

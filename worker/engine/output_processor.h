@@ -1,6 +1,6 @@
 // The engine's output path: turns each step's RequestOutputs into what a
-// client sees. Per request it keeps an incremental detokenizer and the stop
-// strings (StopStringMatcher); for each step's outputs it
+// client sees. Per request and choice (RequestOutput::index) it keeps an incremental detokenizer
+// and the stop strings (StopStringMatcher); for each step's outputs it
 //   - appends the new tokens' text (RequestOutput::text) when the request
 //     asked for text,
 //   - ends a request whose text reaches one of its stop strings: that output
@@ -22,6 +22,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -47,15 +48,22 @@ class OutputProcessor {
   // prompt's last tokens, so the output's text continues the prompt's (a
   // SentencePiece "▁word" right after the prompt keeps its space, as run.c
   // and vLLM print it); `stop`: its stop strings; `return_text`: whether its
-  // outputs carry text. A request with neither costs nothing here.
+  // outputs carry text; `n`: its choices, each with its own text state. A
+  // request with neither text nor stop strings costs nothing here.
   void Add(const std::string& request_id, std::span<const int32_t> prompt_tail,
-           std::vector<std::string> stop, bool return_text);
+           std::vector<std::string> stop, bool return_text, int n = 1);
 
+  // A choice of a request that a stop string ended.
+  struct Stopped {
+    std::string request_id;
+    int index = 0;
+  };
   // Processes one step's outputs in place (see the top of the file). Returns
-  // the ids this call ended by a stop string; the caller aborts each in the
-  // scheduler and passes the abort outputs through Process, which drops
-  // them (and anything else of those requests before their final output).
-  std::vector<std::string> Process(std::vector<RequestOutput>& outputs);
+  // the choices this call ended by a stop string; the caller aborts each in
+  // the scheduler (Scheduler::AbortChoice) and passes the abort outputs
+  // through Process, which drops them (and anything else of those choices
+  // before their final output).
+  std::vector<Stopped> Process(std::vector<RequestOutput>& outputs);
 
   // Requests tracked (added and not yet finished).
   size_t size() const { return requests_.size(); }
@@ -74,11 +82,18 @@ class OutputProcessor {
   // Applies `text` to `output`; true when a stop string ended it.
   bool ProcessText(Text& text, RequestOutput& output);
 
+  // One request: a text state per choice (empty: no text, no stop strings)
+  // and how many choices have not given their last output.
+  struct Request {
+    std::vector<std::unique_ptr<Text>> choices;
+    int unfinished = 1;
+  };
+
   const Tokenizer* const tokenizer_;
-  // Requests with text or stop strings (null entry: nothing to do).
-  absl::flat_hash_map<std::string, std::unique_ptr<Text>> requests_;
-  // Ended by a stop string, waiting for the scheduler's final (abort) output.
-  absl::flat_hash_set<std::string> stopped_;
+  absl::flat_hash_map<std::string, Request> requests_;
+  // Choices ended by a stop string, waiting for the scheduler's final (abort)
+  // output.
+  absl::flat_hash_set<std::pair<std::string, int>> stopped_;
 };
 
 }  // namespace tessera

@@ -20,11 +20,13 @@ struct EngineRequest {
   bool return_text = false;  // outputs carry their text (RequestOutput::text)
 };
 
-// What one step produced for one request: its new tokens (zero or one), with
-// logprobs when asked, their text when asked, and on the last output the
-// finish reason and usage.
+// What one step produced for one choice of one request: its new tokens (zero
+// or one), with logprobs when asked, their text when asked, and on the
+// choice's last output the finish reason and that choice's usage. A request
+// with n > 1 ends after all n choices have given their last output.
 struct RequestOutput {
   std::string request_id;
+  int index = 0;  // the choice, 0 .. params.n - 1
   std::vector<int32_t> new_tokens;
   std::vector<SampleResult> logprobs;  // one per new token when params.logprobs > 0
   // The new tokens' text (OutputProcessor), when the request asked for text:

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/base/attributes.h"
 #include "absl/strings/str_cat.h"
 
 namespace tessera {
@@ -17,7 +18,7 @@ Scheduler::Scheduler(const SchedulerConfig& config, const CacheConfig& cache_con
   plan_.seqs.reserve(config_.max_num_seqs);
   outputs_.reserve(config_.max_num_seqs);
   finished_.reserve(config_.max_num_seqs);
-  seqs_.reserve(config_.max_num_seqs);
+  requests_.reserve(config_.max_num_seqs);
 }
 
 bool Scheduler::Before(const Sequence* a, const Sequence* b) const {
@@ -46,67 +47,9 @@ void Scheduler::InsertWaiting(Sequence* seq) {
   waiting_.insert(std::upper_bound(waiting_.begin(), waiting_.end(), seq, less), seq);
 }
 
-absl::Status Scheduler::AddRequest(std::unique_ptr<Sequence> seq) {
-  if (seq == nullptr) return absl::InvalidArgumentError("AddRequest: null sequence");
-  const std::string& id = seq->request_id();
-  if (id.empty()) return absl::InvalidArgumentError("request_id must not be empty");
-  if (seq->status() != SequenceStatus::kWaiting || seq->num_output_tokens() != 0 ||
-      seq->num_computed_tokens() != 0 || !seq->block_table().empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "request ", id, ": AddRequest takes a new sequence, got one ",
-        SequenceStatusName(seq->status()), " with ", seq->num_output_tokens(), " output tokens"));
-  }
-  const int prompt = seq->num_prompt_tokens();
-  const int max_tokens = seq->params().max_tokens;
-  if (prompt == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("request ", id, ": prompt must contain at least 1 token"));
-  }
-  if (max_tokens < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("request ", id, ": max_tokens must be at least 1, got ", max_tokens));
-  }
-  const int64_t total = int64_t{prompt} + max_tokens;
-  if (total > config_.max_model_len) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("request ", id, ": prompt (", prompt, " tokens) + max_tokens (", max_tokens,
-                     ") = ", total, " exceeds max_model_len (", config_.max_model_len, ")"));
-  }
-  const int block_size = block_manager_.block_size();
-  const int64_t blocks = (total + block_size - 1) / block_size;
-  if (blocks > block_manager_.num_blocks()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("request ", id, ": prompt (", prompt, " tokens) + max_tokens (", max_tokens,
-                     ") needs ", blocks, " KV blocks but the KV cache capacity is ",
-                     block_manager_.num_blocks(), " blocks of ", block_size, " tokens (",
-                     int64_t{block_manager_.num_blocks()} * block_size, " tokens)"));
-  }
-  // Without chunked prefill a recompute after preemption runs prompt + output
-  // (up to total - 1 tokens) in one step.
-  if (!config_.enable_chunked_prefill && total - 1 > config_.max_num_batched_tokens) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("request ", id, ": prompt (", prompt, " tokens) + max_tokens (", max_tokens,
-                     ") - 1 exceeds max_num_batched_tokens (", config_.max_num_batched_tokens,
-                     ") and chunked prefill is disabled"));
-  }
-  if (seqs_.contains(id)) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("request_id '", id, "' is already in use by an unfinished request"));
-  }
-  if (static_cast<int>(waiting_.size()) >= config_.max_waiting) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "request ", id, ": the waiting queue is full (max_waiting = ", config_.max_waiting, ")"));
-  }
-  seq->set_arrival_order(next_arrival_++);
-  seq->ReserveOutput();
-  Sequence* raw = seq.get();
-  seqs_.emplace(id, std::move(seq));
-  InsertWaiting(raw);
-  return absl::OkStatus();
-}
-
 void Scheduler::Preempt(Sequence* victim) {
   block_manager_.Free(*victim);
+  if (victim->fork_pending()) reserved_slots_ -= victim->params().n - 1;
   victim->SetPreempted();
   InsertWaiting(victim);
   plan_.preempted.push_back(victim->request_id());
@@ -147,15 +90,23 @@ const SchedulerOutput& Scheduler::Schedule() {
     }
     if (!allocated) break;  // it was the last running sequence
     const int start = seq->num_computed_tokens();
-    plan_.seqs.push_back({seq, start, n, start + n == seq->num_tokens()});
+    const bool sample = start + n == seq->num_tokens();
+    plan_.seqs.push_back(
+        {seq, start, n, sample, sample && seq->fork_pending() ? seq->params().n - 1 : 0});
     budget -= n;
     ++i;
   }
 
   // 2. Waiting sequences in policy order, without preempting anyone.
   while (!preempted && !waiting_.empty() && budget > 0 &&
-         static_cast<int>(running_.size()) < config_.max_num_seqs) {
+         static_cast<int>(running_.size()) + reserved_slots_ < config_.max_num_seqs) {
     Sequence* seq = waiting_.front();
+    // A request that will fork needs a slot for each of its choices.
+    if (seq->fork_pending() &&
+        static_cast<int>(running_.size()) + reserved_slots_ + SlotsFor(*seq) >
+            config_.max_num_seqs) {
+      break;
+    }
     int n = seq->num_tokens() - block_manager_.GetCachedPrefixTokens(*seq);
     if (n > budget) {
       if (!config_.enable_chunked_prefill) break;
@@ -166,15 +117,23 @@ const SchedulerOutput& Scheduler::Schedule() {
     if (seq->status() == SequenceStatus::kPreempted) seq->SetWaiting();
     seq->SetRunning();
     InsertRunning(seq);
+    if (seq->fork_pending()) reserved_slots_ += seq->params().n - 1;
     const int start = seq->num_computed_tokens();
-    plan_.seqs.push_back({seq, start, n, start + n == seq->num_tokens()});
+    const bool sample = start + n == seq->num_tokens();
+    plan_.seqs.push_back(
+        {seq, start, n, sample, sample && seq->fork_pending() ? seq->params().n - 1 : 0});
     budget -= n;
+  }
+  if (block_manager_.has_copies()) {
+    plan_.block_copies = block_manager_.TakeCopies();
+  } else {
+    plan_.block_copies.clear();
   }
 
   plan_.total_tokens = config_.max_num_batched_tokens - budget;
   plan_.num_sampled = plan_.num_decode = plan_.num_prefill = 0;
   for (const ScheduledSeq& s : plan_.seqs) {
-    plan_.num_sampled += s.sample;
+    plan_.num_sampled += s.sample + s.forks;
     if (s.sample && s.num_tokens == 1) {
       ++plan_.num_decode;
     } else {
@@ -189,6 +148,9 @@ const SchedulerOutput& Scheduler::Schedule() {
 void Scheduler::AbandonStep() {
   step_in_flight_ = false;
   plan_.seqs.clear();
+  // The copies did not run; the blocks they fill stay with their sequences.
+  if (!plan_.block_copies.empty()) block_manager_.RestoreCopies(std::move(plan_.block_copies));
+  plan_.block_copies.clear();
 }
 
 FinishReason Scheduler::CheckStop(const Sequence& seq, int32_t token) const {
@@ -217,6 +179,24 @@ void Scheduler::FillUsage(const Sequence& seq, SeqOutput& out) {
   out.cached_prompt_tokens = std::max(0, seq.num_cached_tokens());
 }
 
+// Inlined: it runs once per sampled token, the hot path of every step.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::EmitToken(Sequence& seq, int32_t token) {
+  const FinishReason reason = CheckStop(seq, token);
+  SeqOutput& out = NextOutput();
+  out.request_id.assign(seq.request_id());
+  out.seq_id = seq.id();
+  out.index = seq.choice_index();
+  out.new_tokens.clear();
+  out.new_tokens.push_back(token);
+  out.finish_reason = reason;
+  FillUsage(seq, out);
+  if (reason != FinishReason::kNone) {
+    block_manager_.Free(seq);
+    seq.SetFinished(reason);
+    finished_.push_back(&seq);
+  }
+}
+
 std::span<const SeqOutput> Scheduler::Update(const SchedulerOutput& output,
                                              std::span<const int32_t> sampled) {
   TESSERA_CHECK(output.step == plan_.step && (step_in_flight_ || output.seqs.empty()),
@@ -238,24 +218,23 @@ std::span<const SeqOutput> Scheduler::Update(const SchedulerOutput& output,
     if (!s.sample) continue;
     const int32_t token = sampled[next_sample++];
     seq.AppendToken(token);
-    const FinishReason reason = CheckStop(seq, token);
-    SeqOutput& out = NextOutput();
-    out.request_id.assign(seq.request_id());
-    out.seq_id = seq.id();
-    out.new_tokens.clear();
-    out.new_tokens.push_back(token);
-    out.finish_reason = reason;
-    FillUsage(seq, out);
-    if (reason != FinishReason::kNone) {
-      block_manager_.Free(seq);
-      seq.SetFinished(reason);
-      finished_.push_back(&seq);
+    if (s.forks == 0) {
+      EmitToken(seq, token);
+      continue;
     }
+    // The fork: the choices share the blocks before any of them can finish.
+    const std::span<const int32_t> fork_tokens = sampled.subspan(next_sample, s.forks);
+    next_sample += s.forks;
+    ForkChoices(seq, fork_tokens);
+    EmitToken(seq, token);
+    const Request& req = requests_.find(seq.request_id())->second;
+    for (int c = 0; c < s.forks; ++c) EmitToken(*req.forks[c], fork_tokens[c]);
   }
   if (!finished_.empty()) {
     for (const Sequence* seq : finished_) {
       running_.erase(std::find(running_.begin(), running_.end(), seq));
-      seqs_.erase(seqs_.find(seq->request_id()));  // destroys it
+      const auto it = requests_.find(seq->request_id());
+      if (--it->second.unfinished == 0) requests_.erase(it);  // destroys its choices
     }
   }
   for (SeqOutput& aborted : aborted_outputs_) NextOutput() = std::move(aborted);
@@ -263,90 +242,24 @@ std::span<const SeqOutput> Scheduler::Update(const SchedulerOutput& output,
   return std::span<const SeqOutput>(outputs_.data(), num_outputs_);
 }
 
-bool Scheduler::Abort(absl::string_view request_id, FinishReason reason) {
-  TESSERA_CHECK(reason != FinishReason::kNone, "Abort(", request_id, ") without a reason");
-  TESSERA_CHECK(!step_in_flight_, "Abort(", request_id, ") between Schedule() and Update()");
-  const auto it = seqs_.find(request_id);
-  if (it == seqs_.end()) return false;
-  Sequence* seq = it->second.get();
-  switch (seq->status()) {
-    case SequenceStatus::kWaiting:
-    case SequenceStatus::kPreempted:
-      waiting_.erase(std::find(waiting_.begin(), waiting_.end(), seq));
-      break;
-    case SequenceStatus::kRunning:
-      running_.erase(std::find(running_.begin(), running_.end(), seq));
-      block_manager_.Free(*seq);
-      break;
-    case SequenceStatus::kFinished:
-      TESSERA_CHECK(false, seq->request_id(), ": finished but still tracked");
-      break;
+void Scheduler::ForkChoices(Sequence& parent, std::span<const int32_t> tokens) {
+  Request& req = requests_.find(parent.request_id())->second;
+  TESSERA_CHECK(parent.fork_pending() && req.forks.empty() &&
+                    static_cast<int>(tokens.size()) == parent.params().n - 1,
+                parent.request_id(), ": fork of ", tokens.size(),
+                " choices with n = ", parent.params().n);
+  parent.ClearForkPending();
+  reserved_slots_ -= static_cast<int>(tokens.size());
+  req.forks.reserve(tokens.size());
+  for (size_t c = 0; c < tokens.size(); ++c) {
+    std::unique_ptr<Sequence> child = Sequence::ForkOf(parent, static_cast<int>(c) + 1);
+    block_manager_.Fork(parent, *child);
+    child->SetRunning();
+    child->AppendToken(tokens[c]);
+    InsertRunning(child.get());
+    req.forks.push_back(std::move(child));
+    ++req.unfinished;
   }
-  seq->SetFinished(reason);
-  SeqOutput& out = aborted_outputs_.emplace_back();
-  out.request_id = seq->request_id();
-  out.seq_id = seq->id();
-  out.finish_reason = reason;
-  FillUsage(*seq, out);
-  seqs_.erase(it);
-  return true;
-}
-
-std::vector<SeqOutput> Scheduler::TakeAbortedOutputs() {
-  std::vector<SeqOutput> out;
-  out.swap(aborted_outputs_);
-  return out;
-}
-
-const Sequence* Scheduler::Find(absl::string_view request_id) const {
-  const auto it = seqs_.find(request_id);
-  return it == seqs_.end() ? nullptr : it->second.get();
-}
-
-SchedulerStats Scheduler::stats() const {
-  SchedulerStats s;
-  s.num_running = num_running();
-  s.num_waiting = num_waiting();
-  s.used_blocks = block_manager_.num_used_blocks();
-  s.total_blocks = block_manager_.num_blocks();
-  s.prefix_cache_queries = block_manager_.prefix_cache_queries();
-  s.prefix_cache_hits = block_manager_.prefix_cache_hits();
-  s.num_preemptions = num_preemptions_;
-  return s;
-}
-
-absl::Status Scheduler::CheckInvariants() const {
-  auto fail = [](auto&&... args) { return absl::InternalError(absl::StrCat(args...)); };
-  if (static_cast<int>(running_.size()) > config_.max_num_seqs) {
-    return fail(running_.size(), " running sequences, max_num_seqs is ", config_.max_num_seqs);
-  }
-  if (seqs_.size() != running_.size() + waiting_.size()) {
-    return fail(seqs_.size(), " tracked sequences but ", running_.size(), " running + ",
-                waiting_.size(), " waiting");
-  }
-  for (size_t i = 0; i < running_.size(); ++i) {
-    const Sequence* seq = running_[i];
-    if (seq->status() != SequenceStatus::kRunning) {
-      return fail(seq->request_id(), " is ", SequenceStatusName(seq->status()),
-                  " in the running set");
-    }
-    if (i > 0 && Before(seq, running_[i - 1])) return fail("running set out of order at ", i);
-    if (Find(seq->request_id()) != seq) return fail(seq->request_id(), " running but unknown");
-  }
-  for (size_t i = 0; i < waiting_.size(); ++i) {
-    const Sequence* seq = waiting_[i];
-    if (seq->status() != SequenceStatus::kWaiting && seq->status() != SequenceStatus::kPreempted) {
-      return fail(seq->request_id(), " is ", SequenceStatusName(seq->status()),
-                  " in the waiting queue");
-    }
-    if (!seq->block_table().empty() || seq->num_computed_tokens() != 0) {
-      return fail(seq->request_id(), " waits holding ", seq->block_table().size(), " blocks");
-    }
-    if (i > 0 && Before(seq, waiting_[i - 1])) return fail("waiting queue out of order at ", i);
-    if (Find(seq->request_id()) != seq) return fail(seq->request_id(), " waiting but unknown");
-  }
-  const std::vector<const Sequence*> holders(running_.begin(), running_.end());
-  return block_manager_.CheckInvariants(holders);
 }
 
 }  // namespace tessera

@@ -22,6 +22,15 @@
 // waiting sequence. Admission refuses any request that could not run alone, so
 // every admitted request finishes.
 //
+// Parallel sampling (SamplingParams::n > 1): the request runs as one sequence
+// (choice 0) until its prompt's last token is computed; that step samples its
+// logits row n times (ScheduledSeq::forks) and Update() forks choices
+// 1..n-1, which share the prompt's KV blocks (BlockManager::Fork, copy-on-
+// write of a partial last block through SchedulerOutput::block_copies) and
+// then run, finish and get preempted as sequences of their own. Such a
+// request is admitted only with n free sequence slots, which it keeps
+// reserved until it forks. Abort() ends every choice.
+//
 // Not thread-safe: owned and called by the engine thread only.
 #pragma once
 
@@ -50,6 +59,10 @@ struct ScheduledSeq {
   // start + num_tokens == seq->num_tokens(): the model must produce logits for
   // the last row and sample one token. False for a chunk in mid-prompt.
   bool sample;
+  // Extra samples of that row: params().n - 1 when this step forks the
+  // request's other choices (their tokens follow this seq's in `sampled`),
+  // else 0.
+  int forks = 0;
 };
 
 struct SchedulerOutput {
@@ -57,12 +70,15 @@ struct SchedulerOutput {
   // step. Valid until the next Schedule().
   std::vector<ScheduledSeq> seqs;
   int total_tokens = 0;  // sum of num_tokens <= max_num_batched_tokens
-  int num_sampled = 0;   // seqs with sample == true: the size Update() expects
+  int num_sampled = 0;   // sum of sample + forks: the size Update() expects
   int num_decode = 0;    // seqs running a single token and sampling
   int num_prefill = 0;   // the others (prompt or recompute chunks)
   // Request ids preempted by this step (their KV is gone; they will be
   // recomputed). Informational: a runner keeping per-sequence state drops it.
   std::vector<std::string> preempted;
+  // KV block copies to run before this step's forward pass (copy-on-write of
+  // blocks shared by forked choices), in order.
+  std::vector<BlockCopy> block_copies;
   uint64_t step = 0;  // Schedule() count; Update() checks it gets the latest
 
   bool empty() const { return seqs.empty(); }
@@ -72,9 +88,10 @@ struct SchedulerOutput {
 struct SeqOutput {
   std::string request_id;
   SeqId seq_id;
+  int index = 0;                    // the choice (Sequence::choice_index)
   std::vector<int32_t> new_tokens;  // the token sampled this step (empty for an abort)
   FinishReason finish_reason = FinishReason::kNone;  // kNone while it runs
-  // Usage, cumulative.
+  // Usage of this choice, cumulative.
   int prompt_tokens = 0;
   int completion_tokens = 0;
   int cached_prompt_tokens = 0;  // prompt tokens served by the prefix cache
@@ -104,7 +121,8 @@ class Scheduler {
   // Admission. Takes a new sequence (WAITING, no output, nothing computed) and
   // queues it; the Scheduler owns it from now on. Refuses, naming the field
   // and the limit:
-  //   INVALID_ARGUMENT   empty request_id or prompt; max_tokens < 1; prompt +
+  //   INVALID_ARGUMENT   empty request_id or prompt; max_tokens < 1; n outside
+  //                      [1, max_num_seqs]; prompt +
   //                      max_tokens > max_model_len; prompt + max_tokens needs
   //                      more blocks than the whole KV pool; (chunked prefill
   //                      off) prompt + max_tokens - 1 > max_num_batched_tokens
@@ -120,13 +138,16 @@ class Scheduler {
   const SchedulerOutput& Schedule();
 
   // Applies a step that ran. `output` is what the latest Schedule() returned
-  // (or a copy of it); `sampled` holds one token per scheduled seq with
-  // sample == true, in order (output.num_sampled of them). Advances each seq's computed tokens,
+  // (or a copy of it); `sampled` holds 1 + forks tokens per scheduled seq with
+  // sample == true, in order (output.num_sampled of them; a fork's are its
+  // choices 0, 1, ..., n-1). Advances each seq's computed tokens,
   // registers newly full blocks in the prefix cache, appends the sampled tokens, finishes (eos
   // unless ignore_eos -> kEos; stop_token_ids -> kStop; max_tokens or max_model_len -> kLength; the
   // finishing token is included in new_tokens) and frees the finished. Returns one SeqOutput per
   // sequence that got a token, then the final outputs of sequences aborted since the last
-  // Update()/TakeAbortedOutputs(). The span is valid until the next Update().
+  // Update()/TakeAbortedOutputs(). A fork gives one SeqOutput per choice, in
+  // choice order, so the outputs that carry tokens are in the order of
+  // `sampled`. The span is valid until the next Update().
   std::span<const SeqOutput> Update(const SchedulerOutput& output,
                                     std::span<const int32_t> sampled);
 
@@ -137,12 +158,18 @@ class Scheduler {
   // flight.
   void AbandonStep();
 
-  // Cancels a waiting, running or preempted request and frees its blocks.
+  // Cancels a waiting, running or preempted request (every unfinished choice)
+  // and frees its blocks; one final SeqOutput per choice that had not ended
+  // (all n when it had not forked yet).
   // False (and nothing happens) for an unknown or already finished id.
   // Requires reason != kNone, and no step in flight (not between Schedule()
   // and its Update()/AbandonStep()). The final SeqOutput (reason, usage) comes
   // from the next Update() or TakeAbortedOutputs(), whichever is first.
   bool Abort(absl::string_view request_id, FinishReason reason = FinishReason::kAbort);
+  // Cancels one choice of a request (a stop string ended it), like Abort;
+  // choice 0 of a request that has not forked ends the whole request. False
+  // when that choice is unknown or already finished.
+  bool AbortChoice(absl::string_view request_id, int index, FinishReason reason);
 
   // Final outputs of the requests aborted since the last Update() or call.
   std::vector<SeqOutput> TakeAbortedOutputs();
@@ -155,8 +182,12 @@ class Scheduler {
   // Something is waiting or running (aborted outputs not yet taken excluded).
   bool has_unfinished() const { return !running_.empty() || !waiting_.empty(); }
   bool has_aborted_outputs() const { return !aborted_outputs_.empty(); }
-  // The unfinished request `request_id`, or null.
+  // The sequence the unfinished request `request_id` entered as (choice 0,
+  // possibly finished while other choices run), or null.
   const Sequence* Find(absl::string_view request_id) const;
+  // Choice `index` of the unfinished request `request_id` (finished or not),
+  // or null (unknown, or not forked yet).
+  const Sequence* FindChoice(absl::string_view request_id, int index) const;
   const BlockManager& block_manager() const { return block_manager_; }
   SchedulerStats stats() const;
   const SchedulerConfig& config() const { return config_; }
@@ -172,19 +203,41 @@ class Scheduler {
   bool Before(const Sequence* a, const Sequence* b) const;
   void InsertRunning(Sequence* seq);
   void InsertWaiting(Sequence* seq);
+  // One request: the sequence it entered as and, once forked, its other
+  // choices (index i - 1 holds choice i); kept until every choice finished.
+  struct Request {
+    std::unique_ptr<Sequence> first;
+    std::vector<std::unique_ptr<Sequence>> forks;
+    int unfinished = 1;  // choices not finished (1 before the fork)
+  };
+
   void Preempt(Sequence* victim);
   FinishReason CheckStop(const Sequence& seq, int32_t token) const;
   SeqOutput& NextOutput();
   static void FillUsage(const Sequence& seq, SeqOutput& out);
+  // The slots `seq` needs to be admitted: n while a fork is pending, else 1.
+  static int SlotsFor(const Sequence& seq) { return seq.fork_pending() ? seq.params().n : 1; }
+  // Appends `token`'s output for `seq` (whose last token it is) and finishes
+  // it when the token ends it.
+  void EmitToken(Sequence& seq, int32_t token);
+  // Creates choices 1..tokens.size() of `parent`'s request, sharing its
+  // blocks, each RUNNING with its first token appended.
+  void ForkChoices(Sequence& parent, std::span<const int32_t> tokens);
+  // Takes one unfinished choice out of the queues, frees it and queues its
+  // final output.
+  void AbortSeq(Sequence& seq, FinishReason reason);
 
   const SchedulerConfig config_;
   const std::vector<int32_t> eos_token_ids_;
   BlockManager block_manager_;
 
-  absl::flat_hash_map<std::string, std::unique_ptr<Sequence>> seqs_;  // unfinished, by id
-  std::vector<Sequence*> running_;                                    // in priority order (Before)
-  std::deque<Sequence*> waiting_;                                     // in priority order (Before)
+  absl::flat_hash_map<std::string, Request> requests_;  // unfinished, by id
+  std::vector<Sequence*> running_;                      // in priority order (Before)
+  std::deque<Sequence*> waiting_;                       // in priority order (Before)
   uint64_t next_arrival_ = 0;
+  // Slots held for the choices of running requests not yet forked: the sum
+  // of n - 1 over running sequences with fork_pending().
+  int reserved_slots_ = 0;
 
   SchedulerOutput plan_;
   bool step_in_flight_ = false;

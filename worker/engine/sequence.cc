@@ -53,7 +53,24 @@ Sequence::Sequence(std::string request_id, SeqId id, std::vector<int32_t> prompt
       request_id_(std::move(request_id)),
       id_(id),
       priority_(priority),
-      arrival_time_ns_(arrival_time_ns) {}
+      arrival_time_ns_(arrival_time_ns) {
+  if (params_.n > 1) fork_flags_ = kForkPending;
+}
+
+std::unique_ptr<Sequence> Sequence::ForkOf(const Sequence& parent, int index) {
+  TESSERA_CHECK(index >= 1 && index < parent.params_.n, parent.request_id_, ": fork of choice ",
+                index, " with n = ", parent.params_.n);
+  const std::span<const int32_t> prompt = parent.prompt_tokens();
+  auto child = std::make_unique<Sequence>(
+      parent.request_id_, parent.id_, std::vector<int32_t>(prompt.begin(), prompt.end()),
+      parent.params_, parent.priority_, parent.arrival_time_ns_);
+  child->fork_flags_ = 0;
+  child->choice_index_ = index;
+  child->arrival_order_ = parent.arrival_order_;
+  child->rng_seed_ = parent.choice_seed(index);
+  child->ReserveOutput();
+  return child;
+}
 
 void Sequence::ReserveOutput() {
   if (params_.max_tokens > 0) tokens_.reserve(tokens_.size() + params_.max_tokens);

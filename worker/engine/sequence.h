@@ -7,7 +7,14 @@
 //      +------------------+---------------------+--> FINISHED(reason)
 //
 // A sequence is created WAITING by the engine, handed to the Scheduler, which
-// owns it from then on and drives every transition. A preempted sequence sits
+// owns it from then on and drives every transition.
+//
+// Parallel sampling (params().n > 1): the request enters as one sequence,
+// choice 0, with a fork pending. In the step its prompt's last token runs,
+// the scheduler samples that row n times and forks choices 1..n-1
+// (Scheduler::Update, BlockManager::Fork): each is a sequence of its own
+// (same request id, its own choice_index(), tokens and RNG seed) sharing the
+// prompt's KV blocks by reference count. A preempted sequence sits
 // in the waiting queue as PREEMPTED until the scheduler admits it again, which
 // takes it through WAITING to RUNNING in one go. An illegal transition is a
 // programming error and aborts the process (TESSERA_CHECK).
@@ -16,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -83,6 +91,31 @@ class alignas(64) Sequence {
   uint64_t rng_seed() const { return rng_seed_; }
   void set_rng_seed(uint64_t seed) { rng_seed_ = seed; }
 
+  // ---- parallel sampling ----
+  // Which of the request's params().n choices this sequence is (0 for the
+  // sequence the request entered as).
+  int choice_index() const { return choice_index_; }
+  // Choice 0 of a request with n > 1 that has not forked yet: its first
+  // sample is drawn n times and forks the other choices.
+  bool fork_pending() const { return (fork_flags_ & kForkPending) != 0; }
+  // The seed choice `i` samples with (0 <= i < params().n): rng_seed() for
+  // i == 0, else what set_choice_seeds gave (the engine sets them on choice
+  // 0), or rng_seed() + i without them.
+  uint64_t choice_seed(int i) const {
+    if (i == 0) return rng_seed_;
+    const size_t k = static_cast<size_t>(i) - 1;
+    return k < choice_seeds_.size() ? choice_seeds_[k] : rng_seed_ + static_cast<uint64_t>(i);
+  }
+  // Seeds of choices 1..n-1 (n - 1 of them).
+  void set_choice_seeds(std::vector<uint64_t> seeds) { choice_seeds_ = std::move(seeds); }
+  // Choice `index` (1..n-1) of `parent`'s request, forked from it after its
+  // first sample: same request id, id, parameters, priority and arrival;
+  // the prompt copied; WAITING, holding nothing (BlockManager::Fork shares
+  // the parent's blocks with it; the Scheduler makes it RUNNING).
+  static std::unique_ptr<Sequence> ForkOf(const Sequence& parent, int index);
+  // Clears the pending fork (the scheduler forked, or the request ended).
+  void ClearForkPending() { fork_flags_ &= static_cast<uint8_t>(~kForkPending); }
+
   // ---- tokens ----
   // Prompt followed by output tokens, contiguous.
   std::span<const int32_t> all_tokens() const { return tokens_; }
@@ -140,7 +173,12 @@ class alignas(64) Sequence {
  private:
   friend class BlockManager;
 
-  // Hot fields first, in one cache line (63 bytes): what every Schedule() and
+  static constexpr uint8_t kForkPending = 1;  // see fork_pending()
+  // Its KV block at num_computed_tokens() may be shared with other choices
+  // (BlockManager::Fork): the next AllocateSlots copies it before writing.
+  static constexpr uint8_t kSharedTail = 2;
+
+  // Hot fields first, in one cache line (64 bytes): what every Schedule() and
   // Update() of a running sequence reads.
   std::vector<int32_t> tokens_;  // prompt then output
   // Owned by BlockManager: the block table, and how many of its leading
@@ -152,6 +190,7 @@ class alignas(64) Sequence {
   SequenceStatus status_ = SequenceStatus::kWaiting;
   const bool ignore_eos_;
   const bool has_stop_token_ids_;
+  uint8_t fork_flags_ = 0;  // kForkPending | kSharedTail
 
   // Owned by BlockManager: the chained hashes of the leading full blocks of
   // tokens_ (a memo, extended incrementally; tokens never change, so it
@@ -168,6 +207,8 @@ class alignas(64) Sequence {
   FinishReason finish_reason_ = FinishReason::kNone;
   int num_preemptions_ = 0;
   int num_cached_tokens_ = -1;
+  int choice_index_ = 0;
+  std::vector<uint64_t> choice_seeds_;  // choices 1..n-1 (choice 0: n > 1 only)
 };
 
 }  // namespace tessera

@@ -38,7 +38,7 @@ void StepPlanBuilder::Begin(int64_t step, int num_seqs, int64_t total_tokens, in
 }
 
 void StepPlanBuilder::AddSequence(std::span<const int32_t> tokens, int start,
-                                  std::span<const int32_t> block_table, bool sample) {
+                                  std::span<const int32_t> block_table, int num_samples) {
   const int n = static_cast<int>(tokens.size());
   for (int i = 0; i < n; ++i) {
     const int pos = start + i;
@@ -53,8 +53,13 @@ void StepPlanBuilder::AddSequence(std::span<const int32_t> tokens, int start,
   const int used = BlocksFor(start + n, block_size_);
   std::copy(block_table.begin(), block_table.begin() + used,
             plan_->mutable_block_tables()->begin() + seq_ * max_blocks_);
-  if (sample) plan_->add_logits_indices(row_ - 1);
+  for (int i = 0; i < num_samples; ++i) plan_->add_logits_indices(row_ - 1);
   ++seq_;
+}
+
+void StepPlanBuilder::AddCopy(int32_t src, int32_t dst) {
+  plan_->add_copy_src(src);
+  plan_->add_copy_dst(dst);
 }
 
 void BuildStepPlan(const SchedulerOutput& out, int block_size, int64_t step, v1::StepPlan* plan) {
@@ -76,8 +81,10 @@ void BuildStepPlan(const SchedulerOutput& out, int block_size, int64_t step, v1:
     const auto tokens = seq.all_tokens();
     const auto& table = seq.block_table();
     builder.AddSequence(std::span<const int32_t>(tokens.data() + start, s.num_tokens), start,
-                        std::span<const int32_t>(table.data(), table.size()), s.sample);
+                        std::span<const int32_t>(table.data(), table.size()),
+                        s.sample ? 1 + s.forks : 0);
   }
+  for (const BlockCopy& c : out.block_copies) builder.AddCopy(c.src, c.dst);
 }
 
 v1::StepPlan SyntheticPrefillPlan(int num_tokens, int num_seqs, int block_size, int32_t vocab,
@@ -97,7 +104,7 @@ v1::StepPlan SyntheticPrefillPlan(int num_tokens, int num_seqs, int block_size, 
     for (int i = 0; i < len; ++i) tokens[i] = static_cast<int32_t>((row + i) % vocab);
     std::vector<int32_t> table(BlocksFor(len, block_size));
     std::iota(table.begin(), table.end(), next_block);
-    builder.AddSequence(tokens, /*start=*/0, table, /*sample=*/true);
+    builder.AddSequence(tokens, /*start=*/0, table, /*num_samples=*/1);
     next_block += static_cast<int32_t>(table.size());
     row += len;
   }

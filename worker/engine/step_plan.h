@@ -27,10 +27,13 @@ class StepPlanBuilder {
   // Appends a sequence that computes `tokens` at positions start,
   // start + 1, ... (its context so far is `start` tokens), with KV slots
   // from `block_table` (at least ceil((start + tokens.size()) / block_size)
-  // blocks; the used ones are copied into the plan's table), and a logits row
-  // for its last token when `sample`.
+  // blocks; the used ones are copied into the plan's table), and
+  // `num_samples` logits rows of its last token (0: a chunk in mid-prompt; 1:
+  // the usual; n: the step that forks n choices).
   void AddSequence(std::span<const int32_t> tokens, int start, std::span<const int32_t> block_table,
-                   bool sample);
+                   int num_samples);
+  // Appends a KV block copy that runs before the forward pass.
+  void AddCopy(int32_t src, int32_t dst);
 
  private:
   v1::StepPlan* plan_;
@@ -42,7 +45,8 @@ class StepPlanBuilder {
 
 // Fills `plan` (cleared first) for `out`: per scheduled sequence its tokens
 // [num_computed, num_computed + num_tokens), their positions and KV slots,
-// its block table, and a logits row when the sequence samples this step.
+// its block table, and 1 + forks logits rows when the sequence samples this
+// step; then out.block_copies.
 void BuildStepPlan(const SchedulerOutput& out, int block_size, int64_t step, v1::StepPlan* plan);
 
 // A prefill batch for profiling: `num_seqs` sequences sharing `num_tokens`

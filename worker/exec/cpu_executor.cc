@@ -6,6 +6,7 @@
 namespace tessera {
 
 absl::Status CpuModelExecutor::Forward(const v1::StepPlan& plan) {
+  RETURN_IF_ERROR(RunBlockCopies(plan));
   const ModelInput input = ModelInputFromPlan(plan);
   const int64_t rows = plan.logits_indices_size();
   const int64_t vocab = model_->config().vocab_size;
@@ -25,6 +26,7 @@ absl::Status CpuModelExecutor::Execute(const v1::StepPlan& plan, Tensor& logits)
   if (logits.ndim() != 2 || logits.dim(0) != rows || logits.dim(1) != vocab) {
     logits = Tensor::Empty(DType::kFloat32, {rows, vocab});
   }
+  RETURN_IF_ERROR(RunBlockCopies(plan));
   RETURN_IF_ERROR(model_->Forward(ModelInputFromPlan(plan), cache_, logits));
   logits_ = logits;  // for Sample; the next Forward allocates its own
   logits_external_ = true;

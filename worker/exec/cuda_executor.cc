@@ -117,16 +117,17 @@ absl::StatusOr<ModelInput> CudaModelExecutor::StageDense(const v1::StepPlan& pla
   const int64_t n = plan.token_ids_size();
   const int64_t b = plan.seq_lens_size();
   const int64_t w = plan.max_blocks_per_seq();
-  const int64_t m = plan.logits_indices_size();
+  const int64_t m = plan.logits_indices_size();  // may exceed n: a row sampled n times
   if (plan.positions_size() != n || plan.slot_mapping_size() != n ||
-      plan.query_start_loc_size() != b + 1 || plan.block_tables_size() != b * w || m > n) {
+      plan.query_start_loc_size() != b + 1 || plan.block_tables_size() != b * w) {
     return absl::InvalidArgumentError(absl::StrCat(
         "step plan ", plan.step(), " is inconsistent: ", n, " tokens, ", plan.positions_size(),
         " positions, ", plan.slot_mapping_size(), " slots, ", b, " sequences, ",
         plan.query_start_loc_size(), " query starts, ", plan.block_tables_size(),
         " block-table entries for width ", w, ", ", m, " logits rows"));
   }
-  RETURN_IF_ERROR(ReserveInputs(n, b, w));
+  // The logits_indices field is `tokens` long in the layout.
+  RETURN_IF_ERROR(ReserveInputs(std::max(n, m), b, w));
   RETURN_IF_ERROR(inputs_consumed_.Synchronize());  // the previous upload has left
   int32_t* h = host_inputs_.data_as<int32_t>();
   auto put = [&](int64_t offset, const void* src, int64_t bytes) {
@@ -259,6 +260,10 @@ absl::Status CudaModelExecutor::Synchronize() {
 
 absl::Status CudaModelExecutor::Forward(const v1::StepPlan& plan) {
   Scope scope(device_, stream_.get());
+  // Copy-on-write of forked blocks: enqueued on this stream ahead of the
+  // step's input upload and its forward (eager or a graph replay, which
+  // captured only the forward), so the step reads the copies.
+  RETURN_IF_ERROR(RunBlockCopies(plan));
   const int b = plan.seq_lens_size();
   if (IsGraphableDecode(plan)) {
     const int bucket = BucketFor(buckets_, b);

@@ -41,6 +41,32 @@ const std::vector<int>& ModelExecutor::graph_buckets() const {
   return kNone;
 }
 
+absl::Status ModelExecutor::RunBlockCopies(const v1::StepPlan& plan) {
+  const int num = plan.copy_src_size();
+  if (num == 0 && plan.copy_dst_size() == 0) return absl::OkStatus();
+  if (plan.copy_dst_size() != num) {
+    return absl::InvalidArgumentError(absl::StrCat("step plan ", plan.step(), ": ", num,
+                                                   " copy sources but ", plan.copy_dst_size(),
+                                                   " copy destinations"));
+  }
+  const int64_t blocks = cache_.shape().num_blocks;
+  for (int i = 0; i < num; ++i) {
+    const int32_t src = plan.copy_src(i);
+    const int32_t dst = plan.copy_dst(i);
+    if (src < 0 || src >= blocks || dst < 0 || dst >= blocks) {
+      return absl::InvalidArgumentError(absl::StrCat("step plan ", plan.step(), ": block copy ",
+                                                     src, " -> ", dst, " outside the cache's ",
+                                                     blocks, " blocks"));
+    }
+    for (int layer = 0; layer < cache_.shape().num_layers; ++layer) {
+      for (Tensor* side : {&cache_.k(layer), &cache_.v(layer)}) {
+        RETURN_IF_ERROR(side->Slice(dst, dst + 1).CopyFromAsync(side->Slice(src, src + 1)));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 int ModelExecutor::BlockSize() const {
   return options_.block_size > 0 ? options_.block_size : cache_.shape().block_size;
 }

@@ -64,7 +64,8 @@ class ModelExecutor {
   ModelExecutor& operator=(const ModelExecutor&) = delete;
 
   // Runs the forward pass of `plan` (a KIND_FORWARD plan), leaving its logits
-  // for Sample. Every rank of the replica calls it with the same plan. On
+  // for Sample, after the plan's KV block copies (copy_src/copy_dst, in
+  // order). Every rank of the replica calls it with the same plan. On
   // CUDA the work is enqueued; errors of kernels that already ran may show up
   // here or at the next Sample.
   virtual absl::Status Forward(const v1::StepPlan& plan) = 0;
@@ -125,6 +126,12 @@ class ModelExecutor {
   // decode at max_num_seqs).
   virtual absl::Status ProfileDecode() { return absl::OkStatus(); }
   int BlockSize() const;
+  // Runs the plan's KV block copies on this rank's cache, in order, for every
+  // layer's keys and values: memcpy on the CPU, device-to-device copies
+  // enqueued on the current stream on CUDA (so before anything enqueued
+  // after them, a graph replay included). INVALID_ARGUMENT for a malformed
+  // list or a block id outside the cache. Each Forward calls it first.
+  absl::Status RunBlockCopies(const v1::StepPlan& plan);
 
   std::unique_ptr<LlamaForCausalLM> model_;
   KvCache cache_;

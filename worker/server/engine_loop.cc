@@ -112,6 +112,7 @@ bool EngineLoop::done() const {
 void EngineLoop::AdmitAll(std::vector<Pending>& pending) {
   for (Pending& p : pending) {
     const std::string id = p.request.request_id;
+    const int n = p.request.params.n;
     if (sinks_.contains(id) || ending_.contains(id)) {
       p.sink->OnError(absl::AlreadyExistsError(
           absl::StrCat("request_id '", id, "' is already in flight on this worker")));
@@ -122,7 +123,7 @@ void EngineLoop::AdmitAll(std::vector<Pending>& pending) {
       p.sink->OnError(s);
       continue;
     }
-    sinks_.emplace(id, std::move(p.sink));
+    sinks_.emplace(id, Active{std::move(p.sink), n});
     unscheduled_.push_back(id);
   }
   pending.clear();
@@ -133,12 +134,13 @@ void EngineLoop::Deliver(std::vector<RequestOutput>& outputs) {
   std::erase_if(unscheduled_, [this](const std::string& id) {
     auto it = sinks_.find(id);
     if (it == sinks_.end()) return true;
+    // (With n > 1 its first choice may have finished while others run.)
     const Sequence* seq = engine_.scheduler().Find(id);
-    if (seq != nullptr && seq->status() != SequenceStatus::kRunning &&
+    if (seq != nullptr && seq->status() != SequenceStatus::kRunning && !seq->is_finished() &&
         seq->num_computed_tokens() == 0) {
       return false;
     }
-    it->second->OnScheduled();
+    it->second.sink->OnScheduled();
     return true;
   });
   for (RequestOutput& o : outputs) {
@@ -150,9 +152,9 @@ void EngineLoop::Deliver(std::vector<RequestOutput>& outputs) {
       continue;
     }
     const bool finished = o.finished();
-    const bool ended_by_sink = it->second->OnOutput(std::move(o));
+    const bool ended_by_sink = it->second.sink->OnOutput(std::move(o));
     if (finished) {
-      sinks_.erase(it);
+      if (--it->second.unfinished == 0) sinks_.erase(it);
     } else if (ended_by_sink) {
       const std::string id = it->first;
       sinks_.erase(it);
@@ -162,7 +164,7 @@ void EngineLoop::Deliver(std::vector<RequestOutput>& outputs) {
 }
 
 void EngineLoop::FailAll(const absl::Status& status) {
-  for (auto& [id, sink] : sinks_) sink->OnError(status);
+  for (auto& [id, active] : sinks_) active.sink->OnError(status);
   sinks_.clear();
   unscheduled_.clear();
 }
@@ -231,7 +233,9 @@ void EngineLoop::Run() {
     AdmitAll(pending);
     for (const auto& [id, sink] : aborts) {
       auto it = sinks_.find(id);
-      if (it != sinks_.end() && (sink == nullptr || it->second.get() == sink)) engine_.Abort(id);
+      if (it != sinks_.end() && (sink == nullptr || it->second.sink.get() == sink)) {
+        engine_.Abort(id);
+      }
     }
     aborts.clear();
 

@@ -41,7 +41,9 @@ class RequestSink {
   virtual ~RequestSink() = default;
   // Engine thread, once: the request was scheduled for the first time.
   virtual void OnScheduled() = 0;
-  // Engine thread: one step's output (the last one has finished()). Returns
+  // Engine thread: one step's output of one choice (RequestOutput::index;
+  // each choice's last one has finished(), and the request ends after the
+  // last of its params.n choices has). Returns
   // true when the sink ended the request itself (a stop string matched): the
   // loop then aborts it in the engine and delivers nothing more to this sink.
   virtual bool OnOutput(RequestOutput output) = 0;
@@ -139,7 +141,11 @@ class EngineLoop {
   bool started_ ABSL_GUARDED_BY(mu_) = false;
 
   // Engine thread only.
-  absl::flat_hash_map<std::string, std::shared_ptr<RequestSink>> sinks_;
+  struct Active {
+    std::shared_ptr<RequestSink> sink;
+    int unfinished = 1;  // choices without their final output yet
+  };
+  absl::flat_hash_map<std::string, Active> sinks_;
   // Ended by their sink (stop string) and aborted in the engine, whose final
   // output has not come out yet: the id stays taken until it does.
   absl::flat_hash_set<std::string> ending_;

@@ -76,6 +76,7 @@ bool GenerateStream::OnOutput(RequestOutput output) {
   v1::GenerateResponse part;
   part.set_request_id(options_.request_id);
   part.set_worker_id(options_.worker_id);
+  part.set_index(output.index);
   part.mutable_token_ids()->Add(output.new_tokens.begin(), output.new_tokens.end());
   if (!prompt_ids_sent_) {  // only the first output carries them
     part.mutable_prompt_token_ids()->Add(options_.prompt_token_ids.begin(),
@@ -86,8 +87,10 @@ bool GenerateStream::OnOutput(RequestOutput output) {
   for (const SampleResult& s : output.logprobs) SampleResultToProto(s, part.add_logprobs());
 
   part.set_text(std::move(output.text));  // empty unless the request asked for text
-  const bool last = output.finished();
-  if (last) {
+  const bool choice_done = output.finished();
+  if (choice_done) ++finished_choices_;
+  const bool last = choice_done && finished_choices_ >= options_.n;
+  if (choice_done) {
     part.set_finish_reason(FinishReasonToProto(output.finish_reason));
     v1::Usage* usage = part.mutable_usage();
     usage->set_prompt_tokens(output.prompt_tokens);
@@ -120,7 +123,8 @@ void GenerateStream::Enqueue(v1::GenerateResponse part, bool last) {
   {
     absl::MutexLock lock(&mu_);
     if (ended_ || cancelled_) return;
-    if (!pending_.empty() &&
+    if (!pending_.empty() && pending_.back().index() == part.index() &&
+        pending_.back().finish_reason() == v1::FINISH_REASON_UNSPECIFIED &&
         pending_.back().token_ids_size() + part.token_ids_size() <= kMaxTokensPerMessage) {
       Merge(pending_.back(), std::move(part));
     } else {

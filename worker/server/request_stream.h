@@ -7,7 +7,9 @@
 // calls the reactions (OnWriteDone, OnCancel, OnDone). Outputs are turned into
 // a message on the engine thread and merged into `pending_`; at most one write
 // is in flight, and whatever arrives meanwhile is coalesced into the next
-// messages (at most kMaxTokensPerMessage tokens each). Reactions never block and never touch engine
+// messages (at most kMaxTokensPerMessage tokens each; only parts of one choice
+// (GenerateResponse.index) merge, and nothing merges into a choice's final
+// message). Reactions never block and never touch engine
 // state: a cancel only queues an abort on the EngineLoop. The reactor object is owned by gRPC and
 // deleted in OnDone; the GenerateStream state is shared (shared_ptr) by the
 // reactor and the engine loop, and it only calls into the reactor while it
@@ -36,6 +38,9 @@ class GenerateStream : public RequestSink, public std::enable_shared_from_this<G
     std::string worker_id;
     // Sent in the first message (return_prompt_token_ids); empty = none.
     std::vector<int32_t> prompt_token_ids;
+    // The request's choices (SamplingParams::n): the stream ends after each
+    // has sent its final message.
+    int n = 1;
   };
 
   // A stream for a request about to be submitted with `loop.Submit` (pass it
@@ -75,6 +80,7 @@ class GenerateStream : public RequestSink, public std::enable_shared_from_this<G
 
   // Engine thread only.
   bool prompt_ids_sent_ = false;
+  int finished_choices_ = 0;
   std::optional<std::chrono::steady_clock::time_point> scheduled_;
   std::optional<std::chrono::steady_clock::time_point> first_token_;
 
