@@ -70,6 +70,11 @@ ABSL_FLAG(double, shutdown_timeout, 30.0,
           "On SIGTERM/SIGINT: seconds in-flight streams may still run; then they are "
           "cancelled and the router exits 0");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, critical or off");
+ABSL_FLAG(bool, request_log, true,
+          "Write one line per finished request to stdout: request id, client id, model, worker, "
+          "tokens, queue/TTFT/total ms, finish reason, status");
+ABSL_FLAG(std::string, log_format, "text",
+          "Format of the request log: text (key=value) or json (one JSON object per line)");
 
 namespace tessera::router {
 namespace {
@@ -131,6 +136,12 @@ absl::StatusOr<RouterServerOptions> RouterOptionsFromFlags() {
   o.pool.unhealthy_threshold = absl::GetFlag(FLAGS_unhealthy_threshold);
   o.pool.breaker.failure_threshold = absl::GetFlag(FLAGS_breaker_failures);
   o.pool.breaker.open_duration = Seconds(absl::GetFlag(FLAGS_breaker_open_seconds));
+  o.request_log = absl::GetFlag(FLAGS_request_log);
+  absl::StatusOr<RequestLogFormat> format = ParseRequestLogFormat(absl::GetFlag(FLAGS_log_format));
+  if (!format.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--log-format: ", format.status().message()));
+  }
+  o.log_format = *format;
   if (o.policy_options.balance_rel < 1.0) {
     return absl::InvalidArgumentError(
         absl::StrCat("--balance-rel must be at least 1, got ", o.policy_options.balance_rel));

@@ -13,6 +13,7 @@ void GenerateRelay::Start(RelayClient* client) {
     absl::MutexLock lock(&mu_);
     TESSERA_CHECK(client_ == nullptr && !finish_called_, "a relay started twice");
     client_ = client;
+    started_ = true;
   }
   const AdmissionController::Ticket ticket =
       env_.admission->Acquire([self](absl::Status status) { self->Admitted(std::move(status)); });
@@ -51,8 +52,10 @@ void GenerateRelay::MaybeFinishLocked(Actions& a) {
 void GenerateRelay::Admitted(absl::Status status) {
   Actions actions;
   bool place = false;
+  absl::Duration waited;
   {
     absl::MutexLock lock(&mu_);
+    queue_wait_ = waited = absl::Now() - arrived_;
     switch (phase_) {
       case Phase::kQueued:
         ticket_ = 0;
@@ -80,6 +83,7 @@ void GenerateRelay::Admitted(absl::Status status) {
     }
     MaybeFinishLocked(actions);
   }
+  if (env_.observer != nullptr) env_.observer->OnAdmission(status, waited);
   Run(actions);
   if (place) PlaceAndStart();
 }
@@ -140,10 +144,38 @@ void GenerateRelay::PlaceAndStart() {
   }
   Run(actions);
   if (attempt != nullptr) {
+    if (env_.observer != nullptr) env_.observer->OnPlacement(attempt->lease());
     spdlog::debug("request {} -> worker {} (attempt {})", request_.request_id(),
                   attempt->lease().worker_id(), exclude.size() + 1);
     attempt->Start(&request_, deadline_);
   }
+}
+
+RequestRecord GenerateRelay::RecordLocked() const {
+  RequestRecord r;
+  r.end_time = absl::Now();
+  r.request_id = request_.request_id();
+  r.client_request_id = client_request_id_;
+  r.model = request_.model();
+  r.front_end = env_.front_end;
+  if (!tried_.empty()) r.worker = tried_.back();
+  r.attempts = attempts_;
+  if (final_status_.has_value()) {
+    r.status = final_status_->error_code();
+    r.error = final_status_->error_message();
+  } else {
+    r.status = grpc::StatusCode::UNKNOWN;
+    r.error = "the request ended without a status";
+  }
+  r.finish_reason = FinishReasonWord(finish_reason_);
+  r.prompt_tokens = prompt_tokens_;
+  r.completion_tokens = completion_tokens_;
+  r.cached_tokens = cached_tokens_;
+  r.queue = queue_wait_;
+  if (first_token_.has_value()) r.ttft = *first_token_ - arrived_;
+  r.total = r.end_time - arrived_;
+  r.failed_over = attempts_ > 1 && r.status == grpc::StatusCode::OK;
+  return r;
 }
 
 void GenerateRelay::ClientCancelled() {
@@ -242,16 +274,18 @@ bool RelayTracker::WaitIdle(absl::Duration timeout) const {
 std::shared_ptr<Relay> CreateGenerateRelay(const RelayEnvironment& env,
                                            std::chrono::system_clock::time_point deadline,
                                            v1::GenerateRequest request,
-                                           std::vector<uint64_t> block_hashes) {
-  return std::make_shared<relay_internal::GenerateRelay>(env, deadline, std::move(request),
-                                                         std::move(block_hashes));
+                                           std::vector<uint64_t> block_hashes,
+                                           std::string client_request_id) {
+  return std::make_shared<relay_internal::GenerateRelay>(
+      env, deadline, std::move(request), std::move(block_hashes), std::move(client_request_id));
 }
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* StartGenerateRelay(
     const RelayEnvironment& env, grpc::CallbackServerContext* context, v1::GenerateRequest request,
-    std::vector<uint64_t> block_hashes) {
+    std::vector<uint64_t> block_hashes, std::string client_request_id) {
   auto relay = std::make_shared<relay_internal::GenerateRelay>(
-      env, context->deadline(), std::move(request), std::move(block_hashes));
+      env, context->deadline(), std::move(request), std::move(block_hashes),
+      std::move(client_request_id));
   auto* reactor = new relay_internal::GenerateRelay::Downstream(relay);
   relay->Start(reactor);
   return reactor;

@@ -39,6 +39,7 @@
 #include <chrono>
 #include <memory>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -46,6 +47,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "router/admission.h"
+#include "router/request_log.h"
 #include "router/worker_pool.h"
 #include "tessera/v1/llm.pb.h"
 
@@ -81,6 +83,27 @@ class RelayTracker {
   int64_t live_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// What a relay reports about its request, for the router's metrics and
+// request log: called outside the relay's lock, a few times per request
+// (never per message). Implementations are thread-safe and do not block.
+class RelayObserver {
+ public:
+  virtual ~RelayObserver() = default;
+  // The admission decision after `waited` in the queue (`status` OK: a slot).
+  virtual void OnAdmission(const absl::Status& status, absl::Duration waited) = 0;
+  // An attempt was placed on `lease`'s worker (its placement reason and
+  // matched prefix blocks).
+  virtual void OnPlacement(const Lease& lease) = 0;
+  // An attempt on `worker` failed (`outcome` kWorkerError or kRejected) and
+  // the request will be placed again elsewhere.
+  virtual void OnRetry(const std::string& worker, Outcome outcome) = 0;
+  // The request ended (the relay is being destroyed).
+  virtual void OnEnd(const RequestRecord& record) = 0;
+  // A generation request was refused before it reached a relay (API key,
+  // validation, no model yet) with `code`.
+  virtual void OnRefused(grpc::StatusCode code) = 0;
+};
+
 // What every relay uses; the pointees outlive every relay (the owner waits
 // with RelayTracker::WaitIdle before destroying them).
 struct RelayEnvironment {
@@ -88,6 +111,8 @@ struct RelayEnvironment {
   AdmissionController* admission = nullptr;
   RouterCounters* counters = nullptr;
   RelayTracker* tracker = nullptr;
+  RelayObserver* observer = nullptr;  // optional
+  const char* front_end = "grpc";     // "grpc" or "http", for the observer
   RelayOptions options;
 };
 
@@ -125,18 +150,20 @@ class Relay {
 
 // A relay for `request` (validated; prompt as token_ids; request_id set),
 // with the client's `deadline` (system_clock max: none). `block_hashes` are
-// the prompt's full-block hashes for placement. Nothing starts before
+// the prompt's full-block hashes for placement; `client_request_id` the id
+// the client sent (empty: none), for the request log. Nothing starts before
 // Relay::Start.
 std::shared_ptr<Relay> CreateGenerateRelay(const RelayEnvironment& env,
                                            std::chrono::system_clock::time_point deadline,
                                            v1::GenerateRequest request,
-                                           std::vector<uint64_t> block_hashes);
+                                           std::vector<uint64_t> block_hashes,
+                                           std::string client_request_id = "");
 
 // Starts relaying `request` (as CreateGenerateRelay) for the gRPC Generate
 // call `context`; returns the reactor to hand to gRPC.
 grpc::ServerWriteReactor<v1::GenerateResponse>* StartGenerateRelay(
     const RelayEnvironment& env, grpc::CallbackServerContext* context, v1::GenerateRequest request,
-    std::vector<uint64_t> block_hashes);
+    std::vector<uint64_t> block_hashes, std::string client_request_id = "");
 
 // A reactor that ends the call at once with `status` (a request refused
 // before it reached the relay).

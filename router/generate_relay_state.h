@@ -13,6 +13,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/api/grpc_status.h"
 #include "common/check.h"
 #include "common/logging.h"
@@ -44,21 +45,29 @@ inline grpc::Status Cancelled() {
 class GenerateRelay final : public Relay, public std::enable_shared_from_this<GenerateRelay> {
  public:
   GenerateRelay(const RelayEnvironment& env, std::chrono::system_clock::time_point deadline,
-                v1::GenerateRequest request, std::vector<uint64_t> block_hashes)
+                v1::GenerateRequest request, std::vector<uint64_t> block_hashes,
+                std::string client_request_id)
       : env_(env),
         deadline_(deadline),
         request_(std::move(request)),
         block_hashes_(std::move(block_hashes)),
-        choices_(std::max(1, request_.sampling().has_n() ? request_.sampling().n() : 1)) {
+        client_request_id_(std::move(client_request_id)),
+        choices_(std::max(1, request_.sampling().has_n() ? request_.sampling().n() : 1)),
+        arrived_(absl::Now()) {
     env_.tracker->Add();
   }
 
+  // The end of the request: both calls are over. Reports it (request log,
+  // metrics), then returns the admission slot.
   ~GenerateRelay() {
     bool admitted;
+    std::optional<RequestRecord> record;
     {
       absl::MutexLock lock(&mu_);
       admitted = admitted_;
+      if (env_.observer != nullptr && started_) record = RecordLocked();
     }
+    if (record.has_value()) env_.observer->OnEnd(*record);
     if (admitted) {
       env_.counters->in_flight.fetch_sub(1);
       env_.admission->Release();  // may admit (and start) the next waiter
@@ -100,6 +109,17 @@ class GenerateRelay final : public Relay, public std::enable_shared_from_this<Ge
     phase_ = Phase::kEnded;
   }
 
+  // What the request log and the metrics get at the end.
+  RequestRecord RecordLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A final message (one per choice) is being delivered: its usage and reason.
+  void NoteFinalLocked(const v1::GenerateResponse& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    ++finals_;
+    finish_reason_ = m.finish_reason();
+    prompt_tokens_ = m.usage().prompt_tokens();
+    cached_tokens_ = m.usage().cached_prompt_tokens();
+    completion_tokens_ += m.usage().completion_tokens();
+  }
+
   // Events.
   void Admitted(absl::Status status);
   void PlaceAndStart();
@@ -113,7 +133,9 @@ class GenerateRelay final : public Relay, public std::enable_shared_from_this<Ge
   const std::chrono::system_clock::time_point deadline_;  // the client's (max: none)
   const v1::GenerateRequest request_;
   const std::vector<uint64_t> block_hashes_;
+  const std::string client_request_id_;
   const int choices_;  // SamplingParams.n: the stream is complete after this many final messages
+  const absl::Time arrived_;
 
   // Where the request is (generate_relay.h). Transitions:
   //   kQueued    -> kPlacing (admitted) | kEnded (refused: queue full, timeout, cancel)
@@ -152,6 +174,14 @@ class GenerateRelay final : public Relay, public std::enable_shared_from_this<Ge
   int64_t delivered_messages_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t delivered_tokens_ ABSL_GUARDED_BY(mu_) = 0;
   int finals_ ABSL_GUARDED_BY(mu_) = 0;  // messages with a finish reason (one per choice)
+  // For the request log and the metrics (set a few times per request).
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration queue_wait_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::Time> first_token_ ABSL_GUARDED_BY(mu_);
+  int finish_reason_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t prompt_tokens_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t completion_tokens_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t cached_tokens_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // The gRPC client: the Llm.Generate call's write reactor. Owned by gRPC

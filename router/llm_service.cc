@@ -17,17 +17,20 @@ LlmService::LlmService(LlmServiceOptions options) : options_(std::move(options))
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* LlmService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
-  if (grpc::Status s = options_.auth->Check(*context); !s.ok()) {
+  auto refuse = [this](grpc::Status s) {
+    if (options_.relay.observer != nullptr) options_.relay.observer->OnRefused(s.error_code());
     return FinishedGenerateReactor(std::move(s));
-  }
+  };
+  if (grpc::Status s = options_.auth->Check(*context); !s.ok()) return refuse(std::move(s));
   absl::StatusOr<std::shared_ptr<const ServedModel>> model = options_.intake->Model();
-  if (!model.ok()) return FinishedGenerateReactor(ToGrpc(model.status()));
+  if (!model.ok()) return refuse(ToGrpc(model.status()));
   absl::StatusOr<PreparedRequest> prepared =
       options_.intake->Prepare(**model, *request, /*fill_max_tokens=*/false);
-  if (!prepared.ok()) return FinishedGenerateReactor(ToGrpc(prepared.status()));
+  if (!prepared.ok()) return refuse(ToGrpc(prepared.status()));
   options_.relay.counters->total.fetch_add(1);
   return StartGenerateRelay(options_.relay, context, std::move(prepared->upstream),
-                            std::move(prepared->block_hashes));
+                            std::move(prepared->block_hashes),
+                            std::move(prepared->client_request_id));
 }
 
 grpc::ServerUnaryReactor* LlmService::Tokenize(grpc::CallbackServerContext* context,

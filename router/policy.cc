@@ -107,8 +107,17 @@ class PrefixPolicy final : public PlacementPolicy {
   bool wants_prefix_match() const override { return true; }
 
   size_t Choose(const PlacementRequest& request, std::span<const Candidate> candidates) override {
+    return Decide(request, candidates).index;
+  }
+
+  Choice Decide(const PlacementRequest& request, std::span<const Candidate> candidates) override {
     const size_t n = candidates.size();
-    if (n == 1) return 0;
+    // By score: a prefix match when the chosen worker holds part of the prompt.
+    auto by_score = [&](size_t i) {
+      return Choice{i, candidates[i].matched_blocks > 0 ? PlacementReason::kPrefixMatch
+                                                        : PlacementReason::kPolicy};
+    };
+    if (n == 1) return by_score(0);
     int64_t min_load = Load(candidates[0]);
     int64_t max_load = min_load;
     for (const Candidate& c : candidates) {
@@ -123,7 +132,7 @@ class PrefixPolicy final : public PlacementPolicy {
     // Out of balance: cache affinity would pile more onto the busy workers.
     if (static_cast<double>(max_load) > options_.balance_rel * static_cast<double>(min_load) +
                                             static_cast<double>(options_.balance_abs)) {
-      return PowerOfTwoChoices(candidates, stream());
+      return Choice{PowerOfTwoChoices(candidates, stream()), PlacementReason::kBalanceFallback};
     }
 
     // score = matched fraction of the prompt - load_weight * load / (max_load + 1);
@@ -162,7 +171,7 @@ class PrefixPolicy final : public PlacementPolicy {
         }
       }
     }
-    return best;
+    return by_score(best);
   }
 
  private:
@@ -189,6 +198,18 @@ absl::Status ValidateOptions(const PolicyOptions& o) {
 }
 
 }  // namespace
+
+const char* PlacementReasonName(PlacementReason reason) {
+  switch (reason) {
+    case PlacementReason::kPrefixMatch:
+      return "prefix_match";
+    case PlacementReason::kBalanceFallback:
+      return "balance_fallback";
+    case PlacementReason::kPolicy:
+      return "policy";
+  }
+  return "policy";
+}
 
 absl::StatusOr<std::unique_ptr<PlacementPolicy>> MakePolicy(absl::string_view name,
                                                             const PolicyOptions& options) {

@@ -49,6 +49,20 @@ struct PolicyOptions {
   uint64_t seed = 0;  // random choices (least_load; ties); 0 = seeded from the clock
 };
 
+// Why a worker was chosen (the router's placement metrics):
+//   kPrefixMatch      prefix: the chosen worker holds part of the prompt
+//   kBalanceFallback  prefix: the cluster was out of balance (least_load used)
+//   kPolicy           anything else: round_robin, least_load, or prefix
+//                     with no cached prefix anywhere useful
+enum class PlacementReason { kPrefixMatch, kBalanceFallback, kPolicy };
+// "prefix_match", "balance_fallback", "policy".
+const char* PlacementReasonName(PlacementReason reason);
+
+struct Choice {
+  size_t index = 0;  // into the candidates
+  PlacementReason reason = PlacementReason::kPolicy;
+};
+
 class PlacementPolicy {
  public:
   virtual ~PlacementPolicy() = default;
@@ -57,6 +71,10 @@ class PlacementPolicy {
   virtual bool wants_prefix_match() const = 0;
   // Index into `candidates` (non-empty) of the chosen worker.
   virtual size_t Choose(const PlacementRequest& request, std::span<const Candidate> candidates) = 0;
+  // Choose, and why (the default: reason kPolicy).
+  virtual Choice Decide(const PlacementRequest& request, std::span<const Candidate> candidates) {
+    return Choice{Choose(request, candidates), PlacementReason::kPolicy};
+  }
 };
 
 // "round_robin", "least_load" or "prefix"; INVALID_ARGUMENT naming the

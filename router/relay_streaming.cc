@@ -29,7 +29,8 @@ void GenerateRelay::UpstreamRead(bool ok) {
       writing_.Swap(&upstream_->response);
       ++delivered_messages_;
       delivered_tokens_ += writing_.token_ids_size();
-      if (writing_.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) ++finals_;
+      if (!first_token_.has_value() && writing_.token_ids_size() > 0) first_token_ = absl::Now();
+      if (writing_.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) NoteFinalLocked(writing_);
       write_in_flight_ = true;
       actions.client = client_;
       actions.write = true;
@@ -146,6 +147,9 @@ void GenerateRelay::UpstreamDone(const grpc::Status& status) {
                  attempt->lease().worker_id(), error, retry_after ? "; retrying" : "");
   }
   env_.pool->RecordOutcome(attempt->lease(), outcome, error);
+  if (retry_after.has_value() && env_.observer != nullptr) {
+    env_.observer->OnRetry(attempt->lease().worker_id(), outcome);
+  }
   Run(actions);
   if (retry_after.has_value()) ScheduleRetry(*retry_after);
   // `attempt` (the upstream reactor, its context and lease) ends here.

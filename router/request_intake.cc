@@ -72,6 +72,7 @@ absl::StatusOr<PreparedRequest> RequestIntake::Prepare(const ServedModel& model,
 
   PreparedRequest out;
   out.upstream = std::move(request);
+  out.client_request_id = out.upstream.request_id();
   if (out.upstream.request_id().empty()) {
     out.upstream.set_request_id(absl::StrCat(id_prefix_, "-", next_id_.fetch_add(1)));
   }

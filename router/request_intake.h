@@ -41,6 +41,7 @@ struct PreparedRequest {
   v1::GenerateRequest upstream;          // prompt as token ids, model = the workers' id
   std::vector<uint64_t> block_hashes;    // for placement
   int32_t prompt_tokens = 0;
+  std::string client_request_id;         // the id the client sent; empty: none
 };
 
 struct IntakeOptions {

@@ -134,6 +134,12 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(RouterServerOp
   }
 
   r->admission_ = std::make_unique<AdmissionController>(o.admission);
+  if (o.request_log) {
+    r->request_log_ = std::make_unique<RequestLog>(
+        o.log_format, o.request_log_out != nullptr ? o.request_log_out : stdout);
+  }
+  r->metrics_ = std::make_unique<RouterMetrics>(r->pool_.get(), r->admission_.get(),
+                                                &r->counters_, r->request_log_.get());
 
   auto services = std::make_unique<Services>();
   services->api_auth = std::make_unique<BearerAuth>(o.api_key, "the router's --api-key");
@@ -143,6 +149,8 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(RouterServerOp
   llm.relay.admission = r->admission_.get();
   llm.relay.counters = &r->counters_;
   llm.relay.tracker = &r->tracker_;
+  llm.relay.observer = r->metrics_.get();
+  llm.relay.front_end = "grpc";
   llm.relay.options = o.relay;
   llm.auth = services->api_auth.get();
   IntakeOptions intake;
@@ -152,8 +160,10 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(RouterServerOp
   llm.intake = services->intake.get();
   openai::HttpApiOptions http_api;
   http_api.relay = llm.relay;
+  http_api.relay.front_end = "http";
   http_api.intake = llm.intake;
   http_api.auth = llm.auth;
+  http_api.metrics = r->metrics_.get();
   services->llm = std::make_unique<LlmService>(std::move(llm));
   services->http_api = std::make_unique<openai::HttpApi>(std::move(http_api));
   services->registry = std::make_unique<RegistryService>(r->pool_.get(), services->api_auth.get(),

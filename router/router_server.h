@@ -21,6 +21,8 @@
 #include "router/dns_discovery.h"
 #include "router/generate_relay.h"
 #include "router/policy.h"
+#include "router/request_log.h"
+#include "router/router_metrics.h"
 #include "router/worker_pool.h"
 
 namespace tessera::router {
@@ -53,6 +55,11 @@ struct RouterServerOptions {
   // --served-model-name: what clients may call the model (the first is
   // reported); empty: the workers' model id.
   std::vector<std::string> served_model_names;
+  // The request log (router/request_log.h): one line per finished request
+  // to `request_log_out` (stdout when null).
+  bool request_log = false;
+  RequestLogFormat log_format = RequestLogFormat::kText;
+  std::FILE* request_log_out = nullptr;
 };
 
 class RouterServer {
@@ -74,6 +81,8 @@ class RouterServer {
   WorkerPool& pool() { return *pool_; }
   const RouterCounters& counters() const { return counters_; }
   const AdmissionController& admission() const { return *admission_; }
+  // The router's metrics (also served at GET /metrics on the HTTP port).
+  RouterMetrics& metrics() { return *metrics_; }
 
   // Health NOT_SERVING, no new calls; in-flight streams may finish for up to
   // `grace`, then are cancelled (their upstream calls too). Returns once
@@ -89,6 +98,8 @@ class RouterServer {
   std::unique_ptr<AdmissionController> admission_;
   RouterCounters counters_;
   RelayTracker tracker_;
+  std::unique_ptr<RequestLog> request_log_;
+  std::unique_ptr<RouterMetrics> metrics_;
   struct Services;
   std::unique_ptr<Services> services_;
   std::unique_ptr<grpc::Server> server_;

@@ -8,6 +8,8 @@ add_library(tessera_router_service
   ${_router_service_dir}/retry_policy.cc
   ${_router_service_dir}/generate_relay.cc
   ${_router_service_dir}/relay_streaming.cc
+  ${_router_service_dir}/request_log.cc
+  ${_router_service_dir}/router_metrics.cc
   ${_router_service_dir}/request_intake.cc
   ${_router_service_dir}/llm_service.cc
   ${_router_service_dir}/registry_service.cc
@@ -15,7 +17,7 @@ add_library(tessera_router_service
   ${_router_service_dir}/router_server.cc
   ${_router_service_dir}/openai/http_api.cc
 )
-target_link_libraries(tessera_router_service PUBLIC tessera_http tessera_openai tessera_router_pool tessera_router_discovery
+target_link_libraries(tessera_router_service PUBLIC tessera_metrics tessera_http tessera_openai tessera_router_pool tessera_router_discovery
   tessera_router_core tessera_api_grpc tessera_proto tessera_common gRPC::grpc++
   gRPC::grpc++_reflection absl::random_random absl::synchronization absl::time)
 

@@ -88,7 +88,9 @@ Lease::Lease(std::shared_ptr<WorkerRecord> record, bool probe)
 Lease::Lease(Lease&& other) noexcept
     : entry_(std::move(other.entry_)),
       probe_(other.probe_),
-      outcome_recorded_(other.outcome_recorded_) {
+      outcome_recorded_(other.outcome_recorded_),
+      reason_(other.reason_),
+      matched_blocks_(other.matched_blocks_) {
   other.entry_ = nullptr;
 }
 
@@ -99,6 +101,8 @@ Lease& Lease::operator=(Lease&& other) noexcept {
     other.entry_ = nullptr;
     probe_ = other.probe_;
     outcome_recorded_ = other.outcome_recorded_;
+    reason_ = other.reason_;
+    matched_blocks_ = other.matched_blocks_;
   }
   return *this;
 }
@@ -466,7 +470,8 @@ absl::StatusOr<Lease> WorkerPool::Place(const PlacementRequest& request,
     for (size_t i = 0; i < candidates.size(); ++i) candidates[i].matched_blocks = matched[i];
   }
   while (!candidates.empty()) {
-    size_t i = impl_->policy->Choose(request, candidates);
+    const Choice choice = impl_->policy->Decide(request, candidates);
+    const size_t i = choice.index;
     TESSERA_CHECK(i < candidates.size(), "policy ", impl_->policy->name(), " chose ", i, " of ",
                   candidates.size());
     Impl::EntryPtr& e = entries[i];
@@ -478,7 +483,10 @@ absl::StatusOr<Lease> WorkerPool::Place(const PlacementRequest& request,
         const bool probe = e->breaker.state() == CircuitBreaker::State::kHalfOpen;
         e->in_flight.fetch_add(1, std::memory_order_acq_rel);
         e->requests_routed.fetch_add(1, std::memory_order_relaxed);
-        return Lease(e, probe);
+        Lease lease(e, probe);
+        lease.reason_ = choice.reason;
+        lease.matched_blocks_ = candidates[i].matched_blocks;
+        return lease;
       }
     }
     others.push_back(absl::StrCat(e->id, " taken meanwhile"));
@@ -541,6 +549,19 @@ std::vector<v1::WorkerInfo> WorkerPool::List() const {
   for (const auto& [id, e] : impl_->by_id) {  // btree_map: sorted by id
     absl::MutexLock elock(&e->mu);
     out.push_back(Impl::InfoLocked(*e, now));
+  }
+  return out;
+}
+
+std::vector<WorkerPool::WorkerHealth> WorkerPool::Health() const {
+  const absl::Time now = absl::Now();
+  std::vector<WorkerHealth> out;
+  absl::ReaderMutexLock lock(&impl_->mu);
+  out.reserve(impl_->by_id.size());
+  for (const auto& [id, e] : impl_->by_id) {
+    absl::MutexLock elock(&e->mu);
+    out.push_back(WorkerHealth{id, Impl::StateLocked(*e, now), e->healthy, e->breaker.state(),
+                               e->in_flight.load(std::memory_order_relaxed)});
   }
   return out;
 }

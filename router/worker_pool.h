@@ -99,6 +99,10 @@ class Lease {
   // The worker's PrefixIndex slot. Slots are reused after removal: meaningful
   // only while the worker is still in the pool.
   WorkerSlot slot() const;
+  // Why the policy chose this worker, and how many leading prompt blocks it
+  // held then (0 when the policy does not look at prefixes).
+  PlacementReason reason() const { return reason_; }
+  int matched_blocks() const { return matched_blocks_; }
 
  private:
   friend class WorkerPool;
@@ -107,6 +111,8 @@ class Lease {
   std::shared_ptr<WorkerRecord> entry_;  // null after a move
   bool probe_ = false;                   // took the breaker's half-open probe
   mutable bool outcome_recorded_ = false;
+  PlacementReason reason_ = PlacementReason::kPolicy;
+  int matched_blocks_ = 0;
 };
 
 // The outcome of a request on a worker, for its circuit breaker and counters.
@@ -188,6 +194,16 @@ class WorkerPool {
   std::vector<v1::WorkerInfo> List() const;  // sorted by id
   std::optional<v1::WorkerInfo> Get(absl::string_view id) const;
   v1::ClusterStatus Status() const;  // worker counts, sums of loads and counters, policy name
+  // Per worker (sorted by id): its state (as List), whether its polls admit
+  // it, and its circuit breaker's state. For the router's metrics.
+  struct WorkerHealth {
+    std::string id;
+    v1::WorkerInfo::State state = v1::WorkerInfo::STATE_UNSPECIFIED;
+    bool polled_healthy = false;
+    CircuitBreaker::State breaker = CircuitBreaker::State::kClosed;
+    int64_t in_flight = 0;
+  };
+  std::vector<WorkerHealth> Health() const;
   // Blocks until the worker `id` is in rotation or `timeout` passes (tests,
   // `tessera add --wait`). False on timeout or unknown id.
   bool WaitEligible(absl::string_view id, absl::Duration timeout) const;

@@ -15,6 +15,7 @@
 #include "router/openai/models_tokenize.h"
 #include "router/openai/request.h"
 #include "router/openai/response_builder.h"
+#include "router/openai/timed_exchange.h"
 
 namespace tessera::router::openai {
 namespace {
@@ -72,7 +73,8 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
     auto client = std::make_unique<PromptClient>(this, static_cast<int>(clients_.size()));
     client->relay = CreateGenerateRelay(env, std::chrono::system_clock::time_point::max(),
                                         std::move(prepared.upstream),
-                                        std::move(prepared.block_hashes));
+                                        std::move(prepared.block_hashes),
+                                        std::move(prepared.client_request_id));
     clients_.push_back(std::move(client));
   }
 
@@ -200,12 +202,32 @@ http::Response ServerErrorResponse(int status, std::string_view message) {
 
 HttpApi::HttpApi(HttpApiOptions options) : options_(std::move(options)) {}
 
+namespace {
+
+// The route label of the HTTP latency histogram: a bounded set.
+std::string RouteLabel(const std::string& path) {
+  for (const char* route : {"/v1/chat/completions", "/v1/completions", "/v1/models", "/health",
+                            "/version", "/tokenize", "/detokenize", "/metrics"}) {
+    if (path == route) return path;
+  }
+  return "other";
+}
+
+}  // namespace
+
 void HttpApi::Handle(http::Request request, std::shared_ptr<Exchange> exchange) {
   const std::string& path = request.path;
   const bool get = request.method == "GET";
   const bool post = request.method == "POST";
-  // Open: health and version (load balancers, probes).
+  if (options_.metrics != nullptr) {
+    exchange = std::make_shared<TimedExchange>(std::move(exchange), RouteLabel(path),
+                                               options_.metrics);
+  }
+  // Open: health, version and metrics (load balancers, probes, Prometheus).
   if (path == "/health" && get) return Health(std::move(exchange));
+  if (path == "/metrics" && get && options_.metrics != nullptr) {
+    return Metrics(std::move(exchange));
+  }
   if (path == "/version" && get) {
     return exchange->Respond(
         JsonResponse(200, absl::StrCat(R"({"version":")", TESSERA_VERSION, R"("})")));
@@ -241,14 +263,21 @@ void HttpApi::Handle(http::Request request, std::shared_ptr<Exchange> exchange) 
 void HttpApi::Generate(bool chat, const http::Request& request,
                        std::shared_ptr<Exchange> exchange) {
   absl::StatusOr<std::shared_ptr<const ServedModel>> model = options_.intake->Model();
-  if (!model.ok()) return RespondError(*exchange, model.status(), chat);
+  if (!model.ok()) {
+    Refused(model.status());
+    return RespondError(*exchange, model.status(), chat);
+  }
   const ServedModel& served = **model;
   ParseOptions parse_options;
   parse_options.request_id = std::string(request.header("x-request-id"));
   const Endpoint endpoint = chat ? Endpoint::kChat : Endpoint::kCompletions;
   ApiOr<ParsedRequest> parsed = ParseRequest(endpoint, request.body, parse_options);
-  if (!parsed.ok()) return exchange->Respond(ErrorResponse(parsed.error()));
+  if (!parsed.ok()) {
+    Refused(absl::InvalidArgumentError(parsed.error().message));
+    return exchange->Respond(ErrorResponse(parsed.error()));
+  }
   if (absl::Status s = ResolveEchoText(*parsed, served.text->tokenizer()); !s.ok()) {
+    Refused(s);
     return RespondError(*exchange, s, chat);
   }
   std::vector<PreparedRequest> prepared;
@@ -256,7 +285,10 @@ void HttpApi::Generate(bool chat, const http::Request& request,
   for (v1::GenerateRequest& prompt : parsed->prompts) {
     absl::StatusOr<PreparedRequest> p =
         options_.intake->Prepare(served, std::move(prompt), /*fill_max_tokens=*/true);
-    if (!p.ok()) return RespondError(*exchange, p.status(), chat);
+    if (!p.ok()) {
+      Refused(p.status());
+      return RespondError(*exchange, p.status(), chat);
+    }
     prepared.push_back(*std::move(p));
   }
   ResponseMeta meta;
@@ -270,6 +302,19 @@ void HttpApi::Generate(bool chat, const http::Request& request,
     call->Add(options_.relay, std::move(p));
   }
   call->Start();
+}
+
+void HttpApi::Refused(const absl::Status& status) {
+  if (options_.relay.observer != nullptr) {
+    options_.relay.observer->OnRefused(static_cast<grpc::StatusCode>(status.code()));
+  }
+}
+
+void HttpApi::Metrics(std::shared_ptr<Exchange> exchange) {
+  Response r;
+  r.headers.push_back({"content-type", std::string(metrics::Registry::kContentType)});
+  r.body = options_.metrics->Expose();
+  exchange->Respond(std::move(r));
 }
 
 void HttpApi::Models(std::shared_ptr<Exchange> exchange) {

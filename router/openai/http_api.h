@@ -8,6 +8,8 @@
 //   POST /v1/chat/completions, POST /v1/completions   (SSE when "stream")
 //   GET  /v1/models, GET /health, GET /version
 //   POST /tokenize, POST /detokenize                  (vLLM's)
+//   GET  /metrics                                     (Prometheus text format; open, like
+//                                                      /health: no API key)
 //
 // A completions request with several prompts runs one relay per prompt; its
 // choices are numbered prompt * n + j. Nothing is sent before the first
@@ -29,6 +31,7 @@
 #include "router/auth.h"
 #include "router/generate_relay.h"
 #include "router/request_intake.h"
+#include "router/router_metrics.h"
 
 namespace tessera::router::openai {
 
@@ -36,6 +39,8 @@ struct HttpApiOptions {
   RelayEnvironment relay;           // pool, admission, counters, tracker, retries
   RequestIntake* intake = nullptr;  // required
   const BearerAuth* auth = nullptr;  // --api-key (may be disabled); required
+  // GET /metrics, and every exchange timed; null: no /metrics route.
+  RouterMetrics* metrics = nullptr;
 };
 
 // The body of the responses the HTTP server makes itself (malformed request,
@@ -53,6 +58,8 @@ class HttpApi {
   void Generate(bool chat, const http::Request& request, std::shared_ptr<http::Exchange> exchange);
   void Models(std::shared_ptr<http::Exchange> exchange);
   void Health(std::shared_ptr<http::Exchange> exchange);
+  void Metrics(std::shared_ptr<http::Exchange> exchange);
+  void Refused(const absl::Status& status);
   void Tokenize(bool detokenize, const http::Request& request,
                 std::shared_ptr<http::Exchange> exchange);
 
