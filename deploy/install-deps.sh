@@ -12,6 +12,7 @@ PACKAGES=(
   libboost-dev libxxhash-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
   libopenblas-openmp-dev
   clang-format ccache
+  prometheus  # promtool: the tests check every /metrics exposition with it
 )
 
 # Node.js and npm run the OpenAI SDK in the HTTP API's tests: the machine's own
