@@ -57,6 +57,12 @@ struct CliArgs {
   // address (add) or the prompt (generate; "-" = read it from stdin).
   std::string argument;
 
+  // workers, status: --watch redraws the output every --interval seconds
+  // until SIGINT/SIGTERM, or --count times.
+  bool watch = false;
+  double interval_s = 2.0;
+  std::optional<int64_t> count;
+
   // drain
   bool wait = false;
   double wait_timeout_s = 300;

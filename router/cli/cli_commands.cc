@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "common/api/grpc_status.h"
 #include "router/cli/cli_format.h"
+#include "router/cli/cli_watch.h"
 #include "tessera/v1/admin.grpc.pb.h"
 #include "tessera/v1/llm.grpc.pb.h"
 
@@ -68,7 +69,8 @@ class Connection {
   }
 
   // Prints "tessera: <command>: <CODE>: <message>" and returns the exit code.
-  int Fail(const grpc::Status& status) const {
+  int Fail(const grpc::Status& status) const { return Fail(status, io_.err); }
+  int Fail(const grpc::Status& status, std::ostream& err) const {
     const bool connected = channel_->GetState(false) == GRPC_CHANNEL_READY;
     const int code = ExitCodeForStatus(status, connected);
     std::string message = status.error_message();
@@ -79,8 +81,8 @@ class Connection {
           args_.command == Command::kGenerate ? "--api-key" : "--admin-token";
       if (!absl::StrContains(message, option)) absl::StrAppend(&message, " (check ", option, ")");
     }
-    io_.err << "tessera: " << CommandName(*args_.command) << ": " << CodeName(status.error_code())
-            << ": " << message << "\n";
+    err << "tessera: " << CommandName(*args_.command) << ": " << CodeName(status.error_code())
+        << ": " << message << "\n";
     return code;
   }
 
@@ -93,7 +95,9 @@ class Connection {
   std::shared_ptr<grpc::Channel> channel_;
 };
 
-void PrintJson(CliIo& io, const nlohmann::ordered_json& j) { io.out << j.dump(2) << "\n"; }
+void PrintJson(CliIo& io, const nlohmann::ordered_json& j) {
+  io.out << (io.compact_json ? j.dump() : j.dump(2)) << "\n";
+}
 
 // Polls ListWorkers until worker `id` (the router's id for it, as DrainWorker
 // returned it: the argument may be the id the worker reports) has no in-flight
@@ -154,16 +158,15 @@ int WaitDrained(const CliArgs& a, CliIo& io, const Connection& conn, v1::Admin::
   }
 }
 
-int RunAdmin(const CliArgs& a, CliIo& io) {
-  Connection conn(a, io, a.router, a.admin_token, a.AdminTimeoutSeconds());
-  auto stub = v1::Admin::NewStub(conn.channel());
+// One admin call (the command), its output on io.out.
+int RunAdminCall(const CliArgs& a, CliIo& io, const Connection& conn, v1::Admin::Stub* stub) {
   grpc::ClientContext ctx;
   conn.Prepare(ctx);
   switch (*a.command) {
     case Command::kWorkers: {
       v1::ListWorkersResponse resp;
       const grpc::Status status = stub->ListWorkers(&ctx, v1::ListWorkersRequest(), &resp);
-      if (!status.ok()) return conn.Fail(status);
+      if (!status.ok()) return conn.Fail(status, io.err);
       if (a.json) {
         PrintJson(io, WorkersToJson(resp));
       } else {
@@ -175,7 +178,7 @@ int RunAdmin(const CliArgs& a, CliIo& io) {
       v1::ClusterStatus resp;
       const grpc::Status status =
           stub->GetClusterStatus(&ctx, v1::GetClusterStatusRequest(), &resp);
-      if (!status.ok()) return conn.Fail(status);
+      if (!status.ok()) return conn.Fail(status, io.err);
       if (a.json) {
         PrintJson(io, ClusterStatusToJson(resp));
       } else {
@@ -188,7 +191,7 @@ int RunAdmin(const CliArgs& a, CliIo& io) {
       req.set_id(a.argument);
       v1::DrainWorkerResponse resp;
       const grpc::Status status = stub->DrainWorker(&ctx, req, &resp);
-      if (!status.ok()) return conn.Fail(status);
+      if (!status.ok()) return conn.Fail(status, io.err);
       if (!a.wait) {
         if (a.json) {
           PrintJson(io, {{"worker", WorkerToJson(resp.worker())}});
@@ -206,7 +209,7 @@ int RunAdmin(const CliArgs& a, CliIo& io) {
       req.set_id(a.argument);
       v1::UndrainWorkerResponse resp;
       const grpc::Status status = stub->UndrainWorker(&ctx, req, &resp);
-      if (!status.ok()) return conn.Fail(status);
+      if (!status.ok()) return conn.Fail(status, io.err);
       if (a.json) {
         PrintJson(io, {{"worker", WorkerToJson(resp.worker())}});
       } else {
@@ -220,7 +223,7 @@ int RunAdmin(const CliArgs& a, CliIo& io) {
       req.set_address(a.argument);
       v1::AddWorkerResponse resp;
       const grpc::Status status = stub->AddWorker(&ctx, req, &resp);
-      if (!status.ok()) return conn.Fail(status);
+      if (!status.ok()) return conn.Fail(status, io.err);
       if (a.json) {
         PrintJson(io, {{"worker", WorkerToJson(resp.worker())}});
       } else {
@@ -234,7 +237,7 @@ int RunAdmin(const CliArgs& a, CliIo& io) {
       req.set_id(a.argument);
       v1::RemoveWorkerResponse resp;
       const grpc::Status status = stub->RemoveWorker(&ctx, req, &resp);
-      if (!status.ok()) return conn.Fail(status);
+      if (!status.ok()) return conn.Fail(status, io.err);
       if (a.json) {
         PrintJson(io, {{"removed", a.argument}});
       } else {
@@ -247,6 +250,14 @@ int RunAdmin(const CliArgs& a, CliIo& io) {
   }
   io.err << "tessera: internal error: not an admin command\n";
   return kExitCallFailed;
+}
+
+int RunAdmin(const CliArgs& a, CliIo& io) {
+  Connection conn(a, io, a.router, a.admin_token, a.AdminTimeoutSeconds());
+  auto stub = v1::Admin::NewStub(conn.channel());
+  if (!a.watch) return RunAdminCall(a, io, conn, stub.get());
+  return RunWatch(a, io,
+                  [&](CliIo& frame_io) { return RunAdminCall(a, frame_io, conn, stub.get()); });
 }
 
 int RunGenerate(const CliArgs& a, CliIo& io) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -26,6 +27,11 @@ struct CliIo {
   bool out_is_terminal = false;
   // How often drain --wait polls the worker list.
   std::chrono::milliseconds wait_poll_interval{200};
+  // JSON documents on one line (each --watch frame is one line).
+  bool compact_json = false;
+  // --watch: waits up to `interval`; true when the watch should stop
+  // (SIGINT/SIGTERM in the binary). Empty: a plain sleep, never stopping.
+  std::function<bool(std::chrono::milliseconds interval)> wait_or_stop = nullptr;
 };
 
 // Runs `tessera ARGS...` (args exclude the program name) and returns the exit

@@ -1,7 +1,7 @@
 # The tessera CLI: argument parsing, output formatting, and every command
 # against in-process fake Admin / Llm services (in-process and through the
 # built binary as a subprocess).
-foreach(t args format)
+foreach(t args format watch)
   tessera_add_test(cli_${t}_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/cli_${t}_test.cc
                    LIBS tessera_cli LABELS unit TIMEOUT 60)
 endforeach()

@@ -182,5 +182,20 @@ TEST(CliArgsTest, HelpTextsExplainCommandsOptionsAndExitCodes) {
   }
 }
 
+TEST(CliArgsTest, WatchOptions) {
+  CliArgs a = ParseOk({"workers", "--watch"});
+  EXPECT_TRUE(a.watch);
+  EXPECT_EQ(a.interval_s, 2.0);
+  EXPECT_FALSE(a.count.has_value());
+  a = ParseOk({"status", "--watch", "--interval", "0.5", "--count=3"});
+  EXPECT_EQ(a.interval_s, 0.5);
+  EXPECT_EQ(a.count, 3);
+  EXPECT_THAT(ParseError({"workers", "--count", "2"}), HasSubstr("--count needs --watch"));
+  EXPECT_THAT(ParseError({"workers", "--interval", "1"}), HasSubstr("--interval needs --watch"));
+  EXPECT_THAT(ParseError({"workers", "--watch", "--count", "0"}), HasSubstr("--count needs"));
+  EXPECT_THAT(ParseError({"workers", "--watch", "--interval", "-1"}), HasSubstr("--interval"));
+  EXPECT_THAT(ParseError({"drain", "w0", "--watch"}), HasSubstr("not of drain"));
+}
+
 }  // namespace
 }  // namespace tessera::cli

@@ -632,3 +632,28 @@ TEST_F(CliCommandsTest, BinaryGenerateStdoutIsExactlyTheText) {
 
 }  // namespace
 }  // namespace tessera::cli
+
+namespace tessera::cli {
+namespace {
+
+// The binary's --watch: --count frames, each with its "---" line (stdout is
+// not a terminal here); SIGTERM ends an unbounded watch with exit 0.
+TEST_F(CliCommandsTest, BinaryWatchCountAndSigterm) {
+  const std::string opts = absl::StrCat("--router ", router(), " --admin-token ", kAdminToken);
+  auto r = RunBinary("workers --watch --interval 0.05 --count 3 " + opts);
+  EXPECT_EQ(r.exit_code, 0);
+  size_t frames = 0;
+  for (size_t at = r.out.find("--- tessera workers"); at != std::string::npos;
+       at = r.out.find("--- tessera workers", at + 1)) {
+    ++frames;
+  }
+  EXPECT_EQ(frames, 3u) << r.out;
+  r = testing::RunCommand(absl::StrCat("timeout --preserve-status -s TERM 1 ", TESSERA_CLI_BINARY,
+                                       " status --watch --interval 0.1 ", opts),
+                          60);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr("policy: prefix"));
+}
+
+}  // namespace
+}  // namespace tessera::cli
