@@ -99,8 +99,8 @@ std::string FormatRequestJson(const RequestRecord& r) {
 }
 
 void RequestLog::Write(const RequestRecord& record) {
-  std::string line = format_ == RequestLogFormat::kJson ? FormatRequestJson(record)
-                                                        : FormatRequestText(record);
+  std::string line =
+      format_ == RequestLogFormat::kJson ? FormatRequestJson(record) : FormatRequestText(record);
   line.push_back('\n');
   absl::MutexLock lock(&mu_);
   std::fwrite(line.data(), 1, line.size(), out_);

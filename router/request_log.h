@@ -49,10 +49,10 @@ struct RequestRecord {
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
   int64_t cached_tokens = 0;
-  absl::Duration queue;                     // admission wait
-  std::optional<absl::Duration> ttft;       // to the first token, when one came
-  absl::Duration total;                     // to the end
-  bool failed_over = false;                 // ended OK after a retry on another worker
+  absl::Duration queue;                // admission wait
+  std::optional<absl::Duration> ttft;  // to the first token, when one came
+  absl::Duration total;                // to the end
+  bool failed_over = false;            // ended OK after a retry on another worker
 };
 
 enum class RequestLogFormat { kText, kJson };

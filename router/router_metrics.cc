@@ -20,13 +20,17 @@ std::vector<double> BlockBuckets() {
   return b;
 }
 
+// Router-side latencies are mostly milliseconds: 1 ms to 5 min.
+std::vector<double> LatencyBuckets() {
+  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
+}
+
 metrics::CallbackFamily::Fn Constant(double v) {
   return [v] { return v; };
 }
 
-constexpr v1::WorkerInfo::State kStates[] = {v1::WorkerInfo::STATE_HEALTHY,
-                                             v1::WorkerInfo::STATE_UNHEALTHY,
-                                             v1::WorkerInfo::STATE_DRAINING};
+constexpr v1::WorkerInfo::State kStates[] = {
+    v1::WorkerInfo::STATE_HEALTHY, v1::WorkerInfo::STATE_UNHEALTHY, v1::WorkerInfo::STATE_DRAINING};
 const char* StateLabel(v1::WorkerInfo::State s) {
   switch (s) {
     case v1::WorkerInfo::STATE_HEALTHY:
@@ -78,7 +82,7 @@ RouterMetrics::RouterMetrics(WorkerPool* pool, AdmissionController* admission,
       queue_wait_(registry_
                       .AddHistogram("tessera_router_queue_wait_seconds",
                                     "Time requests waited in the router's admission queue.", {},
-                                    metrics::buckets::RequestLatency())
+                                    LatencyBuckets())
                       .Labels({})),
       ttft_(registry_.AddHistogram("tessera_router_time_to_first_token_seconds",
                                    "Time from a request's arrival at the router to its first "
@@ -87,12 +91,12 @@ RouterMetrics::RouterMetrics(WorkerPool* pool, AdmissionController* admission,
       grpc_latency_(registry_.AddHistogram(
           "tessera_router_grpc_request_duration_seconds",
           "Duration of gRPC Llm.Generate calls at the router, by method and final status.",
-          {"method", "code"}, metrics::buckets::RequestLatency())),
+          {"method", "code"}, LatencyBuckets())),
       http_latency_(registry_.AddHistogram(
           "tessera_router_http_request_duration_seconds",
           "Duration of HTTP requests at the router (to the end of the response), by route and "
           "status code.",
-          {"route", "code"}, metrics::buckets::RequestLatency())),
+          {"route", "code"}, LatencyBuckets())),
       worker_healthy_(registry_.AddCallback(
           MetricType::kGauge, "tessera_router_worker_healthy",
           "1 when the router's health polls admit the worker, else 0.", {"worker"})),
@@ -106,8 +110,7 @@ RouterMetrics::RouterMetrics(WorkerPool* pool, AdmissionController* admission,
           "1 for the state of the worker's circuit breaker (closed, open, half_open), 0 for the "
           "others.",
           {"worker", "state"})),
-      worker_in_flight_(registry_.AddCallback(MetricType::kGauge,
-                                              "tessera_router_worker_in_flight",
+      worker_in_flight_(registry_.AddCallback(MetricType::kGauge, "tessera_router_worker_in_flight",
                                               "This router's requests running on the worker.",
                                               {"worker"})) {
   registry_
