@@ -69,7 +69,7 @@ for _ in $(seq 600); do
   sleep 0.1
 done
 [[ -s $port_file ]] || { echo "the worker wrote no port file in 60 s" >&2; cat "$tmp/worker.log" >&2; exit 1; }
-port=$(tr -dc '0-9' < "$port_file")
+port=$(awk '{print $1}' "$port_file")
 # Each repetition sends other random prompts (--seed), so none hits the
 # prefix cache that the previous one filled.
 grpc_rates=()

@@ -5,6 +5,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "worker/comm/timed_communicator.h"
 #include "worker/device/cuda_device.h"
 
 ABSL_FLAG(std::string, model, "",
@@ -127,6 +128,8 @@ absl::StatusOr<std::unique_ptr<Replica>> BuildReplicaFromFlags(
     RETURN_IF_ERROR(SelectCudaDevice(gpu));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, MakeCommunicator(mpi, co));
+  // The leader's collective time goes into its metrics (tessera_tp_collective_seconds_total).
+  if (comm->size() > 1) comm = std::make_unique<TimedCommunicator>(std::move(comm));
   return BuildReplica(options, std::move(comm));
 }
 

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -30,21 +31,33 @@
 #include "absl/strings/str_cat.h"
 #include "common/cli.h"
 #include "common/logging.h"
+#include "common/metrics/metrics_http.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "worker/comm/timed_communicator.h"
 #include "worker/exec/replica_protocol.h"
 #include "worker/flags.h"
 #include "worker/server/engine_loop.h"
 #include "worker/server/kv_event_hub.h"
 #include "worker/server/registration.h"
 #include "worker/server/service.h"
+#include "worker/server/worker_metrics.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address the gRPC server listens on (rank 0)");
 ABSL_FLAG(int, port, 50051, "gRPC port of rank 0; 0 = pick a free port (see --port-file)");
 ABSL_FLAG(std::string, port_file, "",
           "After the server listens, rank 0 writes the bound port here (atomically: write + "
-          "rename)");
+          "rename): \"GRPC_PORT\", or \"GRPC_PORT METRICS_PORT\" with --metrics-port");
+ABSL_FLAG(int, metrics_port, -1,
+          "Port of rank 0's Prometheus /metrics (HTTP); -1 = no listener (the default, so "
+          "several workers fit on one machine), 0 = a free port (see --port-file). The metrics "
+          "are recorded either way");
+ABSL_FLAG(std::string, metrics_host, "", "Address /metrics listens on; default: --host");
+ABSL_FLAG(double, log_stats_interval, 10.0,
+          "Seconds between the stats lines a busy worker logs (throughput, running/waiting "
+          "requests, KV cache use, prefix-cache hit rate)");
+ABSL_FLAG(bool, disable_log_stats, false, "Do not log the periodic stats line");
 ABSL_FLAG(double, shutdown_timeout, 30.0,
           "Seconds a drain (Drain RPC, SIGTERM, SIGINT, SIGUSR1) lets in-flight requests "
           "finish; the rest then end with UNAVAILABLE and the process still exits 0");
@@ -81,11 +94,13 @@ std::string HostName() {
   return buf;
 }
 
-absl::Status WritePortFile(const std::string& path, int port) {
+absl::Status WritePortFile(const std::string& path, int port, int metrics_port) {
   const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << port << "\n";
+    out << port;
+    if (metrics_port > 0) out << " " << metrics_port;
+    out << "\n";
     out.close();
     if (!out) return absl::InternalError(absl::StrCat("--port-file: cannot write ", tmp));
   }
@@ -96,6 +111,14 @@ absl::Status WritePortFile(const std::string& path, int port) {
         absl::StrCat("--port-file: cannot rename ", tmp, " to ", path, ": ", ec.message()));
   }
   return absl::OkStatus();
+}
+
+// The replica's collective time, when its communicator keeps it (TimedCommunicator).
+std::function<double()> CollectiveSecondsOf(const Communicator& comm) {
+  if (const auto* timed = dynamic_cast<const TimedCommunicator*>(&comm); timed != nullptr) {
+    return [timed] { return timed->seconds(); };
+  }
+  return nullptr;
 }
 
 void SetServing(grpc::Server& server, bool serving) {
@@ -154,6 +177,20 @@ int RunLeader(Replica& replica) {
   loop_options.max_waiting = replica.sched.max_waiting;
   loop_options.idle_heartbeat_interval =
       std::chrono::milliseconds(std::max(0, absl::GetFlag(FLAGS_idle_heartbeat_ms)));
+  // Metrics are always recorded; --metrics-port only decides whether /metrics listens.
+  metrics::Registry registry;
+  WorkerMetricsOptions metrics_options;
+  metrics_options.model_name = replica.limits.model_name;
+  metrics_options.max_model_len = replica.sched.max_model_len;
+  metrics_options.tp_size = replica.comm->size();
+  WorkerMetrics worker_metrics(registry, metrics_options);
+  loop_options.metrics = &worker_metrics;
+  loop_options.log_stats_interval =
+      absl::GetFlag(FLAGS_disable_log_stats)
+          ? std::chrono::milliseconds(0)
+          : std::chrono::milliseconds(static_cast<int64_t>(
+                std::max(0.0, absl::GetFlag(FLAGS_log_stats_interval)) * 1000));
+  loop_options.collective_seconds = CollectiveSecondsOf(*replica.comm);
   EngineLoop loop(*replica.engine, *replica.comm, &hub, loop_options);
 
   ServiceContext ctx;
@@ -181,6 +218,23 @@ int RunLeader(Replica& replica) {
     return 1;
   }
 
+  std::unique_ptr<http::Server> metrics_server;
+  if (const int metrics_port = absl::GetFlag(FLAGS_metrics_port); metrics_port >= 0) {
+    const std::string metrics_host =
+        absl::GetFlag(FLAGS_metrics_host).empty() ? host : absl::GetFlag(FLAGS_metrics_host);
+    absl::StatusOr<std::unique_ptr<http::Server>> started =
+        metrics::StartMetricsServer(metrics_host, metrics_port, registry);
+    if (!started.ok()) {
+      spdlog::error("--metrics-port: {}", started.status().message());
+      server->Shutdown();
+      if (absl::Status s = replica.engine->Shutdown(); !s.ok()) MpiSession::Abort(1);
+      return 1;
+    }
+    metrics_server = *std::move(started);
+    spdlog::info("Prometheus metrics on http://{}:{}/metrics", metrics_host,
+                 metrics_server->port());
+  }
+
   const std::string advertise =
       !absl::GetFlag(FLAGS_advertise_address).empty()
           ? absl::GetFlag(FLAGS_advertise_address)
@@ -202,7 +256,9 @@ int RunLeader(Replica& replica) {
   loop.Start();
   SetServing(*server, true);
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
-    if (absl::Status s = WritePortFile(port_file, bound_port); !s.ok()) {
+    if (absl::Status s =
+            WritePortFile(port_file, bound_port, metrics_server ? metrics_server->port() : 0);
+        !s.ok()) {
       spdlog::error("{}", s.message());
     }
   }
@@ -251,6 +307,7 @@ int RunLeader(Replica& replica) {
     MpiSession::Abort(1);
   }
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  if (metrics_server) metrics_server->Shutdown(absl::Seconds(1));
   stop_signals = true;
   signal_thread.join();
   spdlog::info("drained; exiting");

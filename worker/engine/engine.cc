@@ -76,6 +76,8 @@ bool Engine::Abort(const std::string& request_id, FinishReason reason) {
 absl::StatusOr<std::vector<RequestOutput>> Engine::Step() {
   std::vector<RequestOutput> results;
   const SchedulerOutput& out = scheduler_.Schedule();
+  stats_.last_step_seqs = 0;
+  stats_.last_step_tokens = 0;
   if (!out.seqs.empty()) {
     BuildStepPlan(out, block_size_, step_++, &plan_);
     absl::Status forward = SendStepPlan(comm_, plan_, plan_bytes_);
@@ -122,6 +124,8 @@ absl::StatusOr<std::vector<RequestOutput>> Engine::Step() {
     stats_.steps++;
     stats_.tokens_generated += static_cast<int64_t>(sampled_.size());
     stats_.max_seqs_per_step = std::max(stats_.max_seqs_per_step, batch);
+    stats_.last_step_seqs = batch;
+    stats_.last_step_tokens = out.total_tokens;
     if (out.num_prefill == 0) {
       stats_.decode_steps++;
       stats_.decode_seqs += batch;

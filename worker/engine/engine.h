@@ -40,6 +40,9 @@ struct EngineStats {
   int max_seqs_per_step = 0;  // the largest batch of one step
   int64_t block_copies = 0;   // KV blocks copied on write (forked choices)
   int64_t forks = 0;          // choices forked from a prefilled prompt (n - 1 per request)
+  // The latest Step(): sequences it ran and tokens it scheduled (0 and 0 when it ran none).
+  int last_step_seqs = 0;
+  int last_step_tokens = 0;
 };
 
 class Engine {

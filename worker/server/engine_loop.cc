@@ -17,7 +17,8 @@ using Clock = std::chrono::steady_clock;
 
 EngineLoop::EngineLoop(Engine& engine, Communicator& comm, KvEventHub* hub,
                        EngineLoopOptions options)
-    : engine_(engine), comm_(comm), hub_(hub), options_(options) {
+    : engine_(engine), comm_(comm), hub_(hub), options_(std::move(options)) {
+  if (options_.log_stats_interval.count() > 0) stats_logger_.emplace(options_.log_stats_interval);
   if (hub_ != nullptr) {
     engine_.set_kv_event_sink([hub = hub_](std::vector<KvEvent> events) { hub->Publish(events); });
   }
@@ -63,7 +64,7 @@ absl::Status EngineLoop::Submit(EngineRequest request, std::shared_ptr<RequestSi
                                                   "); retry later")),
         api::Rejection::kQueueFull);
   }
-  intake_.push_back(Pending{std::move(request), std::move(sink)});
+  intake_.push_back(Pending{std::move(request), std::move(sink), Clock::now()});
   return absl::OkStatus();
 }
 
@@ -123,15 +124,45 @@ void EngineLoop::AdmitAll(std::vector<Pending>& pending) {
       p.sink->OnError(s);
       continue;
     }
-    sinks_.emplace(id, Active{std::move(p.sink), n});
+    Active active{std::move(p.sink), n};
+    active.arrival = p.arrival;
+    sinks_.emplace(id, std::move(active));
     unscheduled_.push_back(id);
   }
   pending.clear();
 }
 
+void EngineLoop::Record(Active& active, const RequestOutput& o, Clock::time_point now) {
+  auto seconds = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
+  const int tokens = static_cast<int>(o.new_tokens.size());
+  if (tokens > 0 && !active.first_token_seen) {
+    active.first_token_seen = true;
+    if (options_.metrics != nullptr) {
+      options_.metrics->OnFirstToken(seconds(now - active.arrival), o.prompt_tokens);
+    }
+    if (stats_logger_) stats_logger_->AddTokens(o.prompt_tokens, 0);
+  }
+  if (tokens > 0) {
+    if (active.last_token.size() <= static_cast<size_t>(o.index)) {
+      active.last_token.resize(o.index + 1);
+    }
+    Clock::time_point& last = active.last_token[o.index];
+    const double itl = last == Clock::time_point() ? -1.0 : seconds(now - last);
+    last = now;
+    if (options_.metrics != nullptr) options_.metrics->OnTokens(tokens, itl);
+    if (stats_logger_) stats_logger_->AddTokens(0, tokens);
+  }
+  if (o.finished() && options_.metrics != nullptr) {
+    const double e2e = seconds(now - active.arrival);
+    const double queue = active.scheduled ? seconds(*active.scheduled - active.arrival) : e2e;
+    options_.metrics->OnFinished(o.finish_reason, e2e, queue, o.prompt_tokens, o.completion_tokens);
+  }
+}
+
 void EngineLoop::Deliver(std::vector<RequestOutput>& outputs) {
+  const Clock::time_point now = Clock::now();
   // First-scheduled notifications come before any token of the request.
-  std::erase_if(unscheduled_, [this](const std::string& id) {
+  std::erase_if(unscheduled_, [this, now](const std::string& id) {
     auto it = sinks_.find(id);
     if (it == sinks_.end()) return true;
     // (With n > 1 its first choice may have finished while others run.)
@@ -140,6 +171,7 @@ void EngineLoop::Deliver(std::vector<RequestOutput>& outputs) {
         seq->num_computed_tokens() == 0) {
       return false;
     }
+    it->second.scheduled = now;
     it->second.sink->OnScheduled();
     return true;
   });
@@ -152,10 +184,19 @@ void EngineLoop::Deliver(std::vector<RequestOutput>& outputs) {
       continue;
     }
     const bool finished = o.finished();
+    Record(it->second, o, now);
+    RequestOutput ended;  // what the metrics see of a request its sink ended
+    if (!finished) {
+      ended.index = o.index;
+      ended.prompt_tokens = o.prompt_tokens;
+      ended.completion_tokens = o.completion_tokens;
+      ended.finish_reason = FinishReason::kStop;
+    }
     const bool ended_by_sink = it->second.sink->OnOutput(std::move(o));
     if (finished) {
       if (--it->second.unfinished == 0) sinks_.erase(it);
     } else if (ended_by_sink) {
+      Record(it->second, ended, now);
       const std::string id = it->first;
       sinks_.erase(it);
       if (engine_.Abort(id, FinishReason::kStop)) ending_.insert(id);
@@ -179,20 +220,51 @@ void EngineLoop::Publish() {
     window_start_ = now;
   }
   const SchedulerStats st = engine_.scheduler().stats();
-  absl::MutexLock lock(&mu_);
-  snapshot_.running = st.num_running;
-  sched_waiting_ = st.num_waiting;
-  snapshot_.kv_blocks_used = st.used_blocks;
-  snapshot_.kv_blocks_total = st.total_blocks;
-  snapshot_.prefix_cache_hit_rate =
-      st.prefix_cache_queries > 0
-          ? static_cast<double>(st.prefix_cache_hits) / static_cast<double>(st.prefix_cache_queries)
-          : 0.0;
-  snapshot_.prefix_cache_queried_tokens = st.prefix_cache_queries;
-  snapshot_.prefix_cache_hit_tokens = st.prefix_cache_hits;
-  snapshot_.tokens_per_second = tokens_per_second_;
-  snapshot_.draining = draining_;
-  snapshot_.in_flight = static_cast<int>(sinks_.size());
+  int intake = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    snapshot_.running = st.num_running;
+    sched_waiting_ = st.num_waiting;
+    snapshot_.kv_blocks_used = st.used_blocks;
+    snapshot_.kv_blocks_total = st.total_blocks;
+    snapshot_.prefix_cache_hit_rate = st.prefix_cache_queries > 0
+                                          ? static_cast<double>(st.prefix_cache_hits) /
+                                                static_cast<double>(st.prefix_cache_queries)
+                                          : 0.0;
+    snapshot_.prefix_cache_queried_tokens = st.prefix_cache_queries;
+    snapshot_.prefix_cache_hit_tokens = st.prefix_cache_hits;
+    snapshot_.tokens_per_second = tokens_per_second_;
+    snapshot_.draining = draining_;
+    snapshot_.in_flight = static_cast<int>(sinks_.size());
+    intake = static_cast<int>(intake_.size());
+  }
+  if (options_.metrics != nullptr || stats_logger_) {
+    const BlockManager& bm = engine_.scheduler().block_manager();
+    WorkerStateSample sample;
+    sample.running = st.num_running;
+    sample.waiting = st.num_waiting + intake;
+    sample.kv_blocks_total = st.total_blocks;
+    sample.kv_blocks_cached = bm.num_evictable_blocks();
+    sample.kv_blocks_free = bm.num_free_blocks() - bm.num_evictable_blocks();
+    sample.kv_blocks_used = bm.num_used_blocks();
+    sample.prefix_cache_queries = st.prefix_cache_queries;
+    sample.prefix_cache_hits = st.prefix_cache_hits;
+    sample.num_preemptions = st.num_preemptions;
+    if (options_.collective_seconds) sample.tp_collective_seconds = options_.collective_seconds();
+    sample.healthy = healthy_;
+    if (options_.metrics != nullptr) options_.metrics->Publish(sample);
+    if (stats_logger_) {
+      StatsLogger::State state;
+      state.running = sample.running;
+      state.waiting = sample.waiting;
+      state.kv_usage = st.total_blocks > 0 ? static_cast<double>(st.used_blocks) /
+                                                 static_cast<double>(st.total_blocks)
+                                           : 0.0;
+      state.prefix_cache_queries = st.prefix_cache_queries;
+      state.prefix_cache_hits = st.prefix_cache_hits;
+      stats_logger_->MaybeLog(now, state);
+    }
+  }
 }
 
 absl::Status EngineLoop::Heartbeat() { return SendHeartbeat(comm_); }
@@ -240,12 +312,18 @@ void EngineLoop::Run() {
     aborts.clear();
 
     if (engine_.HasUnfinished() || engine_.scheduler().has_aborted_outputs()) {
+      const Clock::time_point step_start = Clock::now();
       absl::StatusOr<std::vector<RequestOutput>> outputs = engine_.Step();
       if (!outputs.ok()) {
         failure = outputs.status();
         break;
       }
       last_collective_ = Clock::now();
+      if (options_.metrics != nullptr && engine_.stats().last_step_seqs > 0) {
+        options_.metrics->OnStep(
+            std::chrono::duration<double>(last_collective_ - step_start).count(),
+            engine_.stats().last_step_seqs, engine_.stats().last_step_tokens);
+      }
       Deliver(*outputs);
     } else if (comm_.size() > 1 && options_.idle_heartbeat_interval.count() > 0 &&
                Clock::now() - last_collective_ >= options_.idle_heartbeat_interval) {
@@ -272,6 +350,7 @@ void EngineLoop::Run() {
   }
 
   if (!failure.ok()) {
+    healthy_ = false;
     spdlog::error("engine step failed: {}", failure);
     FailAll(absl::UnavailableError(
         absl::StrCat("the worker's replica failed (a rank died or hung): ", failure.message())));

@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +33,8 @@
 #include "worker/comm/communicator.h"
 #include "worker/engine/engine.h"
 #include "worker/server/kv_event_hub.h"
+#include "worker/server/stats_logger.h"
+#include "worker/server/worker_metrics.h"
 
 namespace tessera {
 
@@ -59,6 +62,13 @@ struct EngineLoopOptions {
   std::chrono::milliseconds idle_heartbeat_interval{1000};
   // Window of LoadSnapshot::tokens_per_second.
   std::chrono::milliseconds load_interval{1000};
+  // Where the engine thread records metrics (may be null: none); must outlive the loop.
+  WorkerMetrics* metrics = nullptr;
+  // The periodic stats line (StatsLogger) while busy; 0 = none (--disable-log-stats).
+  std::chrono::milliseconds log_stats_interval{10000};
+  // Cumulative seconds the replica spent in tensor-parallel collectives (for the metrics);
+  // may be empty. Called on the engine thread.
+  std::function<double()> collective_seconds;
 };
 
 // What GetLoad reports.
@@ -114,6 +124,7 @@ class EngineLoop {
   struct Pending {
     EngineRequest request;
     std::shared_ptr<RequestSink> sink;
+    std::chrono::steady_clock::time_point arrival;
   };
   void Run();
   // Engine thread helpers.
@@ -144,7 +155,15 @@ class EngineLoop {
   struct Active {
     std::shared_ptr<RequestSink> sink;
     int unfinished = 1;  // choices without their final output yet
+    // For the metrics.
+    std::chrono::steady_clock::time_point arrival;
+    std::optional<std::chrono::steady_clock::time_point> scheduled;
+    bool first_token_seen = false;
+    // Per choice: when its latest token came (epoch = none yet).
+    std::vector<std::chrono::steady_clock::time_point> last_token;
   };
+  // Records one output of `active` in the metrics and the stats line.
+  void Record(Active& active, const RequestOutput& o, std::chrono::steady_clock::time_point now);
   absl::flat_hash_map<std::string, Active> sinks_;
   // Ended by their sink (stop string) and aborted in the engine, whose final
   // output has not come out yet: the id stays taken until it does.
@@ -154,6 +173,8 @@ class EngineLoop {
   std::chrono::steady_clock::time_point window_start_;
   int64_t window_tokens_ = 0;
   double tokens_per_second_ = 0.0;
+  bool healthy_ = true;  // false once a step failed
+  std::optional<StatsLogger> stats_logger_;
 };
 
 }  // namespace tessera
