@@ -27,12 +27,11 @@
 #pragma once
 
 #include <memory>
-#include <string>
-#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "bench/bench_load.h"
 #include "bench/bench_options.h"
+#include "bench/sse_parser.h"
 
 namespace tessera::bench {
 
@@ -40,39 +39,5 @@ namespace tessera::bench {
 // client's threads; fails when the address does not resolve. The transport's
 // destructor stops the threads: destroy it only after every call reported.
 absl::StatusOr<std::unique_ptr<Transport>> MakeOpenAiTransport(const Options& o);
-
-// Splits a Server-Sent Events byte stream into events. Feed() takes bytes as
-// they arrive and calls on_event(data) for each complete event (its "data:"
-// lines joined by '\n'); comments and other fields are skipped; CRLF and LF
-// line ends both work. Not thread-safe.
-class SseParser {
- public:
-  template <typename F>
-  void Feed(std::string_view bytes, F&& on_event) {
-    pending_.append(bytes);
-    size_t start = 0;
-    for (size_t nl; (nl = pending_.find('\n', start)) != std::string::npos; start = nl + 1) {
-      std::string_view line(pending_.data() + start, nl - start);
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      if (line.empty()) {
-        if (has_data_) on_event(std::string_view(data_));
-        data_.clear();
-        has_data_ = false;
-      } else if (line.starts_with("data:")) {
-        line.remove_prefix(5);
-        if (line.starts_with(' ')) line.remove_prefix(1);
-        if (has_data_) data_.push_back('\n');
-        data_.append(line);
-        has_data_ = true;
-      }
-    }
-    pending_.erase(0, start);
-  }
-
- private:
-  std::string pending_;  // an incomplete line
-  std::string data_;     // the current event's data
-  bool has_data_ = false;
-};
 
 }  // namespace tessera::bench
