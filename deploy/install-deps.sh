@@ -9,7 +9,7 @@ PACKAGES=(
   libabsl-dev
   openmpi-bin libopenmpi-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  libxxhash-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
+  libboost-dev libxxhash-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
   libopenblas-openmp-dev
   clang-format ccache
 )
