@@ -4,14 +4,16 @@
 #   - replica A: tessera-worker tensor-parallel over two MPI ranks (mpirun -np 2)
 #   - replica B: tessera-worker on one rank
 #   - tessera-router in front of both (client port 50050, admin port 50055 on
-#     127.0.0.1), prefix-aware placement
-# It sends one streamed request through the router with the `tessera` CLI,
-# prints it and the worker table, and keeps serving until Ctrl-C.
+#     127.0.0.1, the OpenAI-compatible HTTP API on port 8000), prefix-aware
+#     placement
+# It sends one streamed request through the router with the `tessera` CLI and
+# one through the HTTP API with curl, prints them and the worker table, and
+# keeps serving until Ctrl-C.
 #
 #   bash deploy/quickstart.sh [--model DIR] [more tessera-worker flags]
 #
 # Without --model the workers serve the embedded dummy model (--dummy tiny).
-# Environment: BUILD_DIR (build), ROUTER_PORT (50050), ADMIN_PORT (50055),
+# Environment: BUILD_DIR (build), ROUTER_PORT (50050), ADMIN_PORT (50055), HTTP_PORT (8000),
 # PROMPT ("Once upon a time"), MAX_TOKENS (32), CMAKE_ARGS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,7 @@ bash deploy/install-deps.sh
 BUILD_DIR=${BUILD_DIR:-build}
 ROUTER_PORT=${ROUTER_PORT:-50050}
 ADMIN_PORT=${ADMIN_PORT:-50055}
+HTTP_PORT=${HTTP_PORT:-8000}
 PROMPT=${PROMPT:-Once upon a time}
 MAX_TOKENS=${MAX_TOKENS:-32}
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-}
@@ -77,7 +80,7 @@ wait_for_file "$run_dir/b.port" "replica B"
 workers="127.0.0.1:$(cat "$run_dir/a.port"),127.0.0.1:$(cat "$run_dir/b.port")"
 
 echo "quickstart: starting tessera-router on :$ROUTER_PORT (admin 127.0.0.1:$ADMIN_PORT) over $workers"
-"$bin/router/tessera-router" --port "$ROUTER_PORT" --admin-port "$ADMIN_PORT" \
+"$bin/router/tessera-router" --port "$ROUTER_PORT" --admin-port "$ADMIN_PORT" --http-port "$HTTP_PORT" \
   --workers "$workers" --port-file "$run_dir/router.port" >"$run_dir/router.log" 2>&1 &
 pids=("$!" "${pids[@]}")
 wait_for_file "$run_dir/router.port" "tessera-router"
@@ -103,6 +106,12 @@ echo "----------------------------------------------------------------------"
 echo
 cat "$run_dir/generate.err"
 echo "----------------------------------------------------------------------"
+echo "quickstart: the same through the OpenAI-compatible HTTP API (curl)"
+curl -sS --max-time 60 "http://127.0.0.1:$HTTP_PORT/v1/completions" -H 'Content-Type: application/json' \
+  -d "{\"prompt\": \"$PROMPT\", \"max_tokens\": $MAX_TOKENS, \"temperature\": 0}" ||
+  { echo "quickstart: the HTTP API did not answer" >&2; exit 1; }
+echo
+echo "----------------------------------------------------------------------"
 "${cli[@]}" workers
 cat <<EOF
 
@@ -110,6 +119,12 @@ The cluster keeps serving until Ctrl-C. From another terminal:
   $bin/router/cli/tessera --endpoint 127.0.0.1:$ROUTER_PORT generate "Hello" --max-tokens 16
   $bin/router/cli/tessera --router 127.0.0.1:$ADMIN_PORT workers
   $bin/router/cli/tessera --router 127.0.0.1:$ADMIN_PORT drain replica-b --wait
+  curl http://127.0.0.1:$HTTP_PORT/v1/models
+  curl -N http://127.0.0.1:$HTTP_PORT/v1/chat/completions -H 'Content-Type: application/json' \
+    -d '{"messages": [{"role": "user", "content": "Hello"}], "stream": true, "max_tokens": 16}'
+(chat needs a model with a chat template: --model DIR, or --chat-template FILE)
+Point an OpenAI-compatible client or front end at base URL http://127.0.0.1:$HTTP_PORT/v1
+(any API key unless the router has --api-key).
 EOF
 # Serve until Ctrl-C, or until a process of the cluster exits.
 wait -n "${pids[@]}" || true

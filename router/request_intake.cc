@@ -6,7 +6,6 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "common/api/request_limits.h"
 #include "common/api/request_validation.h"
 #include "common/block_hash.h"
@@ -50,13 +49,9 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> RequestIntake::Model() {
 }
 
 absl::Status RequestIntake::CheckModelName(const ServedModel& model, absl::string_view requested) {
-  if (requested.empty() || requested == model.info.id() ||
-      std::find(model.names.begin(), model.names.end(), requested) != model.names.end()) {
-    return absl::OkStatus();
-  }
-  return absl::NotFoundError(absl::StrCat("model '", requested,
-                                          "' is not served here; this router serves '",
-                                          absl::StrJoin(model.names, "', '"), "'"));
+  // The workers' own id is always accepted besides the aliases.
+  if (requested == model.info.id()) return absl::OkStatus();
+  return api::CheckModelName(requested, model.names, "router");
 }
 
 absl::StatusOr<PreparedRequest> RequestIntake::Prepare(const ServedModel& model,
@@ -66,13 +61,11 @@ absl::StatusOr<PreparedRequest> RequestIntake::Prepare(const ServedModel& model,
   request.set_model(model.info.id());
   const api::RequestLimits limits = api::FromModelInfo(model.info);
   if (fill_max_tokens && !request.sampling().has_max_tokens()) {
-    // Tokenize once here; the prompt travels on as token ids.
+    // Tokenize once here; the prompt travels on as token ids. A prompt that
+    // leaves no room fails the length check below with the usual message.
     ASSIGN_OR_RETURN(std::vector<int32_t> ids, model.text->PromptIds(request));
     request.mutable_token_ids()->mutable_ids()->Assign(ids.begin(), ids.end());
-    const int64_t room = static_cast<int64_t>(limits.max_model_len) - std::ssize(ids);
-    // A prompt that leaves no room fails the length check below with the
-    // usual message.
-    request.mutable_sampling()->set_max_tokens(static_cast<int32_t>(std::max<int64_t>(room, 1)));
+    api::FillDefaultMaxTokens(request, std::ssize(ids), limits.max_model_len);
   }
   ASSIGN_OR_RETURN(api::ValidatedRequest valid,
                    api::ValidateGenerateRequest(request, limits, *model.text));

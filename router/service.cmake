@@ -1,6 +1,7 @@
-# The router's gRPC side: the Generate relay (admission, placement, failover),
+# The router's gRPC and HTTP sides: the Generate relay (admission, placement, failover),
 # tessera.v1.Llm / Registry / Admin, bearer-token auth, the in-process router
-# (RouterServer), and the tessera-router binary.
+# (RouterServer), the OpenAI HTTP API glue (openai/http_api.cc), and the
+# tessera-router binary.
 set(_router_service_dir ${CMAKE_CURRENT_LIST_DIR})
 add_library(tessera_router_service
   ${_router_service_dir}/auth.cc
@@ -12,10 +13,13 @@ add_library(tessera_router_service
   ${_router_service_dir}/registry_service.cc
   ${_router_service_dir}/admin_service.cc
   ${_router_service_dir}/router_server.cc
+  ${_router_service_dir}/openai/http_api.cc
 )
-target_link_libraries(tessera_router_service PUBLIC tessera_router_pool tessera_router_discovery
+target_link_libraries(tessera_router_service PUBLIC tessera_http tessera_openai tessera_router_pool tessera_router_discovery
   tessera_router_core tessera_api_grpc tessera_proto tessera_common gRPC::grpc++
   gRPC::grpc++_reflection absl::random_random absl::synchronization absl::time)
+
+target_compile_definitions(tessera_router_service PRIVATE TESSERA_VERSION="${PROJECT_VERSION}")
 
 add_executable(tessera-router ${_router_service_dir}/main.cc ${_router_service_dir}/flags.cc)
 target_link_libraries(tessera-router PRIVATE tessera_router_service absl::flags

@@ -31,4 +31,15 @@ absl::Status CheckModelName(absl::string_view requested, absl::string_view serve
                                           server, " serves '", served, "'"));
 }
 
+absl::Status CheckModelName(absl::string_view requested, std::span<const std::string> served,
+                            absl::string_view server) {
+  if (requested.empty()) return absl::OkStatus();
+  for (const std::string& name : served) {
+    if (name == requested) return absl::OkStatus();
+  }
+  return absl::NotFoundError(absl::StrCat("model '", requested, "' is not served here; this ",
+                                          server, " serves '",
+                                          served.empty() ? std::string() : served.front(), "'"));
+}
+
 }  // namespace tessera::api

@@ -6,6 +6,9 @@
 // one its workers reported. Value type.
 #pragma once
 
+#include <span>
+#include <string>
+
 #include <cstdint>
 #include <string>
 
@@ -33,5 +36,10 @@ RequestLimits FromModelInfo(const v1::ModelInfo& info);
 // "model 'X' is not served here; this <server> serves 'Y'".
 absl::Status CheckModelName(absl::string_view requested, absl::string_view served,
                             absl::string_view server);
+// The same against several names (a router's --served-model-name aliases,
+// the first reported in the message).
+absl::Status CheckModelName(absl::string_view requested, std::span<const std::string> served,
+                            absl::string_view server);
+
 
 }  // namespace tessera::api

@@ -1,5 +1,8 @@
 #include "common/api/request_validation.h"
 
+#include <algorithm>
+#include <limits>
+
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -96,6 +99,13 @@ absl::StatusOr<ValidatedRequest> ValidateGenerateRequest(const v1::GenerateReque
   ASSIGN_OR_RETURN(r.params, SamplingParamsFromProto(request.sampling(), limits));
   RETURN_IF_ERROR(CheckTotalLength(r.prompt_token_ids, r.params, limits));
   return r;
+}
+
+void FillDefaultMaxTokens(v1::GenerateRequest& request, int64_t prompt_len, int64_t max_model_len) {
+  if (request.sampling().has_max_tokens()) return;
+  const int64_t fit = std::clamp<int64_t>(max_model_len - prompt_len, 1,
+                                          std::numeric_limits<int32_t>::max());
+  request.mutable_sampling()->set_max_tokens(static_cast<int32_t>(fit));
 }
 
 }  // namespace tessera::api

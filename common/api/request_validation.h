@@ -52,4 +52,10 @@ absl::StatusOr<ValidatedRequest> ValidateGenerateRequest(const v1::GenerateReque
                                                          const RequestLimits& limits,
                                                          const ModelText& text);
 
+// An unset sampling.max_tokens becomes everything that fits after the
+// prompt, max(1, max_model_len - prompt_len) (vLLM's OpenAI server does this
+// for chat, and for completions that pass "max_tokens": null); a set one is
+// left alone. Call it before ValidateGenerateRequest.
+void FillDefaultMaxTokens(v1::GenerateRequest& request, int64_t prompt_len, int64_t max_model_len);
+
 }  // namespace tessera::api

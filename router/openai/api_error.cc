@@ -1,5 +1,7 @@
 #include "router/openai/api_error.h"
 
+#include "common/api/request_limits.h"
+
 #include <array>
 
 #include "absl/strings/str_cat.h"
@@ -142,18 +144,9 @@ ApiError FromStatus(const absl::Status& status, bool chat) {
 
 std::optional<ApiError> CheckModel(absl::string_view requested,
                                    std::span<const std::string> served) {
-  if (requested.empty()) return std::nullopt;
-  for (const std::string& name : served) {
-    if (name == requested) return std::nullopt;
-  }
-  ApiError e;
-  e.http_status = 404;
-  e.type = "not_found_error";
-  e.param = "model";
-  e.code = "model_not_found";
-  e.message = absl::StrCat("The model `", requested, "` does not exist.");
-  if (!served.empty()) absl::StrAppend(&e.message, " This server serves `", served.front(), "`.");
-  return e;
+  const absl::Status status = api::CheckModelName(requested, served, "router");
+  if (status.ok()) return std::nullopt;
+  return FromStatus(status);
 }
 
 }  // namespace tessera::router::openai

@@ -10,7 +10,11 @@
 #include "absl/synchronization/mutex.h"
 #include "common/api/grpc_status.h"
 #include "common/logging.h"
-#include "router/openai/protocol.h"
+#include "common/api/request_limits.h"
+#include "router/openai/api_error.h"
+#include "router/openai/models_tokenize.h"
+#include "router/openai/request.h"
+#include "router/openai/response_builder.h"
 
 namespace tessera::router::openai {
 namespace {
@@ -23,12 +27,6 @@ int64_t UnixSeconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-std::string RandomHex() {
-  thread_local absl::BitGen bitgen;
-  return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(bitgen),
-                         absl::Uniform<uint64_t>(bitgen));
 }
 
 absl::Status ToAbsl(const grpc::Status& s) {
@@ -53,8 +51,8 @@ Response ErrorResponse(const ApiError& error) {
   return r;
 }
 
-void RespondError(Exchange& exchange, const absl::Status& status) {
-  exchange.Respond(ErrorResponse(FromStatus(status)));
+void RespondError(Exchange& exchange, const absl::Status& status, bool chat = false) {
+  exchange.Respond(ErrorResponse(FromStatus(status, chat)));
 }
 
 // One HTTP generation request: one relay per prompt, their messages turned
@@ -62,8 +60,12 @@ void RespondError(Exchange& exchange, const absl::Status& status) {
 // ended (the relays hold their clients by raw pointer until End).
 class HttpCall : public std::enable_shared_from_this<HttpCall> {
  public:
-  HttpCall(std::shared_ptr<Exchange> exchange, ResponseBuilder builder, bool stream)
-      : exchange_(std::move(exchange)), builder_(std::move(builder)), stream_(stream) {}
+  HttpCall(std::shared_ptr<Exchange> exchange, const ParsedRequest& request, ResponseMeta meta,
+           const Tokenizer* tokenizer, std::shared_ptr<const ServedModel> model)
+      : exchange_(std::move(exchange)),
+        model_(std::move(model)),
+        builder_(request, std::move(meta), tokenizer),
+        stream_(request.stream) {}
 
   // Creates the relays; then Start() runs them.
   void Add(const RelayEnvironment& env, PreparedRequest prepared) {
@@ -142,6 +144,7 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   // Every relay has ended: the end of the response.
   void Complete() {
     std::optional<absl::Status> failure;
+    std::optional<ApiError> engine_error;  // a choice that ended with FINISH_REASON_ERROR
     bool started;
     std::string tail;
     {
@@ -150,14 +153,16 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
       started = stream_started_;
       if (!failure.has_value()) {
         tail = builder_.Finish();
+        engine_error = builder_.error();
       } else if (started) {
-        tail = builder_.ErrorEvent(FromStatus(*failure));
+        tail = ErrorEvent(FromStatus(*failure)) + "data: [DONE]\n\n";
       }
     }
     if (failure.has_value() && !started) {
       RespondError(*exchange_, *failure);
     } else if (!stream_) {
-      exchange_->Respond(JsonResponse(200, std::move(tail)));
+      exchange_->Respond(
+          JsonResponse(engine_error.has_value() ? engine_error->http_status : 200, std::move(tail)));
     } else {
       if (!started) {
         exchange_->StartStream(200, {{"content-type", "text/event-stream"},
@@ -172,6 +177,7 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   }
 
   const std::shared_ptr<Exchange> exchange_;
+  const std::shared_ptr<const ServedModel> model_;  // keeps the tokenizer alive
   std::vector<std::unique_ptr<PromptClient>> clients_;  // fixed before Start
   std::shared_ptr<HttpCall> self_;
   absl::Mutex mu_;
@@ -185,7 +191,8 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
 }  // namespace
 
 http::Response ServerErrorResponse(int status, std::string_view message) {
-  ApiError error = FromStatus(absl::InvalidArgumentError(message));
+  ApiError error =
+      FromStatus(absl::InvalidArgumentError(absl::string_view(message.data(), message.size())));
   error.http_status = status;
   if (status >= 500) error.type = "server_error";
   return ErrorResponse(error);
@@ -200,7 +207,8 @@ void HttpApi::Handle(http::Request request, std::shared_ptr<Exchange> exchange) 
   // Open: health and version (load balancers, probes).
   if (path == "/health" && get) return Health(std::move(exchange));
   if (path == "/version" && get) {
-    return exchange->Respond(JsonResponse(200, VersionBody()));
+    return exchange->Respond(
+        JsonResponse(200, absl::StrCat(R"({"version":")", TESSERA_VERSION, R"("})")));
   }
   const bool known = path == "/v1/chat/completions" || path == "/v1/completions" ||
                      path == "/v1/models" || path == "/tokenize" || path == "/detokenize";
@@ -210,7 +218,10 @@ void HttpApi::Handle(http::Request request, std::shared_ptr<Exchange> exchange) 
   }
   const std::string_view authorization = request.header("authorization");
   if (grpc::Status s = options_.auth->CheckAuthorization(
-          authorization.empty() ? std::nullopt : std::optional<absl::string_view>(authorization));
+          authorization.empty()
+              ? std::nullopt
+              : std::optional<absl::string_view>(
+                    absl::string_view(authorization.data(), authorization.size())));
       !s.ok()) {
     return RespondError(*exchange, ToAbsl(s));
   }
@@ -230,24 +241,30 @@ void HttpApi::Handle(http::Request request, std::shared_ptr<Exchange> exchange) 
 void HttpApi::Generate(bool chat, const http::Request& request,
                        std::shared_ptr<Exchange> exchange) {
   absl::StatusOr<std::shared_ptr<const ServedModel>> model = options_.intake->Model();
-  if (!model.ok()) return RespondError(*exchange, model.status());
+  if (!model.ok()) return RespondError(*exchange, model.status(), chat);
   const ServedModel& served = **model;
-  absl::StatusOr<ParsedRequest> parsed =
-      chat ? ParseChatRequest(request.body) : ParseCompletionRequest(request.body);
-  if (!parsed.ok()) return RespondError(*exchange, parsed.status());
+  ParseOptions parse_options;
+  parse_options.request_id = std::string(request.header("x-request-id"));
+  const Endpoint endpoint = chat ? Endpoint::kChat : Endpoint::kCompletions;
+  ApiOr<ParsedRequest> parsed = ParseRequest(endpoint, request.body, parse_options);
+  if (!parsed.ok()) return exchange->Respond(ErrorResponse(parsed.error()));
+  if (absl::Status s = ResolveEchoText(*parsed, served.text->tokenizer()); !s.ok()) {
+    return RespondError(*exchange, s, chat);
+  }
   std::vector<PreparedRequest> prepared;
   prepared.reserve(parsed->prompts.size());
   for (v1::GenerateRequest& prompt : parsed->prompts) {
     absl::StatusOr<PreparedRequest> p =
         options_.intake->Prepare(served, std::move(prompt), /*fill_max_tokens=*/true);
-    if (!p.ok()) return RespondError(*exchange, p.status());
+    if (!p.ok()) return RespondError(*exchange, p.status(), chat);
     prepared.push_back(*std::move(p));
   }
-  const std::string id = absl::StrCat(chat ? "chatcmpl-" : "cmpl-", RandomHex());
-  const bool stream = parsed->stream;
-  ResponseBuilder builder(*parsed, id, UnixSeconds(), served.names.front(),
-                          &served.text->tokenizer());
-  auto call = std::make_shared<HttpCall>(std::move(exchange), std::move(builder), stream);
+  ResponseMeta meta;
+  meta.id = MakeResponseId(endpoint);
+  meta.created = UnixSeconds();
+  meta.model = served.names.front();
+  auto call = std::make_shared<HttpCall>(std::move(exchange), *parsed, std::move(meta),
+                                         &served.text->tokenizer(), *model);
   for (PreparedRequest& p : prepared) {
     options_.relay.counters->total.fetch_add(1);
     call->Add(options_.relay, std::move(p));
@@ -258,7 +275,7 @@ void HttpApi::Generate(bool chat, const http::Request& request,
 void HttpApi::Models(std::shared_ptr<Exchange> exchange) {
   absl::StatusOr<std::shared_ptr<const ServedModel>> model = options_.intake->Model();
   if (!model.ok()) return RespondError(*exchange, model.status());
-  exchange->Respond(JsonResponse(200, ModelsBody((*model)->names, (*model)->info)));
+  exchange->Respond(JsonResponse(200, ModelsBody((*model)->names, (*model)->info, UnixSeconds())));
 }
 
 void HttpApi::Health(std::shared_ptr<Exchange> exchange) {
@@ -279,10 +296,12 @@ void HttpApi::Tokenize(bool detokenize, const http::Request& request,
   absl::StatusOr<std::shared_ptr<const ServedModel>> model = options_.intake->Model();
   if (!model.ok()) return RespondError(*exchange, model.status());
   const ServedModel& served = **model;
-  absl::StatusOr<std::string> body =
-      detokenize ? DetokenizeBody(request.body, served) : TokenizeBody(request.body, served);
-  if (!body.ok()) return RespondError(*exchange, body.status());
-  exchange->Respond(JsonResponse(200, *std::move(body)));
+  const api::RequestLimits limits = api::FromModelInfo(served.info);
+  ApiOr<std::string> body = detokenize
+                                ? DetokenizeBody(request.body, *served.text, limits, served.names)
+                                : TokenizeBody(request.body, *served.text, limits, served.names);
+  if (!body.ok()) return exchange->Respond(ErrorResponse(body.error()));
+  exchange->Respond(JsonResponse(200, std::move(*body)));
 }
 
 }  // namespace tessera::router::openai

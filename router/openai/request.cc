@@ -172,7 +172,7 @@ std::vector<std::string> ParseStop(const OrderedJson& body) {
   return stop;
 }
 
-// max_tokens per endpoint; nullopt = fill with FillDefaultMaxTokens.
+// max_tokens per endpoint; nullopt = filled later (api::FillDefaultMaxTokens).
 std::optional<int64_t> ParseMaxTokens(const OrderedJson& body, Endpoint endpoint) {
   if (endpoint == Endpoint::kChat) {
     if (auto v = GetInt(body, "max_completion_tokens", kInt32Min, kInt32Max)) return v;
@@ -362,12 +362,6 @@ ApiOr<ParsedRequest> ParseRequest(Endpoint endpoint, absl::string_view body,
   ApiOr<OrderedJson> json = internal::ParseObject(body);
   if (!json.ok()) return json.error();
   return ParseRequestJson(endpoint, *json, options);
-}
-
-void FillDefaultMaxTokens(v1::GenerateRequest& request, int64_t prompt_len, int64_t max_model_len) {
-  if (request.sampling().has_max_tokens()) return;
-  const int64_t fit = std::clamp<int64_t>(max_model_len - prompt_len, 1, kInt32Max);
-  request.mutable_sampling()->set_max_tokens(static_cast<int32_t>(fit));
 }
 
 absl::Status ResolveEchoText(ParsedRequest& parsed, const Tokenizer& tokenizer) {

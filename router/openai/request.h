@@ -93,14 +93,11 @@ ApiOr<ParsedRequest> ParseRequestJson(Endpoint endpoint, const nlohmann::ordered
 // become that object (as vLLM does, for templates that iterate over them).
 ApiOr<v1::ChatPrompt> ParseChatPrompt(const nlohmann::ordered_json& body);
 
-// max_tokens when the request left it unset, as vLLM's OpenAI server does:
-// everything that fits, max(1, max_model_len - prompt_len). Chat requests
-// without max_tokens / max_completion_tokens, and completions with an
-// explicit "max_tokens": null, leave it unset; completions without the field
-// get vLLM's (and OpenAI's) 16 at parse time. Call it with the prompt's
-// token count (ModelText::PromptIds) before ValidateGenerateRequest; a set
-// max_tokens is left alone.
-void FillDefaultMaxTokens(v1::GenerateRequest& request, int64_t prompt_len, int64_t max_model_len);
+// An unset max_tokens (chat without max_tokens / max_completion_tokens,
+// completions with an explicit "max_tokens": null) is filled later with
+// everything that fits (api::FillDefaultMaxTokens, by the router's
+// RequestIntake once the prompt is tokenized); completions without the field
+// get vLLM's (and OpenAI's) 16 at parse time.
 
 // Fills the echo text of token-id prompts (when `parsed.echo`): their ids
 // decoded with special tokens kept (vLLM decodes the prompt that way).

@@ -4,7 +4,8 @@
 //   node openai_client.cjs BASE_URL OP '<json>'
 // OP: completion | chat   (json: the create() params; "stream": true collects
 //                          the chunks), models, concurrent (json: {"count",
-//                          "params"}: count chat calls at once).
+//                          "kind": "chat"|"completion", "params"}: count
+//                          calls at once).
 // Options in json._client: {"apiKey", "maxRetries"}. Prints one JSON object:
 //   {"ok": true, "result": ..., "fetches": N}   or
 //   {"ok": false, "error": {"class", "status", "message", "type", "param",
@@ -73,10 +74,9 @@ async function main() {
       result = await client.models.list();
       result = { data: result.data };
     } else if (op === 'concurrent') {
+      const api = params.kind === 'completion' ? client.completions : client.chat.completions;
       const calls = [];
-      for (let i = 0; i < params.count; ++i) {
-        calls.push(client.chat.completions.create(params.params));
-      }
+      for (let i = 0; i < params.count; ++i) calls.push(api.create(params.params));
       const settled = await Promise.allSettled(calls);
       result = settled.map((s) =>
         s.status === 'fulfilled' ? { ok: true, value: s.value } : { ok: false, error: describe(s.reason) });

@@ -331,7 +331,7 @@ TEST(QwenSdkTest, ChatWithTheRealQwen3TemplateAndTokenizer) {
   int checked = 0;
   for (const json& g : golden) {
     if (g.at("rendered").is_null() || !g.at("add_generation_prompt").get<bool>()) continue;
-    json params = {{"model", "qwen3-tiny"}, {"messages", g.at("messages")}, {"max_tokens", 3},
+    json params = {{"model", "dummy-qwen3-tiny"}, {"messages", g.at("messages")}, {"max_tokens", 3},
                    {"temperature", 0},      {"ignore_eos", true}};
     if (g.contains("extra") && !g.at("extra").empty()) params["chat_template_kwargs"] = g.at("extra");
     SCOPED_TRACE(params.dump().substr(0, 300));
@@ -370,9 +370,10 @@ TEST(RetrySdkTest, TheSdkRetries429UntilAdmitted) {
   constexpr int kCalls = 6;
   const json r = Sdk(*cluster, "concurrent",
                      {{"count", kCalls},
+                      {"kind", "completion"},
                       {"params",
                        {{"model", "stories260K"},
-                        {"messages", {{{"role", "user"}, {"content", "Hi"}}}},
+                        {"prompt", "Once upon a time"},
                         {"max_tokens", 48},
                         {"ignore_eos", true}}},
                       {"_client", {{"maxRetries", 20}}}});

@@ -66,7 +66,7 @@ TEST(OpenAiRequest, SharedValidationErrorsMapToTheField) {
     EXPECT_EQ(e.param, c.param) << v.status();
   }
   ParsedRequest ok = MustParse(Endpoint::kCompletions, Completion({{"max_tokens", nullptr}}));
-  FillDefaultMaxTokens(ok.prompts[0], 10, limits.max_model_len);
+  api::FillDefaultMaxTokens(ok.prompts[0], 10, limits.max_model_len);
   EXPECT_TRUE(api::ValidateGenerateRequest(ok.prompts[0], limits, *text).ok());
 }
 

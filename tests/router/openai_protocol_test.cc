@@ -1,6 +1,6 @@
 // router/openai/request.h: OpenAI request bodies -> GenerateRequest, every
 // field mapped, 400s naming the field for unserved fields, type and shape
-// errors, prompt forms, echo text, FillDefaultMaxTokens.
+// errors, prompt forms, echo text.
 #include <string>
 #include <vector>
 
@@ -105,7 +105,7 @@ TEST(OpenAiRequest, ChatDefaultsLeaveFieldsUnset) {
   EXPECT_TRUE(g.return_text());
   EXPECT_FALSE(g.chat().has_add_generation_prompt());  // ModelText's default: true
   EXPECT_FALSE(g.has_add_special_tokens());
-  EXPECT_FALSE(g.sampling().has_max_tokens());   // filled by FillDefaultMaxTokens
+  EXPECT_FALSE(g.sampling().has_max_tokens());   // filled by api::FillDefaultMaxTokens
   EXPECT_FALSE(g.sampling().has_temperature());  // the wire default, 1.0
   EXPECT_FALSE(g.sampling().has_logprobs());
   EXPECT_FALSE(g.sampling().has_n());
@@ -421,12 +421,12 @@ TEST(OpenAiRequest, BodiesThatAreNotJsonObjects) {
 
 TEST(OpenAiRequest, FillDefaultMaxTokens) {
   v1::GenerateRequest g;
-  FillDefaultMaxTokens(g, 10, 100);
+  api::FillDefaultMaxTokens(g, 10, 100);
   EXPECT_EQ(g.sampling().max_tokens(), 90);
-  FillDefaultMaxTokens(g, 99, 100);
+  api::FillDefaultMaxTokens(g, 99, 100);
   EXPECT_EQ(g.sampling().max_tokens(), 90);  // already set: left alone
   v1::GenerateRequest full;
-  FillDefaultMaxTokens(full, 100, 100);
+  api::FillDefaultMaxTokens(full, 100, 100);
   EXPECT_EQ(full.sampling().max_tokens(), 1);  // validation then names the length
 }
 
