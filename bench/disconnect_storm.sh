@@ -19,7 +19,7 @@
 # worker/engine/block_manager.h) do not count, so an idle worker reports 0
 # whatever it has cached.
 #   bash bench/disconnect_storm.sh [BUILD_DIR]
-# Knobs (environment): CLIENTS (500), K (2), OUT_TOKENS (1024), PROMPT_LEN
+# Knobs (environment): CLIENTS (500), K (2), OUT_TOKENS (256), PROMPT_LEN
 # (32), NUM_WORKERS (2), WAIT (30), THREADS (worker CPU threads, 1),
 # KV_BLOCKS (4096 per worker); WORKER, ROUTER, BENCH, CLI override the
 # binaries' paths.
@@ -27,7 +27,7 @@ set -euo pipefail
 BUILD_DIR=${1:-build}
 CLIENTS=${CLIENTS:-500}
 K=${K:-2}
-OUT_TOKENS=${OUT_TOKENS:-1024}
+OUT_TOKENS=${OUT_TOKENS:-256}
 PROMPT_LEN=${PROMPT_LEN:-32}
 NUM_WORKERS=${NUM_WORKERS:-2}
 WAIT=${WAIT:-30}

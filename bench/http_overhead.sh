@@ -14,12 +14,14 @@
 #  2. load: LOAD_CONCURRENCY (1,000) concurrent streaming requests through
 #     --api openai, LOAD_REQUESTS (1,500) in all; prints the errors (must be
 #     0) and the router's RSS (VmRSS) and open file descriptors before, at the
-#     peak (sampled every 0.1 s while the load runs) and SETTLE s after it.
+#     peak (sampled every 0.1 s while the load runs) and SETTLE s after it;
+#     LOAD_ROUNDS (2) rounds, so that memory the allocator keeps after the
+#     first (flat in the second) can be told from a leak (growing each round).
 # Exits 1 when a load-phase request failed.
 #   bash bench/http_overhead.sh [BUILD_DIR]
 # Knobs (environment): CONCURRENCY (8), DURATION (10), REPEATS (2),
 # PROMPT_LEN (8), OUT_TOKENS (16), LOAD_CONCURRENCY (1000), LOAD_REQUESTS
-# (1500), LOAD_OUT_TOKENS (OUT_TOKENS), SETTLE (5), THREADS (worker CPU
+# (1500), LOAD_OUT_TOKENS (OUT_TOKENS), LOAD_ROUNDS (2), SETTLE (5), THREADS (worker CPU
 # threads, 1), KV_BLOCKS (4096), MAX_NUM_SEQS (256); WORKER, ROUTER, BENCH,
 # CLI override the binaries' paths.
 set -euo pipefail
@@ -32,6 +34,7 @@ OUT_TOKENS=${OUT_TOKENS:-16}
 LOAD_CONCURRENCY=${LOAD_CONCURRENCY:-1000}
 LOAD_REQUESTS=${LOAD_REQUESTS:-1500}
 LOAD_OUT_TOKENS=${LOAD_OUT_TOKENS:-$OUT_TOKENS}
+LOAD_ROUNDS=${LOAD_ROUNDS:-2}
 SETTLE=${SETTLE:-5}
 THREADS=${THREADS:-1}
 KV_BLOCKS=${KV_BLOCKS:-4096}
@@ -138,11 +141,14 @@ PY
 # ---- load phase
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$router_pid/status"; }
 fds() { ls "/proc/$router_pid/fd" 2>/dev/null | wc -l; }
+rss_first=$(rss)
+load_fail=0
+for ((round = 1; round <= LOAD_ROUNDS; round++)); do
 rss_before=$(rss); fds_before=$(fds)
-echo "== load: $LOAD_CONCURRENCY concurrent streams via --api openai, $LOAD_REQUESTS requests, $LOAD_OUT_TOKENS output tokens each"
+echo "== load round $round/$LOAD_ROUNDS: $LOAD_CONCURRENCY concurrent streams via --api openai, $LOAD_REQUESTS requests, $LOAD_OUT_TOKENS output tokens each"
 "$BENCH" --target "127.0.0.1:$http_port" --api openai --concurrency "$LOAD_CONCURRENCY" \
   --requests "$LOAD_REQUESTS" --prompt-len "$PROMPT_LEN" --max-tokens "$LOAD_OUT_TOKENS" \
-  --vocab-size 500 --timeout 120 --seed 300 --json "$tmp/load.json" > "$tmp/load.txt" 2>&1 &
+  --vocab-size 500 --timeout 120 --seed "$((300 + round))" --json "$tmp/load.json" > "$tmp/load.txt" 2>&1 &
 bench_pid=$!
 pids+=("$bench_pid")
 rss_peak=$rss_before; fds_peak=$fds_before
@@ -161,19 +167,22 @@ rss_after=$(rss); fds_after=$(fds)
 kill -0 "$router_pid" 2>/dev/null || { echo "the router died during the load" >&2; tail -n 30 "$tmp/router.log" >&2; exit 1; }
 grep -E "^(requests|failed|wall|requests/s|output tokens/s|TTFT|end-to-end)" "$tmp/load.txt" || true
 grep "a call failed" "$tmp/load.txt" | head -5 || true
-python3 - "$tmp/load.json" "$rss_before" "$rss_peak" "$rss_after" "$fds_before" "$fds_peak" "$fds_after" <<'PY'
+python3 - "$tmp/load.json" "$rss_before" "$rss_peak" "$rss_after" "$fds_before" "$fds_peak" "$fds_after" "$rss_first" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
-rb, rp, ra, fb, fp, fa = map(int, sys.argv[2:8])
+rb, rp, ra, fb, fp, fa, r0 = map(int, sys.argv[2:9])
 print(f"load: {j['requests']} requests, {j['completed']} completed, errors {j['failed']} "
       f"{j['failed_by_code'] or ''}")
 print(f"router RSS: before {rb / 1024:.1f} MiB, peak {rp / 1024:.1f} MiB (+{(rp - rb) / 1024:.1f}), "
-      f"after {ra / 1024:.1f} MiB (+{(ra - rb) / 1024:.1f} over before)")
+      f"after {ra / 1024:.1f} MiB (+{(ra - rb) / 1024:.1f} over this round's start, "
+      f"+{(ra - r0) / 1024:.1f} over the first)")
 print(f"router open fds: before {fb}, peak {fp}, after {fa}")
 PY
 if [[ $load_rc -ne 0 ]]; then
-  echo "load phase: FAIL (tessera-bench exit $load_rc)"
+  echo "load round $round: FAIL (tessera-bench exit $load_rc)"
   tail -n 20 "$tmp/router.log" >&2
-  exit 1
+  load_fail=1
 fi
+done
+[[ $load_fail -eq 0 ]] || exit 1
 echo "load phase: PASS (0 errors)"

@@ -197,7 +197,10 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   void Fail(std::string failure, std::string error) {
     if (reported_) return;
     record_.failure = std::move(failure);
-    record_.error = std::move(error);
+    // Where the call was, for a reader of the first failures.
+    record_.error = absl::StrCat(error, " (HTTP status ", status_, ", ", text_chunks_,
+                                 " text chunks, finish_reason ", finished_ ? "seen" : "not seen",
+                                 ", [DONE] ", done_seen_ ? "seen" : "not seen", ")");
     Report();
   }
 
