@@ -244,3 +244,32 @@ TEST_F(OpenAiHttpTest, ClientsThatLeaveMidStreamFreeEverything) {
 
 }  // namespace
 }  // namespace tessera::testing
+
+namespace tessera::testing {
+namespace {
+
+// A stream whose first tokens decode to no text yet (the byte tokenizer's
+// bytes of an unfinished UTF-8 sequence): the response still starts, and
+// ends with [DONE]. This prompt's greedy continuation on the dummy `tiny`
+// model (fixed weights) begins with such bytes.
+TEST(OpenAiHttpDummyTest, StreamStartsAlsoWhenTheFirstTokensHaveNoText) {
+  RouterClusterOptions options;
+  options.replicas = 1;
+  options.worker_args = {"--dummy", "tiny",          "--device",    "cpu",
+                         "--threads", "1",           "--log-level", WorkerLogLevel()};
+  std::string error;
+  auto cluster = RouterCluster::Start(options, &error);
+  ASSERT_NE(cluster, nullptr) << error;
+  for (int max_tokens : {1, 2, 8}) {
+    SCOPED_TRACE(max_tokens);
+    const HttpResult r = Http(cluster->http_address(), "POST", "/v1/completions",
+                              R"({"prompt":[115,392,238,490,151,477,14,216],"temperature":0,)"
+                              R"("stream":true,"max_tokens":)" +
+                                  std::to_string(max_tokens) + "}");
+    ASSERT_EQ(r.status, 200) << r.head;
+    EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos) << r.body;
+  }
+}
+
+}  // namespace
+}  // namespace tessera::testing
