@@ -19,10 +19,14 @@
 #     first (flat in the second) can be told from a leak (growing each round).
 # Exits 1 when a load-phase request failed.
 #   bash bench/http_overhead.sh [BUILD_DIR]
-# Knobs (environment): CONCURRENCY (8), DURATION (10), REPEATS (2),
+# Knobs (environment): CONCURRENCY (8), RATE (0: closed loop; else requests/s
+# evenly spaced instead of CONCURRENCY), DURATION (10), REPEATS (2),
 # PROMPT_LEN (8), OUT_TOKENS (16), LOAD_CONCURRENCY (1000), LOAD_REQUESTS
 # (1500), LOAD_OUT_TOKENS (OUT_TOKENS), LOAD_ROUNDS (2), SETTLE (5), THREADS (worker CPU
-# threads, 1), KV_BLOCKS (4096), MAX_NUM_SEQS (256); WORKER, ROUTER, BENCH,
+# threads, 1), KV_BLOCKS (4096), MAX_NUM_SEQS (256), MODEL_ARGS (the worker's
+# model, "--dummy tiny"; e.g. "--model ../shared/models/stories260K", whose
+# tokens all decode to text, so the first SSE chunk is the first token);
+# WORKER, ROUTER, BENCH,
 # CLI override the binaries' paths.
 set -euo pipefail
 BUILD_DIR=${1:-build}
@@ -39,6 +43,7 @@ SETTLE=${SETTLE:-5}
 THREADS=${THREADS:-1}
 KV_BLOCKS=${KV_BLOCKS:-4096}
 MAX_NUM_SEQS=${MAX_NUM_SEQS:-256}
+read -r -a model_args <<< "${MODEL_ARGS:---dummy tiny}"
 WORKER=${WORKER:-$BUILD_DIR/worker/tessera-worker}
 ROUTER=${ROUTER:-$BUILD_DIR/router/tessera-router}
 BENCH=${BENCH:-$BUILD_DIR/bench/tessera-bench}
@@ -73,7 +78,7 @@ wait_file() {
   echo "$3 wrote no port file in 60 s" >&2; tail -n 20 "$tmp"/*.log >&2; exit 1
 }
 
-"$WORKER" --dummy tiny --host 127.0.0.1 --port 0 --port-file "$tmp/worker.port" \
+"$WORKER" "${model_args[@]}" --host 127.0.0.1 --port 0 --port-file "$tmp/worker.port" \
   --num-kv-blocks "$KV_BLOCKS" --max-num-seqs "$MAX_NUM_SEQS" --threads "$THREADS" \
   --log-level warn > "$tmp/worker.log" 2>&1 &
 pids+=($!)
@@ -98,7 +103,11 @@ for _ in $(seq 300); do
 done
 [[ $healthy -ge 1 ]] || { echo "the router saw no healthy worker in 30 s" >&2; tail -n 20 "$tmp"/*.log >&2; exit 1; }
 
-common=(--concurrency "$CONCURRENCY" --duration "$DURATION" --prompt-len "$PROMPT_LEN"
+# Closed loop of CONCURRENCY streams, or RATE requests/s evenly spaced (the
+# latency added at a load the worker keeps up with, without queueing).
+arrivals=(--concurrency "$CONCURRENCY")
+if [[ ${RATE:-0} != 0 ]]; then arrivals=(--fixed-rate "$RATE"); fi
+common=("${arrivals[@]}" --duration "$DURATION" --prompt-len "$PROMPT_LEN"
         --max-tokens "$OUT_TOKENS" --vocab-size 500 --timeout 60)
 echo "== warm-up: 2 s each way"
 "$BENCH" --target "127.0.0.1:$client_port" --service llm "${common[@]}" --duration 2 --seed 1 > /dev/null || true
