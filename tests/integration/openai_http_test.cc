@@ -273,3 +273,45 @@ TEST(OpenAiHttpDummyTest, StreamStartsAlsoWhenTheFirstTokensHaveNoText) {
 
 }  // namespace
 }  // namespace tessera::testing
+
+namespace tessera::testing {
+namespace {
+
+// A worker that dies after the first streamed tokens: the stream ends with an
+// SSE error event (what the SDK raises as APIError), then [DONE]; nothing is
+// retried, since tokens already reached the client.
+TEST(OpenAiHttpFailureTest, AWorkerLostMidStreamEndsTheStreamWithAnErrorEvent) {
+  RouterClusterOptions options;
+  options.replicas = 1;
+  // Slow enough on one CPU thread that the kill lands mid-stream.
+  options.worker_args = {"--dummy", "smollm2-135m", "--device",    "cpu", "--threads",
+                         "1",       "--dtype",      "float32",     "--num-kv-blocks", "256",
+                         "--log-level", WorkerLogLevel()};
+  std::string error;
+  auto cluster = RouterCluster::Start(options, &error);
+  ASSERT_NE(cluster, nullptr) << error;
+  const int fd = Connect(cluster->http_address());
+  ASSERT_GE(fd, 0);
+  const std::string body =
+      R"({"prompt":[5,6,7,8,9,10,11,12],"max_tokens":400,"ignore_eos":true,"stream":true,)"
+      R"("logprobs":0})";
+  SendAll(fd, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+              "Content-Type: application/json\r\nContent-Length: " +
+                  std::to_string(body.size()) + "\r\n\r\n" + body);
+  std::string got = Receive(fd, milliseconds(60000), "data: {");
+  ASSERT_NE(got.find("200"), std::string::npos) << got;
+  ASSERT_NE(got.find("data: {"), std::string::npos) << got;
+  cluster->KillReplica(0);
+  got += Receive(fd, milliseconds(60000));  // until the router ends the response
+  close(fd);
+  const size_t error_event = got.find("data: {\"error\"");
+  ASSERT_NE(error_event, std::string::npos) << got.substr(0, 2000);
+  EXPECT_NE(got.find("failed after", error_event), std::string::npos)
+      << got.substr(error_event, 600);
+  EXPECT_NE(got.find("data: [DONE]", error_event), std::string::npos);
+  EXPECT_EQ(got.find("\"finish_reason\":\"length\""), std::string::npos)
+      << "the stream must not look complete";
+}
+
+}  // namespace
+}  // namespace tessera::testing
