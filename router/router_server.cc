@@ -134,6 +134,7 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(RouterServerOp
   }
 
   r->admission_ = std::make_unique<AdmissionController>(o.admission);
+  r->trimmer_ = std::make_unique<MemoryTrimmer>(&r->tracker_, absl::Seconds(5));
 
   auto services = std::make_unique<Services>();
   services->api_auth = std::make_unique<BearerAuth>(o.api_key, "the router's --api-key");

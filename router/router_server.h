@@ -20,6 +20,7 @@
 #include "common/http/http_server.h"
 #include "router/dns_discovery.h"
 #include "router/generate_relay.h"
+#include "router/memory_trimmer.h"
 #include "router/policy.h"
 #include "router/worker_pool.h"
 
@@ -89,6 +90,7 @@ class RouterServer {
   std::unique_ptr<AdmissionController> admission_;
   RouterCounters counters_;
   RelayTracker tracker_;
+  std::unique_ptr<MemoryTrimmer> trimmer_;  // after tracker_: stops before it goes
   struct Services;
   std::unique_ptr<Services> services_;
   std::unique_ptr<grpc::Server> server_;
