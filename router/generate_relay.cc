@@ -258,6 +258,12 @@ void RelayTracker::Add() {
 void RelayTracker::Remove() {
   absl::MutexLock lock(&mu_);
   --live_;
+  ++ended_;
+}
+
+int64_t RelayTracker::ended() const {
+  absl::MutexLock lock(&mu_);
+  return ended_;
 }
 
 int64_t RelayTracker::live() const {

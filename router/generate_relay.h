@@ -75,12 +75,14 @@ class RelayTracker {
   void Add();
   void Remove();
   int64_t live() const;
+  int64_t ended() const;  // relays removed so far
   // True when no relay is live, waiting at most `timeout`.
   bool WaitIdle(absl::Duration timeout) const;
 
  private:
   mutable absl::Mutex mu_;
   int64_t live_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t ended_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // What a relay reports about its request, for the router's metrics and

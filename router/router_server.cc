@@ -134,6 +134,7 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(RouterServerOp
   }
 
   r->admission_ = std::make_unique<AdmissionController>(o.admission);
+  r->trimmer_ = std::make_unique<MemoryTrimmer>(&r->tracker_, absl::Seconds(5));
   if (o.request_log) {
     r->request_log_ = std::make_unique<RequestLog>(
         o.log_format, o.request_log_out != nullptr ? o.request_log_out : stdout);

@@ -20,6 +20,7 @@
 #include "common/http/http_server.h"
 #include "router/dns_discovery.h"
 #include "router/generate_relay.h"
+#include "router/memory_trimmer.h"
 #include "router/policy.h"
 #include "router/request_log.h"
 #include "router/router_metrics.h"
@@ -98,6 +99,7 @@ class RouterServer {
   std::unique_ptr<AdmissionController> admission_;
   RouterCounters counters_;
   RelayTracker tracker_;
+  std::unique_ptr<MemoryTrimmer> trimmer_;  // after tracker_: stops before it goes
   std::unique_ptr<RequestLog> request_log_;
   std::unique_ptr<RouterMetrics> metrics_;
   struct Services;

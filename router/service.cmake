@@ -15,6 +15,7 @@ add_library(tessera_router_service
   ${_router_service_dir}/registry_service.cc
   ${_router_service_dir}/admin_service.cc
   ${_router_service_dir}/router_server.cc
+  ${_router_service_dir}/memory_trimmer.cc
   ${_router_service_dir}/openai/http_api.cc
 )
 target_link_libraries(tessera_router_service PUBLIC tessera_metrics tessera_http tessera_openai tessera_router_pool tessera_router_discovery

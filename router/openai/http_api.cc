@@ -112,7 +112,9 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
     {
       absl::MutexLock lock(&mu_);
       chunk = builder_.OnMessage(client.prompt, message);
-      if (stream_ && !stream_started_) {
+      // The stream starts with its first bytes: a message may give none (a
+      // token whose text waits for the rest of a UTF-8 sequence).
+      if (stream_ && !stream_started_ && !chunk.empty()) {
         stream_started_ = true;
         start_stream = true;
       }

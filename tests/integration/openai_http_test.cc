@@ -244,3 +244,74 @@ TEST_F(OpenAiHttpTest, ClientsThatLeaveMidStreamFreeEverything) {
 
 }  // namespace
 }  // namespace tessera::testing
+
+namespace tessera::testing {
+namespace {
+
+// A stream whose first tokens decode to no text yet (the byte tokenizer's
+// bytes of an unfinished UTF-8 sequence): the response still starts, and
+// ends with [DONE]. This prompt's greedy continuation on the dummy `tiny`
+// model (fixed weights) begins with such bytes.
+TEST(OpenAiHttpDummyTest, StreamStartsAlsoWhenTheFirstTokensHaveNoText) {
+  RouterClusterOptions options;
+  options.replicas = 1;
+  options.worker_args = {"--dummy", "tiny",          "--device",    "cpu",
+                         "--threads", "1",           "--log-level", WorkerLogLevel()};
+  std::string error;
+  auto cluster = RouterCluster::Start(options, &error);
+  ASSERT_NE(cluster, nullptr) << error;
+  for (int max_tokens : {1, 2, 8}) {
+    SCOPED_TRACE(max_tokens);
+    const HttpResult r = Http(cluster->http_address(), "POST", "/v1/completions",
+                              R"({"prompt":[115,392,238,490,151,477,14,216],"temperature":0,)"
+                              R"("stream":true,"max_tokens":)" +
+                                  std::to_string(max_tokens) + "}");
+    ASSERT_EQ(r.status, 200) << r.head;
+    EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos) << r.body;
+  }
+}
+
+}  // namespace
+}  // namespace tessera::testing
+
+namespace tessera::testing {
+namespace {
+
+// A worker that dies after the first streamed tokens: the stream ends with an
+// SSE error event (what the SDK raises as APIError), then [DONE]; nothing is
+// retried, since tokens already reached the client.
+TEST(OpenAiHttpFailureTest, AWorkerLostMidStreamEndsTheStreamWithAnErrorEvent) {
+  RouterClusterOptions options;
+  options.replicas = 1;
+  // Slow enough on one CPU thread that the kill lands mid-stream.
+  options.worker_args = {"--dummy", "smollm2-135m", "--device",    "cpu", "--threads",
+                         "1",       "--dtype",      "float32",     "--num-kv-blocks", "256",
+                         "--log-level", WorkerLogLevel()};
+  std::string error;
+  auto cluster = RouterCluster::Start(options, &error);
+  ASSERT_NE(cluster, nullptr) << error;
+  const int fd = Connect(cluster->http_address());
+  ASSERT_GE(fd, 0);
+  const std::string body =
+      R"({"prompt":[5,6,7,8,9,10,11,12],"max_tokens":400,"ignore_eos":true,"stream":true,)"
+      R"("logprobs":0})";
+  SendAll(fd, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+              "Content-Type: application/json\r\nContent-Length: " +
+                  std::to_string(body.size()) + "\r\n\r\n" + body);
+  std::string got = Receive(fd, milliseconds(60000), "data: {");
+  ASSERT_NE(got.find("200"), std::string::npos) << got;
+  ASSERT_NE(got.find("data: {"), std::string::npos) << got;
+  cluster->KillReplica(0);
+  got += Receive(fd, milliseconds(60000));  // until the router ends the response
+  close(fd);
+  const size_t error_event = got.find("data: {\"error\"");
+  ASSERT_NE(error_event, std::string::npos) << got.substr(0, 2000);
+  EXPECT_NE(got.find("failed after", error_event), std::string::npos)
+      << got.substr(error_event, 600);
+  EXPECT_NE(got.find("data: [DONE]", error_event), std::string::npos);
+  EXPECT_EQ(got.find("\"finish_reason\":\"length\""), std::string::npos)
+      << "the stream must not look complete";
+}
+
+}  // namespace
+}  // namespace tessera::testing
