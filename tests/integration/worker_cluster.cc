@@ -32,6 +32,15 @@ std::optional<int> ReadPortFile(const std::string& path) {
   return port;
 }
 
+// The second number of the port file (the worker's --metrics-port), or 0.
+int ReadSecondPort(const std::string& path) {
+  std::ifstream in(path);
+  int grpc_port = 0;
+  int metrics_port = 0;
+  if (!(in >> grpc_port >> metrics_port)) return 0;
+  return metrics_port;
+}
+
 }  // namespace
 
 const char* HealthStateName(HealthState s) {
@@ -183,6 +192,7 @@ std::unique_ptr<WorkerCluster> WorkerCluster::Start(const WorkerClusterOptions& 
     return nullptr;
   }
   c->address_ = "127.0.0.1:" + std::to_string(*port);
+  c->metrics_port_ = ReadSecondPort(c->port_file_);
   c->channel_ = MakeTestChannel(c->address_);
   c->stub_ = tessera::v1::Worker::NewStub(c->channel_);
   HealthState health = HealthState::kUnreachable;

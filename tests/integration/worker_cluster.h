@@ -76,6 +76,8 @@ class WorkerCluster {
 
   // "127.0.0.1:PORT" of the leader.
   const std::string& address() const { return address_; }
+  // The leader's /metrics port (started with --metrics-port), else 0.
+  int metrics_port() const { return metrics_port_; }
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
   tessera::v1::Worker::Stub& stub() const { return *stub_; }
   // The mpirun process.
@@ -104,6 +106,7 @@ class WorkerCluster {
   std::string port_file_;
   std::unique_ptr<Process> job_;
   std::string address_;
+  int metrics_port_ = 0;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<tessera::v1::Worker::Stub> stub_;
 };

@@ -16,3 +16,6 @@ tessera_add_test(output_processor_test SOURCES output_processor_test.cc LIBS tes
                  LABELS unit)
 tessera_add_test(parallel_sampling_service_test SOURCES parallel_sampling_service_test.cc
                  LIBS tessera_worker_service LABELS unit)
+# The worker's metrics, stats line and loading progress (promtool: skips without it unless CI).
+tessera_add_test(worker_metrics_test SOURCES worker_metrics_test.cc LIBS tessera_worker_service
+                 LABELS unit)

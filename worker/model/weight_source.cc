@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "worker/model/load_progress.h"
 #include "worker/model/safetensors.h"
 
 namespace tessera {
@@ -132,8 +133,13 @@ void ConvertElements(const uint8_t* src, DType src_dtype, uint8_t* dst, DType ds
 class SafetensorsDirSource final : public WeightSource {
  public:
   SafetensorsDirSource(std::string dir, std::vector<std::unique_ptr<SafetensorsFile>> files,
-                       std::unordered_map<std::string, const SafetensorsFile*> where)
-      : dir_(std::move(dir)), files_(std::move(files)), where_(std::move(where)) {}
+                       std::unordered_map<std::string, const SafetensorsFile*> where,
+                       LoadProgress::Clock::time_point start)
+      : dir_(std::move(dir)),
+        files_(std::move(files)),
+        where_(std::move(where)),
+        progress_(dir_, static_cast<int64_t>(where_.size()), TotalBytes(where_),
+                  static_cast<int>(files_.size()), start) {}
 
   absl::StatusOr<Tensor> Load(const std::string& name, const std::vector<int64_t>& full_shape,
                               const ShardSpec& shard, DType dtype) override {
@@ -171,6 +177,7 @@ class SafetensorsDirSource final : public WeightSource {
     ForEachBlock(Layout(full_shape, shard), [&](int64_t src_el, int64_t dst_el, int64_t n) {
       ConvertElements(entry.data + src_el * src_size, src_dtype, dst + dst_el * dst_size, dtype, n);
     });
+    progress_.Loaded(static_cast<int64_t>(entry.nbytes), &file);
     return out;
   }
 
@@ -178,6 +185,11 @@ class SafetensorsDirSource final : public WeightSource {
   std::string Describe() const override { return dir_; }
 
  private:
+  static int64_t TotalBytes(const std::unordered_map<std::string, const SafetensorsFile*>& where) {
+    int64_t total = 0;
+    for (const auto& [name, file] : where) total += static_cast<int64_t>(file->Find(name)->nbytes);
+    return total;
+  }
   std::string SearchedFiles() const {
     constexpr size_t kMaxListed = 8;
     std::vector<std::string> names;
@@ -194,6 +206,7 @@ class SafetensorsDirSource final : public WeightSource {
   std::string dir_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::unordered_map<std::string, const SafetensorsFile*> where_;
+  LoadProgress progress_;  // after the maps it counts
 };
 
 // The file names listed by an index's weight_map, and the map itself.
@@ -325,6 +338,7 @@ absl::StatusOr<std::vector<int64_t>> ShardSpec::ShardShape(const std::vector<int
 }
 
 absl::StatusOr<std::unique_ptr<WeightSource>> OpenSafetensorsDir(const std::string& model_dir) {
+  const LoadProgress::Clock::time_point start = LoadProgress::Clock::now();  // mapping counts
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(model_dir, ec)) {
@@ -390,7 +404,7 @@ absl::StatusOr<std::unique_ptr<WeightSource>> OpenSafetensorsDir(const std::stri
     }
   }
   return std::unique_ptr<WeightSource>(
-      new SafetensorsDirSource(model_dir, std::move(files), std::move(where)));
+      new SafetensorsDirSource(model_dir, std::move(files), std::move(where), start));
 }
 
 std::unique_ptr<WeightSource> MakeDummyWeightSource(uint64_t seed) {
