@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "router/router_metrics.h"
+#include "tests/router/fake_worker.h"
 
 namespace tessera::router {
 namespace {
@@ -97,10 +98,12 @@ TEST(RequestLogTest, FormatsAndWrite) {
 }
 
 TEST(RouterMetricsTest, RecordsRequestsAndRefreshesWorkers) {
+  testing::FakeWorker fake(testing::FakeWorkerOptions{.worker_id = "wx"});  // outlives the pool
   auto policy = MakePolicy("round_robin", PolicyOptions{});
   ASSERT_TRUE(policy.ok());
   WorkerPoolOptions po;
   po.watch_kv_events = false;
+  po.health_interval = absl::Milliseconds(20);
   WorkerPool pool(po, *std::move(policy));
   AdmissionController admission(AdmissionController::Options{});
   RouterCounters counters;
@@ -139,10 +142,12 @@ TEST(RouterMetricsTest, RecordsRequestsAndRefreshesWorkers) {
   EXPECT_THAT(text, HasSubstr("tessera_router_active_streams 0"));
 
   // A worker appears at the next scrape and disappears after it left.
-  ASSERT_TRUE(pool.Add("127.0.0.1:1", v1::WorkerInfo::SOURCE_ADMIN, "wx").ok());
+  ASSERT_TRUE(pool.Add(fake.address(), v1::WorkerInfo::SOURCE_ADMIN, "wx").ok());
+  ASSERT_TRUE(pool.WaitEligible("wx", absl::Seconds(10)));
   text = metrics.Expose();
-  EXPECT_THAT(text, HasSubstr(R"(tessera_router_worker_healthy{worker="wx"} 0)"));
-  EXPECT_THAT(text, HasSubstr(R"(tessera_router_worker_state{worker="wx",state="unhealthy"} 1)"));
+  EXPECT_THAT(text, HasSubstr(R"(tessera_router_worker_healthy{worker="wx"} 1)"));
+  EXPECT_THAT(text, HasSubstr(R"(tessera_router_worker_state{worker="wx",state="healthy"} 1)"));
+  EXPECT_THAT(text, HasSubstr(R"(tessera_router_worker_state{worker="wx",state="draining"} 0)"));
   EXPECT_THAT(text,
               HasSubstr(R"(tessera_router_worker_breaker_state{worker="wx",state="closed"} 1)"));
   ASSERT_TRUE(pool.Remove("wx").ok());
