@@ -34,8 +34,7 @@ grpc::Status BearerAuth::Check(const grpc::ServerContextBase& context) const {
   return CheckAuthorization(absl::string_view(it->second.data(), it->second.size()));
 }
 
-grpc::Status BearerAuth::CheckAuthorization(
-    std::optional<absl::string_view> authorization) const {
+grpc::Status BearerAuth::CheckAuthorization(std::optional<absl::string_view> authorization) const {
   if (expected_.empty()) return grpc::Status::OK;
   if (!authorization.has_value()) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,

@@ -9,7 +9,6 @@
 #pragma once
 
 #include <optional>
-
 #include <string>
 
 #include "absl/strings/string_view.h"

@@ -12,9 +12,10 @@
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address the client server (Llm, Registry) listens on");
 ABSL_FLAG(int, port, 50050,
           "Client port (tessera.v1.Llm and tessera.v1.Registry); 0 = a free port");
-ABSL_FLAG(std::string, port_file, "",
-          "Once the servers listen, write \"CLIENT_PORT ADMIN_PORT HTTP_PORT\\n\" here (atomically: "
-          "write + rename)");
+ABSL_FLAG(
+    std::string, port_file, "",
+    "Once the servers listen, write \"CLIENT_PORT ADMIN_PORT HTTP_PORT\\n\" here (atomically: "
+    "write + rename)");
 ABSL_FLAG(std::string, admin_host, "127.0.0.1",
           "Address the admin server (tessera.v1.Admin) listens on; a non-loopback address "
           "needs --admin-token");

@@ -24,8 +24,8 @@ std::string RandomPrefix() {
 RequestIntake::RequestIntake(WorkerPool* pool, IntakeOptions options)
     : pool_(pool),
       options_(std::move(options)),
-      id_prefix_(options_.request_id_prefix.empty() ? RandomPrefix()
-                                                    : options_.request_id_prefix) {}
+      id_prefix_(options_.request_id_prefix.empty() ? RandomPrefix() : options_.request_id_prefix) {
+}
 
 absl::StatusOr<std::shared_ptr<const ServedModel>> RequestIntake::Model() {
   std::optional<v1::ModelInfo> info = pool_->model_info();

@@ -6,10 +6,8 @@
 // one its workers reported. Value type.
 #pragma once
 
-#include <span>
-#include <string>
-
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "absl/status/status.h"
@@ -44,6 +42,5 @@ absl::Status CheckModelName(absl::string_view requested, absl::string_view serve
 // the first reported in the message).
 absl::Status CheckModelName(absl::string_view requested, std::span<const std::string> served,
                             absl::string_view server);
-
 
 }  // namespace tessera::api

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <limits>
-
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -104,8 +103,8 @@ absl::StatusOr<ValidatedRequest> ValidateGenerateRequest(const v1::GenerateReque
 
 void FillDefaultMaxTokens(v1::GenerateRequest& request, int64_t prompt_len, int64_t max_model_len) {
   if (request.sampling().has_max_tokens()) return;
-  const int64_t fit = std::clamp<int64_t>(max_model_len - prompt_len, 1,
-                                          std::numeric_limits<int32_t>::max());
+  const int64_t fit =
+      std::clamp<int64_t>(max_model_len - prompt_len, 1, std::numeric_limits<int32_t>::max());
   request.mutable_sampling()->set_max_tokens(static_cast<int32_t>(fit));
 }
 

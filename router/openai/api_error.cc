@@ -1,10 +1,9 @@
 #include "router/openai/api_error.h"
 
-#include "common/api/request_limits.h"
-
 #include <array>
 
 #include "absl/strings/str_cat.h"
+#include "common/api/request_limits.h"
 #include "nlohmann/json.hpp"
 
 namespace tessera::router::openai {

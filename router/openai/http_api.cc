@@ -9,8 +9,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "common/api/grpc_status.h"
-#include "common/logging.h"
 #include "common/api/request_limits.h"
+#include "common/logging.h"
 #include "router/openai/api_error.h"
 #include "router/openai/models_tokenize.h"
 #include "router/openai/request.h"
@@ -71,10 +71,9 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   // Creates the relays; then Start() runs them.
   void Add(const RelayEnvironment& env, PreparedRequest prepared) {
     auto client = std::make_unique<PromptClient>(this, static_cast<int>(clients_.size()));
-    client->relay = CreateGenerateRelay(env, std::chrono::system_clock::time_point::max(),
-                                        std::move(prepared.upstream),
-                                        std::move(prepared.block_hashes),
-                                        std::move(prepared.client_request_id));
+    client->relay = CreateGenerateRelay(
+        env, std::chrono::system_clock::time_point::max(), std::move(prepared.upstream),
+        std::move(prepared.block_hashes), std::move(prepared.client_request_id));
     clients_.push_back(std::move(client));
   }
 
@@ -124,8 +123,8 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
       return;
     }
     if (start_stream) {
-      exchange_->StartStream(200, {{"content-type", "text/event-stream"},
-                                   {"cache-control", "no-cache"}});
+      exchange_->StartStream(
+          200, {{"content-type", "text/event-stream"}, {"cache-control", "no-cache"}});
     }
     std::shared_ptr<Relay> relay = client.relay;
     exchange_->Write(std::move(chunk), [relay](bool ok) { relay->WriteDone(ok); });
@@ -165,12 +164,12 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
     if (failure.has_value() && !started) {
       RespondError(*exchange_, *failure);
     } else if (!stream_) {
-      exchange_->Respond(
-          JsonResponse(engine_error.has_value() ? engine_error->http_status : 200, std::move(tail)));
+      exchange_->Respond(JsonResponse(engine_error.has_value() ? engine_error->http_status : 200,
+                                      std::move(tail)));
     } else {
       if (!started) {
-        exchange_->StartStream(200, {{"content-type", "text/event-stream"},
-                                     {"cache-control", "no-cache"}});
+        exchange_->StartStream(
+            200, {{"content-type", "text/event-stream"}, {"cache-control", "no-cache"}});
       }
       exchange_->Write(std::move(tail), nullptr);
       exchange_->End();
@@ -181,7 +180,7 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   }
 
   const std::shared_ptr<Exchange> exchange_;
-  const std::shared_ptr<const ServedModel> model_;  // keeps the tokenizer alive
+  const std::shared_ptr<const ServedModel> model_;      // keeps the tokenizer alive
   std::vector<std::unique_ptr<PromptClient>> clients_;  // fixed before Start
   std::shared_ptr<HttpCall> self_;
   absl::Mutex mu_;
@@ -222,8 +221,8 @@ void HttpApi::Handle(http::Request request, std::shared_ptr<Exchange> exchange) 
   const bool get = request.method == "GET";
   const bool post = request.method == "POST";
   if (options_.metrics != nullptr) {
-    exchange = std::make_shared<TimedExchange>(std::move(exchange), RouteLabel(path),
-                                               options_.metrics);
+    exchange =
+        std::make_shared<TimedExchange>(std::move(exchange), RouteLabel(path), options_.metrics);
   }
   // Open: health, version and metrics (load balancers, probes, Prometheus).
   if (path == "/health" && get) return Health(std::move(exchange));
@@ -242,10 +241,9 @@ void HttpApi::Handle(http::Request request, std::shared_ptr<Exchange> exchange) 
   }
   const std::string_view authorization = request.header("authorization");
   if (grpc::Status s = options_.auth->CheckAuthorization(
-          authorization.empty()
-              ? std::nullopt
-              : std::optional<absl::string_view>(
-                    absl::string_view(authorization.data(), authorization.size())));
+          authorization.empty() ? std::nullopt
+                                : std::optional<absl::string_view>(absl::string_view(
+                                      authorization.data(), authorization.size())));
       !s.ok()) {
     return RespondError(*exchange, ToAbsl(s));
   }
@@ -328,8 +326,8 @@ void HttpApi::Models(std::shared_ptr<Exchange> exchange) {
 void HttpApi::Health(std::shared_ptr<Exchange> exchange) {
   const v1::ClusterStatus status = options_.relay.pool->Status();
   if (status.healthy() > 0) {
-    exchange->Respond(JsonResponse(200, absl::StrCat(R"({"status":"ok","healthy_workers":)",
-                                                     status.healthy(), "}")));
+    exchange->Respond(JsonResponse(
+        200, absl::StrCat(R"({"status":"ok","healthy_workers":)", status.healthy(), "}")));
   } else {
     Response r = JsonResponse(503, absl::StrCat(R"({"status":"unavailable","workers":)",
                                                 status.workers(), R"(,"healthy_workers":0})"));

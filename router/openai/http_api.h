@@ -36,8 +36,8 @@
 namespace tessera::router::openai {
 
 struct HttpApiOptions {
-  RelayEnvironment relay;           // pool, admission, counters, tracker, retries
-  RequestIntake* intake = nullptr;  // required
+  RelayEnvironment relay;            // pool, admission, counters, tracker, retries
+  RequestIntake* intake = nullptr;   // required
   const BearerAuth* auth = nullptr;  // --api-key (may be disabled); required
   // GET /metrics, and every exchange timed; null: no /metrics route.
   RouterMetrics* metrics = nullptr;
