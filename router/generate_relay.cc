@@ -1,5 +1,6 @@
 #include "router/generate_relay.h"
 
+#include "common/api/wire_names.h"
 #include "router/generate_relay_state.h"
 
 namespace tessera::router {
@@ -167,7 +168,8 @@ RequestRecord GenerateRelay::RecordLocked() const {
     r.status = grpc::StatusCode::UNKNOWN;
     r.error = "the request ended without a status";
   }
-  r.finish_reason = FinishReasonWord(finish_reason_);
+  r.finish_reason =
+      std::string(api::FinishReasonWord(static_cast<v1::FinishReason>(finish_reason_)));
   r.prompt_tokens = prompt_tokens_;
   r.completion_tokens = completion_tokens_;
   r.cached_tokens = cached_tokens_;

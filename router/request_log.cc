@@ -39,26 +39,6 @@ absl::StatusOr<RequestLogFormat> ParseRequestLogFormat(absl::string_view name) {
       absl::StrCat("unknown log format '", name, "' (accepted: text, json)"));
 }
 
-std::string FinishReasonWord(int finish_reason) {
-  switch (static_cast<v1::FinishReason>(finish_reason)) {
-    case v1::FINISH_REASON_LENGTH:
-      return "length";
-    case v1::FINISH_REASON_STOP:
-      return "stop";
-    case v1::FINISH_REASON_EOS:
-      return "eos";
-    case v1::FINISH_REASON_ABORT:
-      return "abort";
-    case v1::FINISH_REASON_ERROR:
-      return "error";
-    case v1::FINISH_REASON_UNSPECIFIED:
-    case v1::FinishReason_INT_MIN_SENTINEL_DO_NOT_USE_:
-    case v1::FinishReason_INT_MAX_SENTINEL_DO_NOT_USE_:
-      break;
-  }
-  return "";
-}
-
 std::string FormatRequestText(const RequestRecord& r) {
   std::string line = absl::StrCat(
       Timestamp(r.end_time), " request id=", TextValue(r.request_id),

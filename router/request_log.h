@@ -64,9 +64,6 @@ absl::StatusOr<RequestLogFormat> ParseRequestLogFormat(absl::string_view name);
 std::string FormatRequestText(const RequestRecord& record);
 std::string FormatRequestJson(const RequestRecord& record);
 
-// "length", "stop", "eos", "abort", "error"; "" for FINISH_REASON_UNSPECIFIED.
-std::string FinishReasonWord(int finish_reason);
-
 class RequestLog {
  public:
   // Lines go to `out` (not owned; stdout in tessera-router), flushed each.

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/api/grpc_status.h"
+#include "common/api/wire_names.h"
 #include "router/circuit_breaker.h"
 #include "router/policy.h"
 
@@ -31,21 +32,6 @@ metrics::CallbackFamily::Fn Constant(double v) {
 
 constexpr v1::WorkerInfo::State kStates[] = {
     v1::WorkerInfo::STATE_HEALTHY, v1::WorkerInfo::STATE_UNHEALTHY, v1::WorkerInfo::STATE_DRAINING};
-const char* StateLabel(v1::WorkerInfo::State s) {
-  switch (s) {
-    case v1::WorkerInfo::STATE_HEALTHY:
-      return "healthy";
-    case v1::WorkerInfo::STATE_UNHEALTHY:
-      return "unhealthy";
-    case v1::WorkerInfo::STATE_DRAINING:
-      return "draining";
-    case v1::WorkerInfo::STATE_UNSPECIFIED:
-    case v1::WorkerInfo_State_WorkerInfo_State_INT_MIN_SENTINEL_DO_NOT_USE_:
-    case v1::WorkerInfo_State_WorkerInfo_State_INT_MAX_SENTINEL_DO_NOT_USE_:
-      break;
-  }
-  return "unknown";
-}
 constexpr CircuitBreaker::State kBreakerStates[] = {
     CircuitBreaker::State::kClosed, CircuitBreaker::State::kOpen, CircuitBreaker::State::kHalfOpen};
 
@@ -171,7 +157,8 @@ void RouterMetrics::SyncWorkers() {
     seen.insert(w.id);
     worker_healthy_.Set({w.id}, Constant(w.polled_healthy ? 1 : 0));
     for (const v1::WorkerInfo::State s : kStates) {
-      worker_state_.Set({w.id, StateLabel(s)}, Constant(w.state == s ? 1 : 0));
+      worker_state_.Set({w.id, std::string(api::WorkerStateWord(s))},
+                        Constant(w.state == s ? 1 : 0));
     }
     for (const CircuitBreaker::State b : kBreakerStates) {
       worker_breaker_.Set({w.id, CircuitStateName(b)}, Constant(w.breaker == b ? 1 : 0));
@@ -182,7 +169,8 @@ void RouterMetrics::SyncWorkers() {
     if (seen.contains(id)) continue;
     worker_healthy_.Remove({id});
     worker_in_flight_.Remove({id});
-    for (const v1::WorkerInfo::State s : kStates) worker_state_.Remove({id, StateLabel(s)});
+    for (const v1::WorkerInfo::State s : kStates)
+      worker_state_.Remove({id, std::string(api::WorkerStateWord(s))});
     for (const CircuitBreaker::State b : kBreakerStates) {
       worker_breaker_.Remove({id, CircuitStateName(b)});
     }

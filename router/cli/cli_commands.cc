@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/api/grpc_status.h"
+#include "common/api/wire_names.h"
 #include "router/cli/cli_format.h"
 #include "router/cli/cli_watch.h"
 #include "tessera/v1/admin.grpc.pb.h"
@@ -25,23 +26,8 @@ using Clock = std::chrono::steady_clock;
 std::string CodeName(grpc::StatusCode code) { return api::StatusCodeName(code); }
 
 std::string FinishReasonName(v1::FinishReason reason) {
-  switch (reason) {
-    case v1::FINISH_REASON_LENGTH:
-      return "length";
-    case v1::FINISH_REASON_STOP:
-      return "stop";
-    case v1::FINISH_REASON_EOS:
-      return "eos";
-    case v1::FINISH_REASON_ABORT:
-      return "abort";
-    case v1::FINISH_REASON_ERROR:
-      return "error";
-    case v1::FINISH_REASON_UNSPECIFIED:
-    case v1::FinishReason_INT_MIN_SENTINEL_DO_NOT_USE_:
-    case v1::FinishReason_INT_MAX_SENTINEL_DO_NOT_USE_:
-      break;
-  }
-  return "unspecified";
+  const absl::string_view word = api::FinishReasonWord(reason);
+  return word.empty() ? "unspecified" : std::string(word);
 }
 
 // One invocation's connection to a server (the router's admin port, or the

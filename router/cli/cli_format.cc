@@ -6,23 +6,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/api/wire_names.h"
 
 namespace tessera::cli {
 
 std::string StateName(v1::WorkerInfo::State state) {
-  switch (state) {
-    case v1::WorkerInfo::STATE_HEALTHY:
-      return "healthy";
-    case v1::WorkerInfo::STATE_UNHEALTHY:
-      return "unhealthy";
-    case v1::WorkerInfo::STATE_DRAINING:
-      return "draining";
-    case v1::WorkerInfo::STATE_UNSPECIFIED:
-    case v1::WorkerInfo_State_WorkerInfo_State_INT_MIN_SENTINEL_DO_NOT_USE_:
-    case v1::WorkerInfo_State_WorkerInfo_State_INT_MAX_SENTINEL_DO_NOT_USE_:
-      break;
-  }
-  return "unknown";
+  return std::string(api::WorkerStateWord(state));
 }
 
 std::string SourceName(v1::WorkerInfo::Source source) {
