@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/blocking_counter.h"
+#include "common/api/wire_names.h"
 #include "common/check.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -63,19 +64,6 @@ std::shared_ptr<grpc::Channel> DefaultChannel(const std::string& address) {
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetMaxReceiveMessageSize(-1);
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-}
-
-const char* StateWord(v1::WorkerInfo::State state) {
-  switch (state) {
-    case v1::WorkerInfo::STATE_HEALTHY:
-      return "healthy";
-    case v1::WorkerInfo::STATE_UNHEALTHY:
-      return "unhealthy";
-    case v1::WorkerInfo::STATE_DRAINING:
-      return "draining";
-    default:
-      return "unknown";
-  }
 }
 
 }  // namespace
@@ -449,8 +437,9 @@ absl::StatusOr<Lease> WorkerPool::Place(const PlacementRequest& request,
           entries.push_back(e);
           continue;
         }
-        why = e->healthy && !e->breaker.WouldAllow(now) ? "circuit open"
-                                                        : StateWord(Impl::StateLocked(*e, now));
+        why = e->healthy && !e->breaker.WouldAllow(now)
+                  ? "circuit open"
+                  : std::string(api::WorkerStateWord(Impl::StateLocked(*e, now)));
       }
       if (others.size() < kMaxWorkersInMessage) others.push_back(absl::StrCat(id, " ", why));
     }
