@@ -10,10 +10,12 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 
 namespace tessera {
 
 std::vector<char*> ParseCommandLine(int argc, char** argv, absl::string_view usage) {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::SetProgramUsageMessage(absl::StrCat(
       usage,
       "\n  Flags may be written with dashes or underscores: --max-num-seqs = --max_num_seqs."));
