@@ -1,9 +1,11 @@
 # Shared by the bench scripts that start a local cluster (router_overhead.sh,
-# http_overhead.sh, disconnect_storm.sh); source it after setting BUILD_DIR.
+# http_overhead.sh, disconnect_storm.sh, placement.sh); source it after setting
+# BUILD_DIR.
 # Defines the binaries (WORKER, ROUTER, BENCH, CLI; the environment may
 # override each) and checks them and python3; a temp dir $tmp; pids=(), the
 # processes to stop on exit (TERM, then KILL after 5 s), with $tmp removed;
-# and wait_file FILE PID WHAT.
+# stop_all, which stops them earlier (and empties pids); and
+# wait_file FILE PID WHAT.
 WORKER=${WORKER:-$BUILD_DIR/worker/tessera-worker}
 ROUTER=${ROUTER:-$BUILD_DIR/router/tessera-router}
 BENCH=${BENCH:-$BUILD_DIR/bench/tessera-bench}
@@ -15,7 +17,7 @@ command -v python3 >/dev/null || { echo "python3 is needed to read the tools' --
 
 tmp=$(mktemp -d)
 pids=()
-cleanup() {
+stop_all() {
   local pid
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do
@@ -23,6 +25,10 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  pids=()
+}
+cleanup() {
+  stop_all
   rm -rf "$tmp"
 }
 trap cleanup EXIT
