@@ -7,10 +7,10 @@
 // output through the router equals llama2.c's reference.
 #include <algorithm>
 #include <map>
-#include <random>
 
 #include "gtest/gtest.h"
 #include "tests/integration/common.h"
+#include "tests/integration/prefix_workload.h"
 #include "tests/integration/router_cluster.h"
 #include "tests/integration/router_load.h"
 
@@ -28,46 +28,12 @@ using std::chrono::milliseconds;
 // misses round_robin pays on every worker weigh less, and a worker that
 // gets three or four of eight groups under prefix overflows its cache.
 constexpr int kReplicas = 3;
-constexpr int kPrefixes = 12;   // shared "system prompts"
-constexpr int kPrefixLen = 96;  // tokens = 6 blocks of 16
-constexpr int kSuffixesPerPrefix = 8;
-constexpr int kMaxTokens = 8;
+constexpr PrefixWorkloadShape kShape;  // 12 prefixes of 96 tokens × 8 suffixes, 8 tokens out
+constexpr int kPrefixes = kShape.prefixes;
+constexpr int kSuffixesPerPrefix = kShape.suffixes_per_prefix;
+constexpr int kMaxTokens = kShape.max_tokens;
 constexpr int kConcurrency = 4;
 constexpr int kKvBlocks = 32;
-
-struct Workload {
-  std::vector<tessera::v1::GenerateRequest> requests;  // in the order sent
-  std::vector<size_t> prompt_len;
-  std::vector<int> group;  // which prefix
-};
-
-// kPrefixes × kSuffixesPerPrefix requests in random order; `seed` picks the
-// prefixes, so each run starts from prefixes no worker has seen.
-Workload MakeWorkload(uint64_t seed) {
-  std::vector<std::vector<int32_t>> prefixes;
-  for (int p = 0; p < kPrefixes; ++p) prefixes.push_back(VariedPrompt(seed, p, kPrefixLen));
-  std::mt19937 rng(static_cast<uint32_t>(seed));
-  std::uniform_int_distribution<int> suffix_len(4, 20);
-  std::uniform_int_distribution<int32_t> id(3, 511);
-  std::vector<std::pair<int, std::vector<int32_t>>> prompts;
-  for (int p = 0; p < kPrefixes; ++p) {
-    for (int s = 0; s < kSuffixesPerPrefix; ++s) {
-      std::vector<int32_t> prompt = prefixes[p];
-      const int n = suffix_len(rng);
-      for (int k = 0; k < n; ++k) prompt.push_back(id(rng));
-      prompts.emplace_back(p, std::move(prompt));
-    }
-  }
-  std::shuffle(prompts.begin(), prompts.end(), rng);
-  Workload w;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    w.requests.push_back(GreedyLlmRequest(
-        prompts[i].second, kMaxTokens, "place-" + std::to_string(seed) + "-" + std::to_string(i)));
-    w.prompt_len.push_back(prompts[i].second.size());
-    w.group.push_back(prompts[i].first);
-  }
-  return w;
-}
 
 struct RunStats {
   int64_t queried = 0;  // prefix-cache lookups (tokens), summed over workers
@@ -113,7 +79,7 @@ class RouterPlacementTest : public ::testing::Test {
       EXPECT_TRUE(load.has_value()) << "GetLoad on " << cluster_->worker_id(i);
       if (load) before[i] = *load;
     }
-    const Workload w = MakeWorkload(seed);
+    const PrefixWorkload w = MakePrefixWorkload(seed, kShape);
     const int n = static_cast<int>(w.requests.size());
     LoadDriver driver(
         cluster_->llm(), kConcurrency,
