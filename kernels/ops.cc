@@ -186,6 +186,8 @@ absl::Status ExpectFloat32(absl::string_view op, absl::string_view name, const T
 
 void SetCpuThreads(int n) { cpu::SetThreads(n); }
 
+void SetCpuBatchInvariant(bool on) { cpu::SetBatchInvariant(on); }
+
 absl::Status Embedding(const Tensor& ids, const Tensor& table, int64_t vocab_start, Tensor& out) {
   constexpr absl::string_view kOp = "Embedding";
   RETURN_IF_ERROR(Expect(kOp, "ids", ids, Kind::kInt32, {kAny}));

@@ -34,6 +34,14 @@ namespace tessera::ops {
 // Threads the CPU implementations (OpenMP and OpenBLAS) may use. 0 = all cores.
 void SetCpuThreads(int n);
 
+// Batch-invariant CPU kernels (the worker's --batch-invariant): each output
+// row of every CPU op is then computed the same way whatever else is in the
+// batch (Linear is the one op whose OpenBLAS path is not), so a sequence's
+// tokens do not depend on its batch-mates, chunking or prefix-cache hits.
+// Slower prefill (no packed GEMM). Process-wide; the CUDA path is not
+// batch-invariant yet.
+void SetCpuBatchInvariant(bool on);
+
 // out[i, :] = table[ids[i] - vocab_start, :] when vocab_start <= ids[i] <
 // vocab_start + table.dim(0), else zeros (vocab-parallel embedding: the shards
 // are summed by an all-reduce afterwards).

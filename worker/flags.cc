@@ -60,6 +60,12 @@ ABSL_FLAG(int, max_waiting, 4096,
 ABSL_FLAG(int, max_logprobs, tessera::kDefaultMaxLogprobs,
           "Largest `logprobs` (top-n per token) a request may ask");
 ABSL_FLAG(int, threads, 0, "CPU threads per rank; 0 = the node's cores / ranks on the node");
+ABSL_FLAG(bool, batch_invariant, false,
+          "CPU: compute every token's logits the same way whatever else is in its batch (a "
+          "fixed-order matrix product instead of OpenBLAS's GEMV/GEMM), so a seeded request's "
+          "tokens do not depend on its batch-mates, chunking or prefix-cache hits, and a "
+          "continuation after a router failover reproduces the uninterrupted stream exactly. "
+          "Prefill is slower. The CUDA path is not batch-invariant yet");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, critical or off");
 
 namespace tessera {
@@ -106,6 +112,7 @@ absl::StatusOr<ReplicaOptions> ReplicaOptionsFromFlags(int local_ranks) {
   }
   ASSIGN_OR_RETURN(o.sched.policy, ParseSchedulingPolicy(absl::GetFlag(FLAGS_scheduling_policy)));
   o.threads = absl::GetFlag(FLAGS_threads);
+  o.batch_invariant = absl::GetFlag(FLAGS_batch_invariant);
   o.local_ranks = local_ranks;
   if (o.threads < 0) {
     return absl::InvalidArgumentError(

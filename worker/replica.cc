@@ -214,6 +214,7 @@ absl::StatusOr<std::unique_ptr<Replica>> BuildReplica(const ReplicaOptions& opti
           ? options.threads
           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local);
   ops::SetCpuThreads(threads);
+  ops::SetCpuBatchInvariant(options.batch_invariant);
 
   // Scheduling limits default to the model's.
   replica->sched = options.sched;

@@ -62,6 +62,7 @@ struct ReplicaOptions {
   }();
   int max_logprobs = kDefaultMaxLogprobs;  // largest `logprobs` a request may ask
   int threads = 0;                         // CPU threads per rank; 0 = cores / ranks on this node
+  bool batch_invariant = false;            // ops::SetCpuBatchInvariant (--batch-invariant)
   int local_ranks = 1;                     // ranks sharing this node's cores
 };
 

@@ -12,11 +12,13 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/cpu/linear_invariant.h"
 
 namespace tessera::ops::cpu {
 namespace {
 
 std::atomic<int> g_threads{0};  // 0: not set, use OpenMP's default
+std::atomic<bool> g_batch_invariant{false};
 
 // Sum of squares of a row, float32 accumulation in SIMD lanes.
 float SumSquares(const float* x, int64_t h) {
@@ -42,6 +44,8 @@ void SetThreads(int n) {
   omp_set_num_threads(n);
   openblas_set_num_threads(n);
 }
+
+void SetBatchInvariant(bool on) { g_batch_invariant.store(on, std::memory_order_relaxed); }
 
 int NumThreads() {
   const int n = g_threads.load(std::memory_order_relaxed);
@@ -91,6 +95,10 @@ void FusedAddRmsNorm(Tensor& x, Tensor& residual, const Tensor& weight, float ep
 void Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
   const int64_t n = x.dim(0), k = x.dim(1), m = w.dim(0);
   if (n == 0 || m == 0) return;
+  if (g_batch_invariant.load(std::memory_order_relaxed)) {
+    LinearBatchInvariant(x, w, bias, out);
+    return;
+  }
   auto* o = out.data_as<float>();
   if (k == 0) {  // empty sum: out = bias or 0 (BLAS wants lda >= 1)
     for (int64_t i = 0; i < n; ++i) {

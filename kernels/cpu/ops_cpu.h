@@ -22,6 +22,9 @@ namespace tessera::ops::cpu {
 // Stored process-wide, so it applies to whichever thread runs the ops.
 void SetThreads(int n);
 int NumThreads();
+// Linear through LinearBatchInvariant (linear_invariant.h) instead of
+// OpenBLAS. Process-wide, like SetThreads.
+void SetBatchInvariant(bool on);
 
 // Work (in rough multiply-adds) under which a loop runs on the calling thread:
 // spawning an OpenMP team costs a few microseconds, more than a small op.
