@@ -145,10 +145,9 @@ absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> MakeChannels(const O
     // Distinct arguments give each channel its own connection.
     args.SetInt("tessera.bench.channel", i);
     // A worker's port needs the cluster credential; the router's Llm the API key.
-    channels.push_back(o.worker_service
-                           ? api::CreateClusterChannel(o.target, o.cluster, args)
-                           : grpc::CreateCustomChannel(o.target, grpc::InsecureChannelCredentials(),
-                                                       args));
+    channels.push_back(o.worker_service ? api::CreateClusterChannel(o.target, o.cluster, args)
+                                        : grpc::CreateCustomChannel(
+                                              o.target, grpc::InsecureChannelCredentials(), args));
     if (!channels.back()->WaitForConnected(std::chrono::system_clock::now() +
                                            std::chrono::seconds(30))) {
       return absl::UnavailableError("cannot connect to " + o.target + " within 30 s");

@@ -9,8 +9,8 @@
 #pragma once
 
 #include "absl/time/time.h"
-#include "grpcpp/grpcpp.h"
 #include "common/api/cluster_auth.h"
+#include "grpcpp/grpcpp.h"
 #include "router/worker_pool.h"
 #include "tessera/v1/admin.grpc.pb.h"
 
@@ -20,8 +20,7 @@ class RegistryService final : public v1::Registry::CallbackService {
  public:
   // `heartbeat_interval` is what RegisterWorker tells workers to use; keep it
   // well under the pool's registration_ttl.
-  RegistryService(WorkerPool* pool, const api::ClusterAuth* auth,
-                  absl::Duration heartbeat_interval)
+  RegistryService(WorkerPool* pool, const api::ClusterAuth* auth, absl::Duration heartbeat_interval)
       : pool_(pool), auth_(auth), heartbeat_interval_(heartbeat_interval) {}
 
   // INVALID_ARGUMENT for an empty or malformed address; otherwise the id the

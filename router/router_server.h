@@ -42,7 +42,7 @@ struct RouterServerOptions {
   int http_port = 0;  // 0 = a free port (see http_port()); -1 = no HTTP API
   size_t max_request_body = 8 << 20;  // bytes; larger bodies get 413
   int http_threads = 2;
-  std::string api_key;      // empty: Llm is open
+  std::string api_key;  // empty: Llm is open
   // The cluster credential (--cluster-token, --tls-*): Registry needs it, and
   // the router sends it on every call to a worker. With mTLS the client port
   // serves TLS (a client certificate is asked for, and needed for Registry).

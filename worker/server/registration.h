@@ -1,8 +1,8 @@
 // Keeps a worker registered with a router (--router): RegisterWorker, then a
 // Heartbeat every interval; registers again when the router answers
 // known=false or after it was unreachable; retries with exponential backoff
-// (250 ms .. 10 s) while the router is down (or refuses the credential). Runs on its own thread and never
-// blocks serving.
+// (250 ms .. 10 s) while the router is down or refuses the cluster
+// credential. Runs on its own thread and never blocks serving.
 //
 // Thread-safe: Start/Stop from one owner thread; registered() from any.
 #pragma once
