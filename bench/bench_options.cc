@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/api/cluster_flags.h"
 
 // What to call.
 ABSL_FLAG(std::string, api, "grpc",
@@ -77,6 +78,9 @@ absl::StatusOr<Options> OptionsFromFlags() {
   }
   o.worker_service = o.api == Api::kGrpc && service == "worker";
   o.api_key = absl::GetFlag(FLAGS_api_key);
+  absl::StatusOr<api::ClusterCredentials> cluster = api::ClusterCredentialsFromFlags();
+  if (!cluster.ok()) return cluster.status();
+  o.cluster = *std::move(cluster);
   o.channels = absl::GetFlag(FLAGS_channels);
   o.http_threads = absl::GetFlag(FLAGS_http_threads);
   o.model = absl::GetFlag(FLAGS_model);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/api/cluster_auth.h"
 
 namespace tessera::bench {
 
@@ -28,6 +29,9 @@ struct Options {
   std::string target;
   bool worker_service = true;  // gRPC only: Worker (true) or Llm (false)
   std::string api_key;
+  // --service worker: the cluster token (--cluster-token) and mTLS (--tls-*)
+  // a worker's port requires.
+  api::ClusterCredentials cluster;
   int channels = 1;      // gRPC only
   int http_threads = 2;  // openai only: threads running the io_context
   std::string model;     // openai only: the request's "model" (may be empty)

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "common/api/cluster_channel.h"
 #include "tessera/v1/llm.grpc.pb.h"
 
 namespace tessera::bench {
@@ -143,8 +144,10 @@ absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> MakeChannels(const O
     args.SetMaxReceiveMessageSize(-1);
     // Distinct arguments give each channel its own connection.
     args.SetInt("tessera.bench.channel", i);
-    channels.push_back(
-        grpc::CreateCustomChannel(o.target, grpc::InsecureChannelCredentials(), args));
+    // A worker's port needs the cluster credential; the router's Llm the API key.
+    channels.push_back(o.worker_service ? api::CreateClusterChannel(o.target, o.cluster, args)
+                                        : grpc::CreateCustomChannel(
+                                              o.target, grpc::InsecureChannelCredentials(), args));
     if (!channels.back()->WaitForConnected(std::chrono::system_clock::now() +
                                            std::chrono::seconds(30))) {
       return absl::UnavailableError("cannot connect to " + o.target + " within 30 s");

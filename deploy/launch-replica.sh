@@ -41,7 +41,9 @@ Options:
 
 Environment exported to every rank (-x): CUDA_VISIBLE_DEVICES when set, every
 NCCL_*, OMP_* and TESSERA_* variable, and LD_LIBRARY_PATH. As root, mpirun gets
---allow-run-as-root (prefer running as an ordinary user).
+--allow-run-as-root (prefer running as an ordinary user). Set TESSERA_CLUSTER_TOKEN
+(the router's --cluster-token) here for a replica the router reaches over the
+network (--host 0.0.0.0): the environment keeps it off the command line.
 
 Drain the replica gracefully: SIGUSR1 to this process (it is mpirun after exec),
 or SIGTERM to rank 0, or the Worker.Drain RPC; it exits 0 within the worker's

@@ -1,9 +1,8 @@
-// Bearer-token checks for the router's gRPC services and HTTP API.
-//
-// The router serves plaintext gRPC (InsecureServerCredentials), where gRPC's
-// AuthMetadataProcessor cannot be installed, so each protected handler calls
-// BearerAuth::Check first (a per-handler check). Unprotected services
-// (grpc.health.v1, reflection) never call it and stay open.
+// Bearer-token checks for the router's gRPC services and HTTP API: the
+// client API key (--api-key: Llm, HTTP) and the admin token (--admin-token:
+// Admin). A per-handler check (see common/api/secret_check.h); services that
+// never call it (grpc.health.v1, reflection) stay open. The cluster token
+// that guards Registry is api::ClusterAuth (common/api/cluster_auth.h).
 //
 // Thread-safe: immutable after construction.
 #pragma once
@@ -12,13 +11,13 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "common/api/secret_check.h"
 #include "grpcpp/grpcpp.h"
 
 namespace tessera::router {
 
-// Compares two secrets in time that depends only on their lengths, not on
-// where they first differ.
-bool ConstantTimeEquals(absl::string_view a, absl::string_view b);
+using api::ConstantTimeEquals;
+using api::IsLoopbackHost;
 
 class BearerAuth {
  public:
@@ -26,7 +25,7 @@ class BearerAuth {
   // messages (e.g. "--api-key").
   BearerAuth(std::string token, std::string what);
 
-  bool enabled() const { return !expected_.empty(); }
+  bool enabled() const { return secret_.enabled(); }
 
   // OK when disabled or when the call carries metadata
   // `authorization: Bearer <token>`; UNAUTHENTICATED otherwise (the message
@@ -37,12 +36,7 @@ class BearerAuth {
   grpc::Status CheckAuthorization(std::optional<absl::string_view> authorization) const;
 
  private:
-  std::string expected_;  // "Bearer <token>", or empty when disabled
-  std::string what_;
+  api::MetadataSecret secret_;
 };
-
-// True when `host` (as given to --admin-host) only accepts connections from
-// this machine: "localhost", 127.0.0.0/8, ::1 (with or without brackets).
-bool IsLoopbackHost(absl::string_view host);
 
 }  // namespace tessera::router

@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/api/cluster_flags.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address the client server (Llm, Registry) listens on");
 ABSL_FLAG(int, port, 50050,
@@ -24,8 +25,9 @@ ABSL_FLAG(std::string, admin_token, "",
           "Admin calls must send 'authorization: Bearer TOKEN'; default $TESSERA_ADMIN_TOKEN; "
           "empty = no check (loopback --admin-host only)");
 ABSL_FLAG(std::string, api_key, "",
-          "Llm and Registry calls must send 'authorization: Bearer KEY'; default "
-          "$TESSERA_API_KEY; empty = open. Health and reflection stay open");
+          "Llm calls and the HTTP API must send 'authorization: Bearer KEY'; default "
+          "$TESSERA_API_KEY; empty = open. Health and reflection stay open. Registry needs "
+          "--cluster-token instead");
 ABSL_FLAG(std::string, http_host, "0.0.0.0",
           "Address the OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, "
           "/v1/models, /health, /version, /tokenize, /detokenize) listens on");
@@ -98,6 +100,9 @@ absl::StatusOr<RouterServerOptions> RouterOptionsFromFlags() {
   o.admin_port = absl::GetFlag(FLAGS_admin_port);
   o.admin_token = FlagOrEnv(absl::GetFlag(FLAGS_admin_token), "TESSERA_ADMIN_TOKEN");
   o.api_key = FlagOrEnv(absl::GetFlag(FLAGS_api_key), "TESSERA_API_KEY");
+  absl::StatusOr<api::ClusterCredentials> cluster = api::ClusterCredentialsFromFlags();
+  if (!cluster.ok()) return cluster.status();
+  o.cluster = *std::move(cluster);
   o.http_host = absl::GetFlag(FLAGS_http_host);
   o.http_port = absl::GetFlag(FLAGS_http_port);
   o.http_threads = absl::GetFlag(FLAGS_http_threads);

@@ -1,14 +1,16 @@
 // tessera.v1.Registry on the router's client port: workers started with
 // `tessera-worker --router ADDR` register (WorkerPool::Add, source
-// REGISTERED, their own id) and heartbeat (WorkerPool::Heartbeat). Behind
-// --api-key when set (the workers send it with --router-api-key).
+// REGISTERED, their own id) and heartbeat (WorkerPool::Heartbeat). Every
+// call needs the cluster credential (api::ClusterAuth: --cluster-token, mTLS;
+// without either, calls from this machine only); the client API key does not
+// open it.
 //
 // Thread-safe: handlers only call the pool's thread-safe methods.
 #pragma once
 
 #include "absl/time/time.h"
+#include "common/api/cluster_auth.h"
 #include "grpcpp/grpcpp.h"
-#include "router/auth.h"
 #include "router/worker_pool.h"
 #include "tessera/v1/admin.grpc.pb.h"
 
@@ -18,7 +20,7 @@ class RegistryService final : public v1::Registry::CallbackService {
  public:
   // `heartbeat_interval` is what RegisterWorker tells workers to use; keep it
   // well under the pool's registration_ttl.
-  RegistryService(WorkerPool* pool, const BearerAuth* auth, absl::Duration heartbeat_interval)
+  RegistryService(WorkerPool* pool, const api::ClusterAuth* auth, absl::Duration heartbeat_interval)
       : pool_(pool), auth_(auth), heartbeat_interval_(heartbeat_interval) {}
 
   // INVALID_ARGUMENT for an empty or malformed address; otherwise the id the
@@ -33,7 +35,7 @@ class RegistryService final : public v1::Registry::CallbackService {
 
  private:
   WorkerPool* const pool_;
-  const BearerAuth* const auth_;
+  const api::ClusterAuth* const auth_;
   const absl::Duration heartbeat_interval_;
 };
 

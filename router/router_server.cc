@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/api/cluster_channel.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -94,6 +95,7 @@ constexpr std::initializer_list<const char*> kAdminServices = {"tessera.v1.Admin
 struct RouterServer::Services {
   std::unique_ptr<BearerAuth> api_auth;
   std::unique_ptr<BearerAuth> admin_auth;
+  std::unique_ptr<api::ClusterAuth> cluster_auth;
   std::unique_ptr<RequestIntake> intake;
   std::unique_ptr<LlmService> llm;
   std::unique_ptr<openai::HttpApi> http_api;
@@ -110,6 +112,7 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(RouterServerOp
   ASSIGN_OR_RETURN(std::unique_ptr<PlacementPolicy> policy, MakePolicy(o.policy, o.policy_options));
   WorkerPoolOptions pool_options = o.pool;
   pool_options.watch_kv_events = policy->wants_prefix_match();
+  pool_options.cluster = o.cluster;
   r->pool_ = std::make_unique<WorkerPool>(std::move(pool_options), std::move(policy));
 
   for (const std::string& entry : o.workers) {
@@ -145,6 +148,7 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(RouterServerOp
   auto services = std::make_unique<Services>();
   services->api_auth = std::make_unique<BearerAuth>(o.api_key, "the router's --api-key");
   services->admin_auth = std::make_unique<BearerAuth>(o.admin_token, "--admin-token");
+  services->cluster_auth = std::make_unique<api::ClusterAuth>(o.cluster, "this router's Registry");
   LlmServiceOptions llm;
   llm.relay.pool = r->pool_.get();
   llm.relay.admission = r->admission_.get();
@@ -167,8 +171,8 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(RouterServerOp
   http_api.metrics = r->metrics_.get();
   services->llm = std::make_unique<LlmService>(std::move(llm));
   services->http_api = std::make_unique<openai::HttpApi>(std::move(http_api));
-  services->registry = std::make_unique<RegistryService>(r->pool_.get(), services->api_auth.get(),
-                                                         o.heartbeat_interval);
+  services->registry = std::make_unique<RegistryService>(
+      r->pool_.get(), services->cluster_auth.get(), o.heartbeat_interval);
   services->admin = std::make_unique<AdminService>(r->pool_.get(), r->admission_.get(),
                                                    &r->counters_, services->admin_auth.get());
   r->services_ = std::move(services);
@@ -178,7 +182,7 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(RouterServerOp
   {
     grpc::ServerBuilder builder;
     const std::string listen = absl::StrCat(o.host, ":", o.port);
-    builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &r->port_);
+    builder.AddListeningPort(listen, api::ClusterServerCredentials(o.cluster), &r->port_);
     builder.RegisterService(r->services_->llm.get());
     builder.RegisterService(r->services_->registry.get());
     r->server_ = builder.BuildAndStart();
@@ -218,12 +222,17 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(RouterServerOp
     r->http_server_ = *std::move(http_server);
     r->http_port_ = r->http_server_->port();
   }
+  if (o.cluster.token.empty() && !o.cluster.tls() && !IsLoopbackHost(o.host)) {
+    spdlog::warn(
+        "no --cluster-token: Registry takes calls from this machine only; set --cluster-token "
+        "(or TESSERA_CLUSTER_TOKEN) here and on the workers to let remote workers register");
+  }
   SetServing(r->server_.get(), kClientServices, true);
   SetServing(r->admin_server_.get(), kAdminServices, true);
   spdlog::info(
-      "tessera-router: client port {}:{}, admin port {}:{}, HTTP (OpenAI API) {}, policy {}, {} "
+      "tessera-router: client port {}:{}{}, admin port {}:{}, HTTP (OpenAI API) {}, policy {}, {} "
       "worker(s)",
-      o.host, r->port_, o.admin_host, r->admin_port_,
+      o.host, r->port_, o.cluster.tls() ? " (TLS)" : "", o.admin_host, r->admin_port_,
       r->http_port_ >= 0 ? absl::StrCat(o.http_host, ":", r->http_port_) : "off",
       r->pool_->policy().name(), r->pool_->List().size());
   return r;

@@ -3,6 +3,8 @@
 //   client port (--host:--port)              tessera.v1.Llm, tessera.v1.Registry
 //   admin port  (--admin-host:--admin-port)  tessera.v1.Admin
 // both with grpc.health.v1 (SERVING once both listen) and server reflection.
+// Registry takes only callers with the cluster credential
+// (api::ClusterAuth); the router's channels to workers send it.
 // Used by router/main.cc and by the tests (ports 0 = free ports).
 //
 // Thread-safe: Start, Shutdown and the destructor from one owner thread;
@@ -15,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/api/cluster_auth.h"
 #include "grpcpp/grpcpp.h"
 #include "router/admission.h"
 #include "common/http/http_server.h"
@@ -39,7 +42,11 @@ struct RouterServerOptions {
   int http_port = 0;  // 0 = a free port (see http_port()); -1 = no HTTP API
   size_t max_request_body = 8 << 20;  // bytes; larger bodies get 413
   int http_threads = 2;
-  std::string api_key;      // empty: Llm and Registry are open
+  std::string api_key;  // empty: Llm is open
+  // The cluster credential (--cluster-token, --tls-*): Registry needs it, and
+  // the router sends it on every call to a worker. With mTLS the client port
+  // serves TLS (a client certificate is asked for, and needed for Registry).
+  api::ClusterCredentials cluster;
   // host:port entries (source STATIC) and dns:///NAME:PORT entries (DNS).
   std::vector<std::string> workers;
   absl::Duration dns_refresh = absl::Seconds(5);

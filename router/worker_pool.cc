@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/blocking_counter.h"
+#include "common/api/cluster_channel.h"
 #include "common/api/wire_names.h"
 #include "common/check.h"
 #include "common/logging.h"
@@ -58,12 +59,13 @@ absl::Status ValidateAddress(const std::string& address) {
   return absl::OkStatus();
 }
 
-std::shared_ptr<grpc::Channel> DefaultChannel(const std::string& address) {
+std::shared_ptr<grpc::Channel> DefaultChannel(const std::string& address,
+                                              const api::ClusterCredentials& cluster) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetMaxReceiveMessageSize(-1);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return api::CreateClusterChannel(address, cluster, args);
 }
 
 }  // namespace
@@ -124,7 +126,11 @@ WorkerPool::Impl::Impl(WorkerPoolOptions o, std::unique_ptr<PlacementPolicy> p)
   TESSERA_CHECK(options.watch_backoff_initial > absl::ZeroDuration() &&
                     options.watch_backoff_max >= options.watch_backoff_initial,
                 "need 0 < watch_backoff_initial <= watch_backoff_max");
-  if (!options.make_channel) options.make_channel = DefaultChannel;
+  if (!options.make_channel) {
+    options.make_channel = [cluster = options.cluster](const std::string& address) {
+      return DefaultChannel(address, cluster);
+    };
+  }
 }
 
 void WorkerPool::Impl::Shutdown() {

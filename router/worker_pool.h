@@ -39,6 +39,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/api/cluster_auth.h"
 #include "common/model_text.h"
 #include "grpcpp/grpcpp.h"
 #include "router/circuit_breaker.h"
@@ -67,8 +68,11 @@ struct WorkerPoolOptions {
   // on re-admission.
   absl::Duration watch_backoff_initial = absl::Milliseconds(100);
   absl::Duration watch_backoff_max = absl::Seconds(5);
+  // The cluster credential the default channels use: the token on every
+  // call, mTLS when configured (common/api/cluster_channel.h).
+  api::ClusterCredentials cluster;
   // Channel factory (tests may inject in-process channels); default:
-  // grpc::CreateCustomChannel(address, InsecureChannelCredentials(), args)
+  // api::CreateClusterChannel(address, cluster, args)
   // with a short reconnect backoff (100 ms initial, 1 s max, so a restarted
   // worker is seen by the next polls) and no receive size limit (KV
   // snapshots).

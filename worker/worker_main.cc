@@ -29,6 +29,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "common/api/cluster_channel.h"
+#include "common/api/cluster_flags.h"
 #include "common/cli.h"
 #include "common/logging.h"
 #include "common/metrics/metrics_http.h"
@@ -44,7 +46,9 @@
 #include "worker/server/service.h"
 #include "worker/server/worker_metrics.h"
 
-ABSL_FLAG(std::string, host, "0.0.0.0", "Address the gRPC server listens on (rank 0)");
+ABSL_FLAG(std::string, host, "127.0.0.1",
+          "Address the gRPC server listens on (rank 0); a non-loopback address (0.0.0.0) needs "
+          "--cluster-token or mTLS (--tls-cert/--tls-key/--tls-ca)");
 ABSL_FLAG(int, port, 50051, "gRPC port of rank 0; 0 = pick a free port (see --port-file)");
 ABSL_FLAG(std::string, port_file, "",
           "After the server listens, rank 0 writes the bound port here (atomically: write + "
@@ -77,8 +81,6 @@ ABSL_FLAG(std::string, advertise_address, "",
           "address (this host's name when --host is 0.0.0.0 or ::)");
 ABSL_FLAG(int, heartbeat_interval_ms, 1000,
           "Router heartbeat interval (ms) unless the router's RegisterWorker reply sets one");
-ABSL_FLAG(std::string, router_api_key, "",
-          "Sent as 'authorization: Bearer KEY' to the router's Registry, when set");
 ABSL_FLAG(int, max_kv_watch_batches, 1024,
           "KV event batches a WatchKvEvents client may fall behind before its stream ends "
           "with RESOURCE_EXHAUSTED (it then resubscribes for a fresh snapshot)");
@@ -168,7 +170,7 @@ absl::Status InstallDrainSignalHandlers(bool leader) {
   return absl::OkStatus();
 }
 
-int RunLeader(Replica& replica) {
+int RunLeader(Replica& replica, const api::ClusterCredentials& cluster) {
   const auto shutdown_timeout = std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double>(std::max(0.0, absl::GetFlag(FLAGS_shutdown_timeout))));
   KvEventHub hub(replica.cache.block_size,
@@ -199,6 +201,8 @@ int RunLeader(Replica& replica) {
   ctx.text = replica.text.get();
   ctx.limits = replica.limits;
   ctx.block_size = replica.cache.block_size;
+  const api::ClusterAuth auth(cluster, "this worker");
+  ctx.auth = &auth;
   WorkerService worker_service(ctx);
   LlmService llm_service(ctx);
 
@@ -208,7 +212,7 @@ int RunLeader(Replica& replica) {
   const std::string host = absl::GetFlag(FLAGS_host);
   const std::string listen = absl::StrCat(host, ":", absl::GetFlag(FLAGS_port));
   int bound_port = 0;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &bound_port);
+  builder.AddListeningPort(listen, api::ClusterServerCredentials(cluster), &bound_port);
   builder.RegisterService(&worker_service);
   builder.RegisterService(&llm_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -271,7 +275,7 @@ int RunLeader(Replica& replica) {
     ro.router = router;
     ro.worker_id = ctx.worker_id;
     ro.address = advertise;
-    ro.api_key = absl::GetFlag(FLAGS_router_api_key);
+    ro.cluster = cluster;
     ro.heartbeat_interval =
         std::chrono::milliseconds(std::max(50, absl::GetFlag(FLAGS_heartbeat_interval_ms)));
     registration = std::make_unique<Registration>(std::move(ro));
@@ -349,6 +353,20 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tessera-worker: %s\n", std::string(s.message()).c_str());
     return 2;
   }
+  // The cluster credential, before the (long) model load: without one the
+  // worker may only listen on loopback.
+  absl::StatusOr<tessera::api::ClusterCredentials> cluster =
+      tessera::api::ClusterCredentialsFromFlags();
+  if (cluster.ok()) {
+    absl::Status s = tessera::api::CheckClusterListener(absl::GetFlag(FLAGS_host), "--host",
+                                                        "tessera.v1.Worker", *cluster);
+    if (!s.ok()) cluster = s;
+  }
+  if (!cluster.ok()) {
+    spdlog::error("{}", cluster.status().message());
+    if ((*mpi)->world_size() > 1) tessera::MpiSession::Abort(2);
+    return 2;
+  }
   tessera::MpiCommunicatorOptions comm_options;
   if (rank == 0) {
     comm_options.timeout = std::chrono::milliseconds(
@@ -361,7 +379,7 @@ int main(int argc, char** argv) {
     if ((*mpi)->world_size() > 1) tessera::MpiSession::Abort(2);
     return 2;
   }
-  if (rank == 0) return tessera::RunLeader(**replica);
+  if (rank == 0) return tessera::RunLeader(**replica, *cluster);
   absl::Status status = tessera::RunFollower(*(*replica)->executor, *(*replica)->comm);
   if (!status.ok()) {
     spdlog::error("{}", status.message());

@@ -218,6 +218,9 @@ TEST_P(K8sRender, WorkerPortsProbesDrainAndGpus) {
   const std::string host = FlagOrDefault(*worker, "host").value_or("");
   EXPECT_TRUE(host == "0.0.0.0" || host == "::" || host == "[::]")
       << "the worker must listen on all pod addresses (--host), got " << host;
+  // ...so it needs the cluster token, from a Secret (not in args, visible in the pod spec).
+  ASSERT_TRUE(c->env.contains("TESSERA_CLUSTER_TOKEN")) << "a worker on " << host << ": no token";
+  EXPECT_TRUE(Path(c->env.at("TESSERA_CLUSTER_TOKEN"), {"valueFrom", "secretKeyRef"}).IsMap());
 
   // Drain: preStop signals mpirun (PID 1 after launch-replica.sh's exec),
   // and the grace period covers --shutdown-timeout.
@@ -293,6 +296,10 @@ TEST_P(K8sRender, RouterPortsAdminAndDiscovery) {
     EXPECT_TRUE(absl::StrContains(GetHelps().router->text, "TESSERA_ADMIN_TOKEN"))
         << "tessera-router --help does not mention TESSERA_ADMIN_TOKEN";
   }
+
+  // The router sends the workers' cluster token (from a Secret) on every call to them.
+  ASSERT_TRUE(c->env.contains("TESSERA_CLUSTER_TOKEN")) << "the router needs the cluster token";
+  EXPECT_TRUE(Path(c->env.at("TESSERA_CLUSTER_TOKEN"), {"valueFrom", "secretKeyRef"}).IsMap());
 
   // Services: the admin port only on ClusterIP Services that carry nothing
   // else; the client port on some Service.

@@ -2,7 +2,8 @@
 // exit codes: Admin calls and `tessera` admin commands without the token or
 // with a wrong one are refused (UNAUTHENTICATED, exit 4) and change nothing,
 // with it they work; Llm calls and `tessera generate` need the API key; a
-// worker registering with `--router` gets in only with --router-api-key;
+// worker registering with `--router` gets in only with the router's
+// --cluster-token (not with the API key);
 // health answers without credentials. Dummy `tiny` replicas: no model files.
 #include "gtest/gtest.h"
 #include "tests/integration/common.h"
@@ -17,6 +18,7 @@ using tessera::v1::WorkerInfo;
 
 constexpr char kAdminToken[] = "admin-token-3f9a";
 constexpr char kApiKey[] = "api-key-71c2";
+constexpr char kClusterToken[] = "cluster-token-d41e";
 
 std::vector<std::string> TinyWorkerArgs() {
   return {"--dummy",         "tiny", "--threads",   "1",
@@ -30,6 +32,7 @@ class RouterAuthTest : public ::testing::Test {
     RouterOptions router;
     router.admin_token = kAdminToken;
     router.api_key = kApiKey;
+    router.extra_args = {"--cluster-token", kClusterToken};
     cluster_ = RouterCluster::Start(
         {.replicas = 1, .worker_args = TinyWorkerArgs(), .router = router}, &error);
     ASSERT_NE(cluster_, nullptr) << error;
@@ -180,7 +183,7 @@ TEST_F(RouterAuthTest, GenerateNeedsTheApiKey) {
   EXPECT_FALSE(right.out.empty()) << right.Describe();
 }
 
-TEST_F(RouterAuthTest, RegistrationNeedsTheApiKey) {
+TEST_F(RouterAuthTest, RegistrationNeedsTheClusterToken) {
   std::string error;
   const std::vector<std::string> router = {"--router", cluster_->client_address(),
                                            "--heartbeat-interval-ms", "200"};
@@ -191,15 +194,15 @@ TEST_F(RouterAuthTest, RegistrationNeedsTheApiKey) {
   };
   const int no_key = cluster_->AddReplica(with({}), &error);
   ASSERT_GE(no_key, 0) << error;
-  const int wrong_key = cluster_->AddReplica(with({"--router-api-key", "wrong-key"}), &error);
+  const int wrong_key = cluster_->AddReplica(with({"--cluster-token", kApiKey}), &error);
   ASSERT_GE(wrong_key, 0) << error;
-  const int good = cluster_->AddReplica(with({"--router-api-key", kApiKey}), &error);
+  const int good = cluster_->AddReplica(with({"--cluster-token", kClusterToken}), &error);
   ASSERT_GE(good, 0) << error;
 
   std::string last;
   ASSERT_TRUE(cluster_->WaitState(cluster_->worker_address(good), WorkerInfo::STATE_HEALTHY,
                                   milliseconds(20000), &last))
-      << "the worker with the right key never got in: " << last << cluster_->DescribeWorkers();
+      << "the worker with the cluster token never got in: " << last << cluster_->DescribeWorkers();
   const std::optional<WorkerInfo> info = cluster_->FindWorker(cluster_->worker_address(good));
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->source(), WorkerInfo::SOURCE_REGISTERED) << info->ShortDebugString();
@@ -212,7 +215,7 @@ TEST_F(RouterAuthTest, RegistrationNeedsTheApiKey) {
                   return cluster_->FindWorker(cluster_->worker_address(no_key)).has_value() ||
                          cluster_->FindWorker(cluster_->worker_address(wrong_key)).has_value();
                 }))
-      << "a worker without the right key registered:" << cluster_->DescribeWorkers();
+      << "a worker without the cluster token registered:" << cluster_->DescribeWorkers();
 
   // The registered worker serves: with the static one drained, it gets them.
   const CliResult drained = cluster_->AdminCli({"drain", cluster_->RouterId(0)});

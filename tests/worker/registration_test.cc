@@ -3,6 +3,9 @@
 // router is down.
 #include "worker/server/registration.h"
 
+#include <string>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -24,9 +27,7 @@ class FakeRegistry final : public v1::Registry::CallbackService {
       known_ = true;
       last_address_ = req->address();
       last_id_ = req->worker_id();
-      for (const auto& [k, v] : ctx->client_metadata()) {
-        if (k == "authorization") auth_ = std::string(v.data(), v.size());
-      }
+      Record(*ctx);
     }
     resp->set_worker_id(req->worker_id());
     resp->set_heartbeat_interval_ms(20);
@@ -40,6 +41,7 @@ class FakeRegistry final : public v1::Registry::CallbackService {
     {
       absl::MutexLock lock(&mu_);
       heartbeats_++;
+      Record(*ctx);
       resp->set_known(known_);
     }
     auto* r = ctx->DefaultReactor();
@@ -70,19 +72,26 @@ class FakeRegistry final : public v1::Registry::CallbackService {
     absl::MutexLock lock(&mu_);
     return last_address_;
   }
-  std::string auth() {
+  // The cluster tokens the calls carried ("" for a call without one).
+  std::vector<std::string> tokens() {
     absl::MutexLock lock(&mu_);
-    return auth_;
+    return tokens_;
   }
 
  private:
+  void Record(const grpc::CallbackServerContext& ctx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const auto& md = ctx.client_metadata();
+    const auto it = md.find("x-tessera-cluster-token");
+    tokens_.push_back(it == md.end() ? "" : std::string(it->second.data(), it->second.size()));
+  }
+
   absl::Mutex mu_;
   int registers_ ABSL_GUARDED_BY(mu_) = 0;
   int heartbeats_ ABSL_GUARDED_BY(mu_) = 0;
   bool known_ ABSL_GUARDED_BY(mu_) = false;
   std::string last_address_ ABSL_GUARDED_BY(mu_);
   std::string last_id_ ABSL_GUARDED_BY(mu_);
-  std::string auth_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> tokens_ ABSL_GUARDED_BY(mu_);
 };
 
 std::unique_ptr<grpc::Server> StartRegistry(FakeRegistry* service, int* port,
@@ -102,14 +111,17 @@ TEST(RegistrationTest, RegistersHeartbeatsAndReregistersWhenForgotten) {
   o.router = absl::StrCat("127.0.0.1:", port);
   o.worker_id = "w1";
   o.address = "10.0.0.1:50051";
-  o.api_key = "secret";
+  o.cluster.token = "secret";
   Registration reg(o);
   reg.Start();
   ASSERT_TRUE(registry.WaitFor(1, 3));
   EXPECT_EQ(registry.last_address(), "10.0.0.1:50051");
-  EXPECT_EQ(registry.auth(), "Bearer secret");
   registry.Forget();
   ASSERT_TRUE(registry.WaitFor(2, registry.heartbeats() + 1));
+  // Every RegisterWorker and Heartbeat carried the cluster token.
+  const std::vector<std::string> tokens = registry.tokens();
+  ASSERT_GE(tokens.size(), 5u);
+  for (const std::string& t : tokens) EXPECT_EQ(t, "secret");
   reg.Stop();
   server->Shutdown();
 }

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "absl/time/time.h"
+#include "common/api/cluster_channel.h"
 #include "common/logging.h"
 #include "grpcpp/grpcpp.h"
 #include "tessera/v1/admin.grpc.pb.h"
@@ -35,7 +36,7 @@ bool Registration::WaitOrStop(std::chrono::milliseconds d) {
 
 void Registration::Run() {
   std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(options_.router, grpc::InsecureChannelCredentials());
+      api::CreateClusterChannel(options_.router, options_.cluster);
   std::unique_ptr<v1::Registry::Stub> stub = v1::Registry::NewStub(channel);
   const std::chrono::milliseconds min_backoff{250}, max_backoff{10000};
   std::chrono::milliseconds backoff = min_backoff;
@@ -44,9 +45,6 @@ void Registration::Run() {
   bool warned = false;
   auto prepare = [&](grpc::ClientContext& ctx) {
     ctx.set_deadline(std::chrono::system_clock::now() + options_.rpc_timeout);
-    if (!options_.api_key.empty()) {
-      ctx.AddMetadata("authorization", "Bearer " + options_.api_key);
-    }
   };
   while (true) {
     std::chrono::milliseconds wait;

@@ -1,8 +1,8 @@
 // Keeps a worker registered with a router (--router): RegisterWorker, then a
 // Heartbeat every interval; registers again when the router answers
 // known=false or after it was unreachable; retries with exponential backoff
-// (250 ms .. 10 s) while the router is down. Runs on its own thread and never
-// blocks serving.
+// (250 ms .. 10 s) while the router is down or refuses the cluster
+// credential. Runs on its own thread and never blocks serving.
 //
 // Thread-safe: Start/Stop from one owner thread; registered() from any.
 #pragma once
@@ -13,6 +13,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "common/api/cluster_auth.h"
 
 namespace tessera {
 
@@ -22,7 +23,9 @@ class Registration {
     std::string router;     // host:port of the router's client port
     std::string worker_id;  // sent in RegisterWorker / Heartbeat
     std::string address;    // where the router reaches this worker
-    std::string api_key;    // sent as "authorization: Bearer KEY" when set
+    // The cluster token (sent on every call as x-tessera-cluster-token) and
+    // mTLS credentials (cluster_channel.h).
+    api::ClusterCredentials cluster;
     std::chrono::milliseconds heartbeat_interval{1000};  // unless the router says otherwise
     std::chrono::milliseconds rpc_timeout{2000};
   };

@@ -21,6 +21,11 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* FinishedGenerateReactor(grpc::St
   return api::FinishedWriteReactor<v1::GenerateResponse>(std::move(status));
 }
 
+// The cluster credential check of every handler (ServiceContext::auth).
+grpc::Status Authorize(const ServiceContext& context, const grpc::ServerContextBase& call) {
+  return context.auth == nullptr ? grpc::Status::OK : context.auth->Check(call);
+}
+
 grpc::Status NotReady() {
   return ToGrpcStatus(api::WithRejection(
       absl::UnavailableError("worker is starting; retry shortly"), api::Rejection::kNotReady));
@@ -112,7 +117,10 @@ class KvWatchReactor : public grpc::ServerWriteReactor<v1::KvEventBatch> {
 }  // namespace
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateHandler::Generate(
-    grpc::CallbackServerContext* /*ctx*/, const v1::GenerateRequest* request) {
+    grpc::CallbackServerContext* ctx, const v1::GenerateRequest* request) {
+  if (grpc::Status s = Authorize(context_, *ctx); !s.ok()) {
+    return FinishedGenerateReactor(std::move(s));
+  }
   if (!context_.IsReady()) return FinishedGenerateReactor(NotReady());
   absl::StatusOr<EngineRequest> r =
       EngineRequestFromProto(*request, context_.limits, *context_.text);
@@ -137,6 +145,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateHandler::Generate(
 grpc::ServerUnaryReactor* WorkerService::GetLoad(grpc::CallbackServerContext* ctx,
                                                  const v1::GetLoadRequest* /*request*/,
                                                  v1::LoadReport* response) {
+  if (grpc::Status s = Authorize(context_, *ctx); !s.ok()) return FinishUnary(ctx, std::move(s));
   if (!context_.IsReady()) return FinishUnary(ctx, NotReady());
   const LoadSnapshot load = context_.loop->load();
   response->set_worker_id(context_.worker_id);
@@ -158,12 +167,16 @@ grpc::ServerUnaryReactor* WorkerService::GetLoad(grpc::CallbackServerContext* ct
 grpc::ServerUnaryReactor* WorkerService::GetTokenizer(grpc::CallbackServerContext* ctx,
                                                       const v1::GetTokenizerRequest* /*request*/,
                                                       v1::GetTokenizerResponse* response) {
+  if (grpc::Status s = Authorize(context_, *ctx); !s.ok()) return FinishUnary(ctx, std::move(s));
   context_.text->ToProto(response);
   return FinishUnary(ctx, grpc::Status::OK);
 }
 
 grpc::ServerWriteReactor<v1::KvEventBatch>* WorkerService::WatchKvEvents(
-    grpc::CallbackServerContext* /*ctx*/, const v1::WatchKvEventsRequest* /*request*/) {
+    grpc::CallbackServerContext* ctx, const v1::WatchKvEventsRequest* /*request*/) {
+  if (grpc::Status s = Authorize(context_, *ctx); !s.ok()) {
+    return api::FinishedWriteReactor<v1::KvEventBatch>(std::move(s));
+  }
   if (context_.hub == nullptr) {
     class Unimplemented : public grpc::ServerWriteReactor<v1::KvEventBatch> {
      public:
@@ -180,6 +193,7 @@ grpc::ServerWriteReactor<v1::KvEventBatch>* WorkerService::WatchKvEvents(
 grpc::ServerUnaryReactor* WorkerService::Drain(grpc::CallbackServerContext* ctx,
                                                const v1::DrainRequest* /*request*/,
                                                v1::DrainResponse* response) {
+  if (grpc::Status s = Authorize(context_, *ctx); !s.ok()) return FinishUnary(ctx, std::move(s));
   if (!context_.IsReady()) return FinishUnary(ctx, NotReady());
   response->set_in_flight(context_.drain ? context_.drain() : 0);
   return FinishUnary(ctx, grpc::Status::OK);
@@ -188,6 +202,7 @@ grpc::ServerUnaryReactor* WorkerService::Drain(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* LlmService::Tokenize(grpc::CallbackServerContext* ctx,
                                                const v1::TokenizeRequest* request,
                                                v1::TokenizeResponse* response) {
+  if (grpc::Status s = Authorize(context_, *ctx); !s.ok()) return FinishUnary(ctx, std::move(s));
   if (absl::Status s = api::CheckModelName(request->model(), context_.limits.model_name, "worker");
       !s.ok()) {
     return FinishUnary(ctx, ToGrpcStatus(s));
@@ -202,6 +217,7 @@ grpc::ServerUnaryReactor* LlmService::Tokenize(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* LlmService::ListModels(grpc::CallbackServerContext* ctx,
                                                  const v1::ListModelsRequest* /*request*/,
                                                  v1::ListModelsResponse* response) {
+  if (grpc::Status s = Authorize(context_, *ctx); !s.ok()) return FinishUnary(ctx, std::move(s));
   v1::ModelInfo* m = response->add_models();
   *m = api::ToModelInfo(context_.limits);
   m->set_tokenizer_hash(context_.text->hash());

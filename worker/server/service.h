@@ -4,9 +4,13 @@
 // API: every handler validates synchronously, hands the request to the
 // EngineLoop and returns; streams are written from the engine's output path.
 //
+// Every handler of both services first checks the cluster credential
+// (ServiceContext::auth: --cluster-token / mTLS) and answers UNAUTHENTICATED
+// without it; grpc.health.v1 and reflection, served beside them, stay open.
+//
 // Thread-safe: gRPC calls the handlers from its threads; they only use the
 // EngineLoop's and KvEventHub's thread-safe interfaces and the immutable
-// ModelText.
+// ModelText and ClusterAuth.
 #pragma once
 
 #include <atomic>
@@ -14,6 +18,7 @@
 #include <functional>
 #include <string>
 
+#include "common/api/cluster_auth.h"
 #include "common/model_text.h"
 #include "grpcpp/grpcpp.h"
 #include "tessera/v1/llm.grpc.pb.h"
@@ -28,6 +33,9 @@ struct ServiceContext {
   EngineLoop* loop = nullptr;
   KvEventHub* hub = nullptr;  // null: WatchKvEvents is UNIMPLEMENTED
   const ModelText* text = nullptr;  // tokenizer and chat template
+  // The cluster credential every call must carry; null: no check (in-process
+  // tests only; tessera-worker always sets it).
+  const api::ClusterAuth* auth = nullptr;
   api::RequestLimits limits;
   std::string worker_id;
   int block_size = 16;
