@@ -8,10 +8,16 @@
 #include <memory>
 #include <optional>
 
+#include "absl/flags/declare.h"
 #include "absl/status/statusor.h"
 #include "worker/server/serving_state.h"
 #include "worker/server/stall_detector.h"
 #include "worker/server/step_watchdog.h"
+
+ABSL_DECLARE_FLAG(double, stall_floor);
+ABSL_DECLARE_FLAG(double, stall_cap);
+ABSL_DECLARE_FLAG(double, stall_factor);
+ABSL_DECLARE_FLAG(int, stall_window);
 
 namespace tessera {
 

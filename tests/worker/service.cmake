@@ -29,3 +29,8 @@ tessera_add_test(serving_state_test SOURCES serving_state_test.cc LIBS tessera_w
                  LABELS unit)
 tessera_add_test(engine_loop_stall_test SOURCES engine_loop_stall_test.cc
                  LIBS tessera_worker_service LABELS unit TIMEOUT 120)
+# tessera-worker's --stall-* flags and its watchdog wiring (hang_detection.cc
+# belongs to the binary, so the test compiles it in).
+tessera_add_test(hang_detection_test SOURCES hang_detection_test.cc
+                 ${PROJECT_SOURCE_DIR}/worker/hang_detection.cc
+                 LIBS tessera_worker_service absl::flags absl::flags_reflection LABELS unit)
