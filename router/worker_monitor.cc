@@ -6,7 +6,8 @@
 // the worker's model is not known yet (or its report names another model).
 // The first worker that answers sets the cluster's block size and model;
 // a worker with another block size or model is refused (ejected at once).
-//   healthy   --(unhealthy_threshold failed polls, or refused)--> ejected
+//   healthy   --(unhealthy_threshold failed polls, refused, or the
+//                worker reports its replica stalled)------------> ejected
 //   ejected   --(healthy_threshold good polls)------------------> healthy
 //
 // Watch (only while healthy): one WatchKvEventsStream; snapshot -> Reset,
@@ -284,6 +285,12 @@ void WorkerPool::Impl::FinishPoll(const EntryPtr& e, const std::shared_ptr<PollC
                        model->id(), model->max_model_len(), model->vocab_size(), e->id);
         }
       }
+    }
+    if (error.empty() && e->report.stalled()) {
+      refused = true;  // out of rotation at once; its next good poll re-admits it
+      error = absl::StrCat("stalled: its replica's current step has run ",
+                           absl::FormatDuration(absl::Seconds(e->report.stall_seconds())),
+                           ", far past its recent steps (a rank may be hung)");
     }
     if (error.empty()) {
       e->poll_failures = 0;

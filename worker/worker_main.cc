@@ -7,9 +7,11 @@
 // each step plan; ranks 1..N-1 follow the plans (RunFollower) until the
 // leader's shutdown plan. SIGTERM, SIGINT, SIGUSR1 (which mpirun forwards to
 // every rank) or the Drain RPC drain the leader; followers ignore those signals
-// and leave with the leader's shutdown plan. A failed step (a rank died or
-// hung past --step-timeout) turns health NOT_SERVING, ends in-flight requests
-// with UNAVAILABLE and aborts the whole MPI job (exit non-zero).
+// and leave with the leader's shutdown plan. A step that runs far past the
+// recent ones (--stall-*: a rank may be hung) turns health NOT_SERVING until
+// it completes after all. A failed step (a rank died or hung past
+// --step-timeout) turns health NOT_SERVING, ends in-flight requests with
+// UNAVAILABLE and aborts the whole MPI job (exit non-zero).
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -24,6 +26,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -40,10 +43,12 @@
 #include "worker/comm/timed_communicator.h"
 #include "worker/exec/replica_protocol.h"
 #include "worker/flags.h"
+#include "worker/hang_detection.h"
 #include "worker/server/engine_loop.h"
 #include "worker/server/kv_event_hub.h"
 #include "worker/server/registration.h"
 #include "worker/server/service.h"
+#include "worker/server/serving_state.h"
 #include "worker/server/worker_metrics.h"
 
 ABSL_FLAG(std::string, host, "127.0.0.1",
@@ -170,7 +175,8 @@ absl::Status InstallDrainSignalHandlers(bool leader) {
   return absl::OkStatus();
 }
 
-int RunLeader(Replica& replica, const api::ClusterCredentials& cluster) {
+int RunLeader(Replica& replica, const api::ClusterCredentials& cluster,
+              const std::optional<StallOptions>& stall) {
   const auto shutdown_timeout = std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double>(std::max(0.0, absl::GetFlag(FLAGS_shutdown_timeout))));
   KvEventHub hub(replica.cache.block_size,
@@ -193,6 +199,11 @@ int RunLeader(Replica& replica, const api::ClusterCredentials& cluster) {
           : std::chrono::milliseconds(static_cast<int64_t>(
                 std::max(0.0, absl::GetFlag(FLAGS_log_stats_interval)) * 1000));
   loop_options.collective_seconds = CollectiveSecondsOf(*replica.comm);
+  // Health: SERVING once started, until draining, failed or stalled.
+  ServingState serving;
+  const std::unique_ptr<StepWatchdog> watchdog =
+      MakeStallWatchdog(stall, replica.comm->size(), serving);
+  loop_options.watchdog = watchdog.get();
   EngineLoop loop(*replica.engine, *replica.comm, &hub, loop_options);
 
   ServiceContext ctx;
@@ -252,13 +263,14 @@ int RunLeader(Replica& replica, const api::ClusterCredentials& cluster) {
       spdlog::info("draining: no new requests; in-flight ones get up to {} s",
                    absl::GetFlag(FLAGS_shutdown_timeout));
     }
-    SetServing(*server, false);
+    serving.SetDraining();
     return loop.Drain(Clock::now() + shutdown_timeout);
   };
 
   ctx.ready.store(true, std::memory_order_release);  // publishes worker_id and drain
   loop.Start();
-  SetServing(*server, true);
+  serving.Bind([&server](bool on) { SetServing(*server, on); });
+  serving.SetStarted();
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
     if (absl::Status s =
             WritePortFile(port_file, bound_port, metrics_server ? metrics_server->port() : 0);
@@ -300,7 +312,12 @@ int RunLeader(Replica& replica, const api::ClusterCredentials& cluster) {
   });
 
   const absl::Status status = loop.Wait();
-  SetServing(*server, false);
+  if (watchdog) watchdog->Stop();
+  if (status.ok()) {
+    serving.SetDraining();
+  } else {
+    serving.SetFailed();
+  }
   if (registration) registration->Stop();
   if (!status.ok()) {
     spdlog::error("replica failed, aborting the MPI job: {}", status);
@@ -367,6 +384,13 @@ int main(int argc, char** argv) {
     if ((*mpi)->world_size() > 1) tessera::MpiSession::Abort(2);
     return 2;
   }
+  // Every rank checks the flags, so a bad one ends them all alike.
+  const absl::StatusOr<std::optional<tessera::StallOptions>> stall =
+      tessera::StallOptionsFromFlags();
+  if (!stall.ok()) {
+    spdlog::error("{}", stall.status().message());
+    return 2;
+  }
   tessera::MpiCommunicatorOptions comm_options;
   if (rank == 0) {
     comm_options.timeout = std::chrono::milliseconds(
@@ -379,7 +403,7 @@ int main(int argc, char** argv) {
     if ((*mpi)->world_size() > 1) tessera::MpiSession::Abort(2);
     return 2;
   }
-  if (rank == 0) return tessera::RunLeader(**replica, *cluster);
+  if (rank == 0) return tessera::RunLeader(**replica, *cluster, *stall);
   absl::Status status = tessera::RunFollower(*(*replica)->executor, *(*replica)->comm);
   if (!status.ok()) {
     spdlog::error("{}", status.message());

@@ -9,3 +9,6 @@ tessera_add_test(fake_worker_test SOURCES ${_router_pool_test_dir}/fake_worker_t
   LIBS tessera_router_testing LABELS unit TIMEOUT 60)
 tessera_add_test(worker_pool_test SOURCES ${_router_pool_test_dir}/worker_pool_test.cc
   LIBS tessera_router_pool tessera_router_testing LABELS unit TIMEOUT 120)
+# A worker reporting its replica stalled (a hung rank) leaves the rotation at once.
+tessera_add_test(worker_pool_stall_test SOURCES ${_router_pool_test_dir}/worker_pool_stall_test.cc
+  LIBS tessera_router_pool tessera_router_testing LABELS unit TIMEOUT 60)

@@ -56,6 +56,11 @@ absl::Status EngineLoop::Submit(EngineRequest request, std::shared_ptr<RequestSi
         absl::UnavailableError("the worker is draining: it accepts no new requests"),
         api::Rejection::kDraining);
   }
+  if (options_.watchdog != nullptr && options_.watchdog->state().stalled) {
+    return absl::UnavailableError(
+        "the worker's replica is stalled: its current step has run far longer than its recent "
+        "steps (a rank may be hung)");
+  }
   const int waiting = sched_waiting_ + static_cast<int>(intake_.size());
   if (waiting >= options_.max_waiting) {
     return api::WithRejection(
@@ -92,6 +97,10 @@ LoadSnapshot EngineLoop::load() const {
   LoadSnapshot s = snapshot_;
   s.waiting = sched_waiting_ + static_cast<int>(intake_.size());
   s.draining = draining_;
+  const StepWatchdog::State stall =
+      options_.watchdog != nullptr ? options_.watchdog->state() : StepWatchdog::State{};
+  s.stalled = stall.stalled;
+  s.stall_seconds = std::chrono::duration<double>(stall.elapsed).count();
   return s;
 }
 
@@ -267,7 +276,10 @@ void EngineLoop::Publish() {
   }
 }
 
-absl::Status EngineLoop::Heartbeat() { return SendHeartbeat(comm_); }
+absl::Status EngineLoop::Heartbeat() {
+  StepWatchdog::Scope watch(options_.watchdog);
+  return SendHeartbeat(comm_);
+}
 
 void EngineLoop::Run() {
   last_collective_ = Clock::now();
@@ -313,7 +325,9 @@ void EngineLoop::Run() {
 
     if (engine_.HasUnfinished() || engine_.scheduler().has_aborted_outputs()) {
       const Clock::time_point step_start = Clock::now();
+      StepWatchdog::Scope watch(options_.watchdog);
       absl::StatusOr<std::vector<RequestOutput>> outputs = engine_.Step();
+      watch.End();
       if (!outputs.ok()) {
         failure = outputs.status();
         break;

@@ -3,7 +3,9 @@
 // Engine::Step() -> hand each output to its request's sink. When idle on a
 // multi-rank replica it broadcasts a heartbeat plan every
 // `idle_heartbeat_interval`, so a dead or hung follower is noticed without
-// load. It publishes a load snapshot for GetLoad after every step.
+// load. It publishes a load snapshot for GetLoad after every step. With a
+// StepWatchdog, each step and heartbeat is bracketed by it; while it reports
+// the replica stalled, Submit refuses with UNAVAILABLE and load() says so.
 //
 // Drain: Drain() stops admission (UNAVAILABLE); in-flight requests finish;
 // then the loop tells the followers to shut down and ends (Wait() -> OK). Past
@@ -34,6 +36,7 @@
 #include "worker/engine/engine.h"
 #include "worker/server/kv_event_hub.h"
 #include "worker/server/stats_logger.h"
+#include "worker/server/step_watchdog.h"
 #include "worker/server/worker_metrics.h"
 
 namespace tessera {
@@ -69,6 +72,9 @@ struct EngineLoopOptions {
   // Cumulative seconds the replica spent in tensor-parallel collectives (for the metrics);
   // may be empty. Called on the engine thread.
   std::function<double()> collective_seconds;
+  // Watches every step and heartbeat for a stall (a hung rank); may be null.
+  // Must outlive the loop.
+  StepWatchdog* watchdog = nullptr;
 };
 
 // What GetLoad reports.
@@ -83,6 +89,10 @@ struct LoadSnapshot {
   double tokens_per_second = 0.0;
   bool draining = false;
   int in_flight = 0;  // requests with a sink (admitted, not yet finished)
+  // The watchdog's verdict: the current step has run `stall_seconds`, past
+  // its bound (StallDetector); a rank may be hung.
+  bool stalled = false;
+  double stall_seconds = 0.0;
 };
 
 class EngineLoop {

@@ -159,6 +159,8 @@ grpc::ServerUnaryReactor* WorkerService::GetLoad(grpc::CallbackServerContext* ct
   response->set_in_flight(load.in_flight);
   response->set_tokens_per_second(load.tokens_per_second);
   response->set_draining(load.draining);
+  response->set_stalled(load.stalled);
+  response->set_stall_seconds(load.stall_seconds);
   response->set_block_size(context_.block_size);
   response->set_model(context_.limits.model_name);
   return FinishUnary(ctx, grpc::Status::OK);
