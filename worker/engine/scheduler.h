@@ -181,8 +181,10 @@ class Scheduler {
   // and its Update()/AbandonStep()). The final SeqOutput (reason, usage) comes
   // from the next Update() or TakeAbortedOutputs(), whichever is first.
   bool Abort(absl::string_view request_id, FinishReason reason = FinishReason::kAbort);
-  // Cancels one choice of a request (a stop string ended it), like Abort;
-  // choice 0 of a request that has not forked ends the whole request. False
+  // Cancels one choice of a request, like Abort (its final SeqOutput comes
+  // the same way; a choice the caller found finished goes through
+  // FinishChoice instead); choice 0 of a request that has not forked ends
+  // the whole request. False
   // when that choice is unknown or already finished.
   bool AbortChoice(absl::string_view request_id, int index, FinishReason reason);
 
