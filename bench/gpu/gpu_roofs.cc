@@ -9,6 +9,7 @@
 #include "common/status_macros.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/tensor.h"
+#include "worker/device/cuda_device.h"
 
 namespace tessera::gpu_bench {
 
