@@ -1,7 +1,9 @@
 // Cost of the engine core's bookkeeping per step: Scheduler::Schedule() +
-// Scheduler::Update() (+ draining KV events), with prefix caching on, in
-// steady state (a finished request is replaced at once, inside the timed loop,
-// as the engine would do it).
+// Scheduler::Update() + the stop decision on each new token (StopChecker, as
+// the OutputProcessor makes it, one request lookup per token) and
+// Scheduler::FinishChoice for the finished (+ draining KV events), with prefix
+// caching on, in steady state (a finished request is replaced at once, inside
+// the timed loop, as the engine would do it).
 //
 //   BM_DecodeStep/N             N running sequences, all decoding (shared
 //                               64-token system prompt, 8 unique tokens each,
@@ -21,6 +23,7 @@
 #include "absl/strings/str_format.h"
 #include "benchmark/benchmark.h"
 #include "worker/engine/scheduler.h"
+#include "worker/engine/stop_checker.h"
 
 namespace tessera {
 namespace {
@@ -30,7 +33,10 @@ constexpr int32_t kEos = 2;
 class Workload {
  public:
   Workload(int num_decode, int num_long)
-      : sched_(MakeConfig(), MakeCache(), {kEos}), num_decode_(num_decode), num_long_(num_long) {
+      : sched_(MakeConfig(), MakeCache()),
+        stop_({kEos}, MakeConfig().max_model_len),
+        num_decode_(num_decode),
+        num_long_(num_long) {
     system_prompt_.resize(64);
     for (int32_t& t : system_prompt_) t = Token();
     for (int i = 0; i < num_decode_; ++i) AddDecode();
@@ -65,7 +71,13 @@ class Workload {
     int finished_decode = 0;
     int finished_long = 0;
     for (const SeqOutput& out : sched_.Update(plan, sampled_)) {
-      if (out.finish_reason == FinishReason::kNone) continue;
+      if (out.new_tokens.empty()) continue;
+      const Sequence* seq = sched_.FindChoice(out.request_id, out.index);
+      const FinishReason reason =
+          stop_.Check(StopConditions::Of(seq->params()), out.new_tokens.back(), out.prompt_tokens,
+                      out.completion_tokens);
+      if (reason == FinishReason::kNone) continue;
+      sched_.FinishChoice(out.request_id, out.index, reason);
       (out.prompt_tokens > 1024 ? finished_long : finished_decode)++;
     }
     for (int i = 0; i < finished_decode; ++i) AddDecode();
@@ -115,6 +127,7 @@ class Workload {
   }
 
   Scheduler sched_;
+  const StopChecker stop_;
   const int num_decode_;
   const int num_long_;
   std::mt19937_64 rng_{42};

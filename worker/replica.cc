@@ -14,6 +14,7 @@
 #include "kernels/ops.h"
 #include "worker/comm/gpu_peers.h"
 #include "worker/device/cuda_device.h"
+#include "worker/model/dummy_presets.h"
 #include "worker/model/weight_source.h"
 
 namespace tessera {

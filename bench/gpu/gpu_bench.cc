@@ -19,10 +19,8 @@
 // Prints a table and writes --json section by section (a failed section is
 // recorded under "errors" and the others still run; exit status 1 then).
 // Run by bench/gpu/run.sh and bench/gpu/first_run.sh, which add the Hugging
-// Face transformers baseline.
-#include <cublasLt.h>
-#include <cuda_runtime_api.h>
-
+// Face transformers baseline. The roofs: gpu_roofs.h; the step plans:
+// step_plans.h.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -35,10 +33,11 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "bench/gpu/gpu_roofs.h"
+#include "bench/gpu/step_plans.h"
 #include "common/cli.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
-#include "kernels/cuda/cuda_check.h"
 #include "nlohmann/json.hpp"
 #include "worker/device/cuda_device.h"
 #include "worker/flags.h"
@@ -57,149 +56,14 @@ namespace tessera {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using gpu_bench::CopyBandwidth;
+using gpu_bench::DecodePlan;
+using gpu_bench::GemmRate;
+using gpu_bench::Median;
+using gpu_bench::PrefillPlan;
 
 double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
-
-// Bytes/s of cudaMemcpy device-to-device, counting bytes read plus written.
-absl::StatusOr<double> CopyBandwidth() {
-  const int64_t bytes = int64_t{2} << 30;
-  ASSIGN_OR_RETURN(Tensor a, Tensor::TryEmpty(DType::kInt32, {bytes / 4}, Device::kCuda));
-  ASSIGN_OR_RETURN(Tensor b, Tensor::TryEmpty(DType::kInt32, {bytes / 4}, Device::kCuda));
-  cudaEvent_t start, stop;
-  CUDA_RETURN_IF_ERROR(cudaEventCreate(&start));
-  CUDA_RETURN_IF_ERROR(cudaEventCreate(&stop));
-  std::vector<double> rates;
-  for (int i = 0; i < 8; ++i) {
-    CUDA_RETURN_IF_ERROR(cudaEventRecord(start));
-    CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(b.data(), a.data(), bytes, cudaMemcpyDeviceToDevice));
-    CUDA_RETURN_IF_ERROR(cudaEventRecord(stop));
-    CUDA_RETURN_IF_ERROR(cudaEventSynchronize(stop));
-    float ms = 0;
-    CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, start, stop));
-    if (i >= 2) rates.push_back(2.0 * bytes / (ms * 1e-3));
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return Median(rates);
-}
-
-// FLOP/s of a bf16 [n, n] x [n, n] GEMM through cuBLASLt (float32 compute).
-absl::StatusOr<double> GemmRate(int n) {
-  ASSIGN_OR_RETURN(Tensor a, Tensor::TryEmpty(DType::kBFloat16, {n, n}, Device::kCuda));
-  ASSIGN_OR_RETURN(Tensor b, Tensor::TryEmpty(DType::kBFloat16, {n, n}, Device::kCuda));
-  ASSIGN_OR_RETURN(Tensor c, Tensor::TryEmpty(DType::kBFloat16, {n, n}, Device::kCuda));
-  RETURN_IF_ERROR(ZeroAsync(a));
-  RETURN_IF_ERROR(ZeroAsync(b));
-  const size_t workspace_bytes = size_t{64} << 20;
-  ASSIGN_OR_RETURN(
-      Tensor workspace,
-      Tensor::TryEmpty(DType::kInt32, {static_cast<int64_t>(workspace_bytes / 4)}, Device::kCuda));
-  cublasLtHandle_t lt = nullptr;
-  CUBLAS_RETURN_IF_ERROR(cublasLtCreate(&lt));
-  cublasLtMatmulDesc_t op = nullptr;
-  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
-  cublasLtMatmulPreference_t pref = nullptr;
-  auto cleanup = [&] {
-    if (pref) cublasLtMatmulPreferenceDestroy(pref);
-    if (la) cublasLtMatrixLayoutDestroy(la);
-    if (lb) cublasLtMatrixLayoutDestroy(lb);
-    if (lc) cublasLtMatrixLayoutDestroy(lc);
-    if (op) cublasLtMatmulDescDestroy(op);
-    cublasLtDestroy(lt);
-  };
-  absl::StatusOr<double> result = [&]() -> absl::StatusOr<double> {
-    CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, n, n, n));
-    CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, n, n, n));
-    CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&lc, CUDA_R_16BF, n, n, n));
-    CUBLAS_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&pref));
-    CUBLAS_RETURN_IF_ERROR(cublasLtMatmulPreferenceSetAttribute(
-        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes, sizeof(workspace_bytes)));
-    cublasLtMatmulHeuristicResult_t heuristic{};
-    int found = 0;
-    CUBLAS_RETURN_IF_ERROR(
-        cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lc, pref, 1, &heuristic, &found));
-    if (found == 0) return absl::InternalError("cuBLASLt found no bf16 GEMM algorithm");
-    const float alpha = 1.0f, beta = 0.0f;
-    cudaEvent_t start, stop;
-    CUDA_RETURN_IF_ERROR(cudaEventCreate(&start));
-    CUDA_RETURN_IF_ERROR(cudaEventCreate(&stop));
-    std::vector<double> rates;
-    for (int i = 0; i < 10; ++i) {
-      CUDA_RETURN_IF_ERROR(cudaEventRecord(start));
-      CUBLAS_RETURN_IF_ERROR(cublasLtMatmul(lt, op, &alpha, a.data(), la, b.data(), lb, &beta,
-                                            c.data(), lc, c.data(), lc, &heuristic.algo,
-                                            workspace.data(), workspace_bytes, nullptr));
-      CUDA_RETURN_IF_ERROR(cudaEventRecord(stop));
-      CUDA_RETURN_IF_ERROR(cudaEventSynchronize(stop));
-      float ms = 0;
-      CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, start, stop));
-      if (i >= 3) rates.push_back(2.0 * n * n * static_cast<double>(n) / (ms * 1e-3));
-    }
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    return Median(rates);
-  }();
-  cleanup();
-  return result;
-}
-
-// A prefill step of `seqs` sequences [first, first + seqs) of `len` tokens
-// each, sequence s in blocks [s * bps, (s + 1) * bps).
-v1::StepPlan PrefillPlan(int first, int seqs, int len, int block_size, int bps, int vocab,
-                         std::mt19937& rng) {
-  v1::StepPlan p;
-  p.set_kind(v1::StepPlan::KIND_FORWARD);
-  const int blocks = (len + block_size - 1) / block_size;
-  p.set_max_blocks_per_seq(blocks);
-  p.set_max_query_len(len);
-  p.set_max_seq_len(len);
-  p.add_query_start_loc(0);
-  std::uniform_int_distribution<int> tok(3, vocab - 1);
-  for (int s = first; s < first + seqs; ++s) {
-    for (int pos = 0; pos < len; ++pos) {
-      p.add_token_ids(tok(rng));
-      p.add_positions(pos);
-      p.add_slot_mapping(int64_t{s} * bps * block_size + pos);
-    }
-    p.add_query_start_loc(p.token_ids_size());
-    p.add_seq_lens(len);
-    for (int j = 0; j < blocks; ++j) p.add_block_tables(s * bps + j);
-    p.add_logits_indices(p.token_ids_size() - 1);
-  }
-  return p;
-}
-
-// Decode step `step` of sequences [0, batch): the token at position
-// context + step.
-v1::StepPlan DecodePlan(int batch, int context, int step, int block_size, int bps, int vocab,
-                        std::mt19937& rng) {
-  v1::StepPlan p;
-  p.set_kind(v1::StepPlan::KIND_FORWARD);
-  const int pos = context + step;
-  const int blocks = pos / block_size + 1;
-  p.set_max_blocks_per_seq(blocks);
-  p.set_max_query_len(1);
-  p.set_max_seq_len(pos + 1);
-  p.add_query_start_loc(0);
-  std::uniform_int_distribution<int> tok(3, vocab - 1);
-  for (int s = 0; s < batch; ++s) {
-    p.add_token_ids(tok(rng));
-    p.add_positions(pos);
-    p.add_slot_mapping(int64_t{s} * bps * block_size + pos);
-    p.add_query_start_loc(s + 1);
-    p.add_seq_lens(pos + 1);
-    for (int j = 0; j < blocks; ++j) p.add_block_tables(s * bps + j);
-    p.add_logits_indices(s);
-  }
-  return p;
 }
 
 // The results document, rewritten (temp file + rename) after every section,

@@ -3,6 +3,7 @@
 set(_router_openai_test_dir ${CMAKE_CURRENT_LIST_DIR})
 tessera_add_test(openai_protocol_test
   SOURCES ${_router_openai_test_dir}/openai_protocol_test.cc
+          ${_router_openai_test_dir}/openai_request_errors_test.cc
           ${_router_openai_test_dir}/openai_errors_test.cc
           ${_router_openai_test_dir}/openai_response_test.cc
           ${_router_openai_test_dir}/openai_tokenize_test.cc

@@ -6,6 +6,8 @@ tessera_add_test(block_manager_test SOURCES ${_engine_core_dir}/block_manager_te
   LIBS tessera_engine_core LABELS unit)
 tessera_add_test(scheduler_test SOURCES ${_engine_core_dir}/scheduler_test.cc
   LIBS tessera_engine_core LABELS unit)
+tessera_add_test(scheduler_preemption_test
+  SOURCES ${_engine_core_dir}/scheduler_preemption_test.cc LIBS tessera_engine_core LABELS unit)
 tessera_add_test(scheduler_soak_test SOURCES ${_engine_core_dir}/scheduler_soak_test.cc
   LIBS tessera_engine_core LABELS unit TIMEOUT 120)
 tessera_add_test(block_manager_fork_test SOURCES ${_engine_core_dir}/block_manager_fork_test.cc

@@ -1,5 +1,5 @@
-// Tests of worker/model/model_config.h (config.json parsing, presets, weight
-// names) and worker/model/partition.h (tensor-parallel partitioning).
+// Tests of worker/model/model_config.h: config.json parsing, validation and
+// the Hugging Face weight names.
 #include "worker/model/model_config.h"
 
 #include <filesystem>
@@ -7,7 +7,6 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "worker/model/partition.h"
 
 namespace tessera {
 namespace {
@@ -307,75 +306,6 @@ TEST(ModelConfigTest, LoadFromMissingDirectoryIsNotFound) {
   EXPECT_THAT(c.status().message(), HasSubstr("/nonexistent/model/config.json"));
 }
 
-TEST(ModelConfigTest, Presets) {
-  EXPECT_THAT(DummyPresetNames(),
-              ElementsAre("tiny", "smollm2-135m", "qwen3-0.6b", "qwen3-tiny", "llama3-8b"));
-  for (const std::string& name : DummyPresetNames()) {
-    auto c = DummyModelConfig(name);
-    ASSERT_TRUE(c.ok()) << name << ": " << c.status();
-    EXPECT_TRUE(c->Validate().ok()) << name;
-    EXPECT_EQ(c->bos_token_id, 1) << name;  // the byte tokenizer's ids
-    EXPECT_THAT(c->eos_token_ids, ElementsAre(2)) << name;
-    EXPECT_EQ(c->hidden_act, "silu");
-  }
-  auto tiny = DummyModelConfig("tiny");
-  ASSERT_TRUE(tiny.ok());
-  EXPECT_EQ(tiny->hidden_size, 64);
-  EXPECT_EQ(tiny->intermediate_size, 192);
-  EXPECT_EQ(tiny->num_hidden_layers, 2);
-  EXPECT_EQ(tiny->num_attention_heads, 4);
-  EXPECT_EQ(tiny->num_key_value_heads, 2);
-  EXPECT_EQ(tiny->head_dim, 16);
-  EXPECT_EQ(tiny->vocab_size, 512);
-  EXPECT_EQ(tiny->max_position_embeddings, 2048);
-  EXPECT_TRUE(tiny->tie_word_embeddings);
-  EXPECT_DOUBLE_EQ(tiny->rms_norm_eps, 1e-5);
-
-  auto smol = DummyModelConfig("smollm2-135m");
-  ASSERT_TRUE(smol.ok());
-  EXPECT_EQ(smol->hidden_size, 576);
-  EXPECT_EQ(smol->intermediate_size, 1536);
-  EXPECT_EQ(smol->num_hidden_layers, 30);
-  EXPECT_EQ(smol->num_attention_heads, 9);
-  EXPECT_EQ(smol->num_key_value_heads, 3);
-  EXPECT_EQ(smol->head_dim, 64);
-  EXPECT_EQ(smol->vocab_size, 49152);
-  EXPECT_EQ(smol->max_position_embeddings, 8192);
-  EXPECT_DOUBLE_EQ(smol->rope_theta, 100000.0);
-  EXPECT_TRUE(smol->tie_word_embeddings);
-
-  auto qwen = DummyModelConfig("qwen3-0.6b");
-  ASSERT_TRUE(qwen.ok());
-  EXPECT_EQ(qwen->model_type, "qwen3");
-  EXPECT_TRUE(qwen->qk_norm);
-  EXPECT_EQ(qwen->hidden_size, 1024);
-  EXPECT_EQ(qwen->intermediate_size, 3072);
-  EXPECT_EQ(qwen->num_hidden_layers, 28);
-  EXPECT_EQ(qwen->num_attention_heads, 16);
-  EXPECT_EQ(qwen->num_key_value_heads, 8);
-  EXPECT_EQ(qwen->head_dim, 128);
-  EXPECT_EQ(qwen->vocab_size, 151936);
-  EXPECT_EQ(qwen->max_position_embeddings, 40960);
-  EXPECT_DOUBLE_EQ(qwen->rope_theta, 1e6);
-  EXPECT_DOUBLE_EQ(qwen->rms_norm_eps, 1e-6);
-
-  auto llama = DummyModelConfig("llama3-8b");
-  ASSERT_TRUE(llama.ok());
-  EXPECT_EQ(llama->hidden_size, 4096);
-  EXPECT_EQ(llama->intermediate_size, 14336);
-  EXPECT_EQ(llama->num_hidden_layers, 32);
-  EXPECT_EQ(llama->num_attention_heads, 32);
-  EXPECT_EQ(llama->num_key_value_heads, 8);
-  EXPECT_EQ(llama->vocab_size, 128256);
-  EXPECT_DOUBLE_EQ(llama->rope_theta, 500000.0);
-  EXPECT_FALSE(llama->tie_word_embeddings);
-
-  auto unknown = DummyModelConfig("gpt-5");
-  ASSERT_FALSE(unknown.ok());
-  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(unknown.status().message(), AllOf(HasSubstr("gpt-5"), HasSubstr("smollm2-135m")));
-}
-
 TEST(LlamaWeightNamesTest, HuggingFaceNames) {
   EXPECT_EQ(LlamaWeightNames::EmbedTokens(), "model.embed_tokens.weight");
   EXPECT_EQ(LlamaWeightNames::FinalNorm(), "model.norm.weight");
@@ -389,95 +319,6 @@ TEST(LlamaWeightNamesTest, HuggingFaceNames) {
   EXPECT_EQ(LlamaWeightNames::QNorm(1), "model.layers.1.self_attn.q_norm.weight");
   EXPECT_EQ(LlamaWeightNames::GateProj(2), "model.layers.2.mlp.gate_proj.weight");
   EXPECT_EQ(LlamaWeightNames::DownProj(2), "model.layers.2.mlp.down_proj.weight");
-}
-
-// ---- partitioning ----------------------------------------------------------
-
-TEST(PartitionTest, EvenSplit) {
-  EXPECT_EQ(EvenSplit(10, 1, 0), (Range{0, 10}));
-  EXPECT_EQ(EvenSplit(10, 2, 1), (Range{5, 10}));
-  EXPECT_EQ(EvenSplit(10, 3, 0), (Range{0, 4}));
-  EXPECT_EQ(EvenSplit(10, 3, 1), (Range{4, 7}));
-  EXPECT_EQ(EvenSplit(10, 3, 2), (Range{7, 10}));
-  EXPECT_EQ(EvenSplit(2, 4, 1), (Range{1, 2}));
-  EXPECT_EQ(EvenSplit(2, 4, 3), (Range{2, 2}));
-  EXPECT_EQ(EvenSplit(2, 4, 3).size(), 0);
-  // The ranges tile [0, n) for any n and world.
-  for (int64_t n = 0; n < 40; ++n) {
-    for (int world = 1; world <= 9; ++world) {
-      int64_t next = 0;
-      for (int rank = 0; rank < world; ++rank) {
-        Range r = EvenSplit(n, world, rank);
-        EXPECT_EQ(r.begin, next);
-        EXPECT_GE(r.size(), n / world);
-        EXPECT_LE(r.size(), n / world + 1);
-        next = r.end;
-      }
-      EXPECT_EQ(next, n);
-    }
-  }
-}
-
-TEST(PartitionTest, EvenTensorParallel) {
-  auto tiny = DummyModelConfig("tiny");  // 4 heads, 2 KV heads, inter 192, vocab 512
-  ASSERT_TRUE(tiny.ok());
-  auto r0 = PartitionForRank(*tiny, 2, 0);
-  auto r1 = PartitionForRank(*tiny, 2, 1);
-  ASSERT_TRUE(r0.ok() && r1.ok());
-  EXPECT_EQ(r0->kv_heads, (Range{0, 1}));
-  EXPECT_EQ(r0->q_heads, (Range{0, 2}));
-  EXPECT_EQ(r1->kv_heads, (Range{1, 2}));
-  EXPECT_EQ(r1->q_heads, (Range{2, 4}));
-  EXPECT_EQ(r0->intermediate, (Range{0, 96}));
-  EXPECT_EQ(r1->intermediate, (Range{96, 192}));
-  EXPECT_EQ(r0->vocab, (Range{0, 256}));
-  EXPECT_EQ(r1->vocab, (Range{256, 512}));
-
-  auto whole = PartitionForRank(*tiny, 1, 0);
-  ASSERT_TRUE(whole.ok());
-  EXPECT_EQ(whole->kv_heads, (Range{0, 2}));
-  EXPECT_EQ(whole->q_heads, (Range{0, 4}));
-  EXPECT_EQ(whole->intermediate, (Range{0, 192}));
-  EXPECT_EQ(whole->vocab, (Range{0, 512}));
-}
-
-TEST(PartitionTest, UnevenTensorParallel) {
-  auto smol = DummyModelConfig("smollm2-135m");  // 9 heads, 3 KV heads
-  ASSERT_TRUE(smol.ok());
-  auto r0 = PartitionForRank(*smol, 2, 0);
-  auto r1 = PartitionForRank(*smol, 2, 1);
-  ASSERT_TRUE(r0.ok() && r1.ok());
-  EXPECT_EQ(r0->kv_heads, (Range{0, 2}));
-  EXPECT_EQ(r0->q_heads, (Range{0, 6}));
-  EXPECT_EQ(r1->kv_heads, (Range{2, 3}));
-  EXPECT_EQ(r1->q_heads, (Range{6, 9}));
-  EXPECT_EQ(r0->intermediate, (Range{0, 768}));
-  EXPECT_EQ(r1->intermediate, (Range{768, 1536}));
-  EXPECT_EQ(r0->vocab, (Range{0, 24576}));
-  EXPECT_EQ(r1->vocab, (Range{24576, 49152}));
-
-  // stories260K's shape: intermediate 172 at TP=3 splits 58/57/57.
-  ModelConfig c = *smol;
-  c.intermediate_size = 172;
-  auto s2 = PartitionForRank(c, 3, 2);
-  ASSERT_TRUE(s2.ok());
-  EXPECT_EQ(s2->kv_heads, (Range{2, 3}));
-  EXPECT_EQ(s2->intermediate, (Range{115, 172}));
-}
-
-TEST(PartitionTest, UnsplittableConfig) {
-  ModelConfig c = *DummyModelConfig("tiny");
-  c.num_attention_heads = 8;
-  c.num_key_value_heads = 4;
-  auto p = PartitionForRank(c, 8, 0);
-  ASSERT_FALSE(p.ok());
-  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(p.status().message(),
-            "num_key_value_heads (4) must be at least the tensor-parallel size (8)");
-
-  EXPECT_FALSE(PartitionForRank(c, 0, 0).ok());
-  EXPECT_FALSE(PartitionForRank(c, 2, 2).ok());
-  EXPECT_FALSE(PartitionForRank(c, 2, -1).ok());
 }
 
 }  // namespace

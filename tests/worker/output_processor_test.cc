@@ -35,16 +35,27 @@ RequestOutput Out(const std::string& id, std::vector<int32_t> tokens,
 }
 
 // The request ids of the choices a Process call ended.
-std::vector<std::string> Ids(const std::vector<OutputProcessor::Stopped>& stopped) {
+std::vector<std::string> Ids(const std::vector<OutputProcessor::Finished>& finished) {
   std::vector<std::string> ids;
-  for (const OutputProcessor::Stopped& s : stopped) ids.push_back(s.request_id);
+  for (const OutputProcessor::Finished& f : finished) ids.push_back(f.request_id);
   return ids;
 }
+
+// Sampling parameters with stop strings `stop` (and n choices).
+SamplingParams Stop(std::vector<std::string> stop, int n = 1) {
+  SamplingParams p;
+  p.stop = std::move(stop);
+  p.n = n;
+  return p;
+}
+
+// No EOS token, and a model length no test reaches.
+StopChecker NoStopTokens() { return StopChecker({}, 1 << 20); }
 
 class OutputProcessorTest : public ::testing::Test {
  protected:
   std::unique_ptr<Tokenizer> tokenizer_ = MakeByteTokenizer(512);
-  OutputProcessor processor_{tokenizer_.get()};
+  OutputProcessor processor_{tokenizer_.get(), NoStopTokens()};
 
   // Feeds one output; returns it as processed (or nothing when dropped) and
   // the ids the call ended.
@@ -67,7 +78,7 @@ TEST_F(OutputProcessorTest, TextOnlyWhenAsked) {
 }
 
 TEST_F(OutputProcessorTest, AStopStringEndsTheRequestBeforeIt) {
-  processor_.Add("r", {}, {"lo"}, /*return_text=*/true);
+  processor_.Add("r", {}, Stop({"lo"}), /*return_text=*/true);
   std::string text;
   std::vector<std::string> ended;
   for (char c : std::string("hel")) {
@@ -83,14 +94,13 @@ TEST_F(OutputProcessorTest, AStopStringEndsTheRequestBeforeIt) {
   EXPECT_EQ(out[0].finish_reason, FinishReason::kStop);
   EXPECT_EQ(text + out[0].text, "he");  // "helo": everything before "lo"
   EXPECT_THAT(ended, ElementsAre("r"));
-  // The scheduler's abort output for it, and anything before it, is dropped.
-  EXPECT_THAT(Feed(Out("r", {Tok('!')})), IsEmpty());
-  EXPECT_THAT(Feed(Out("r", {}, FinishReason::kAbort)), IsEmpty());
+  // The caller finishes it in the scheduler (FinishChoice): nothing more of
+  // it comes, and it is no longer tracked.
   EXPECT_EQ(processor_.size(), 0u);
 }
 
 TEST_F(OutputProcessorTest, StopStringsApplyWithoutReturningText) {
-  processor_.Add("r", {}, {"b"}, /*return_text=*/false);
+  processor_.Add("r", {}, Stop({"b"}), /*return_text=*/false);
   std::vector<std::string> ended;
   EXPECT_EQ(Feed(Out("r", {Tok('a')}), &ended)[0].finish_reason, FinishReason::kNone);
   std::vector<RequestOutput> out = Feed(Out("r", {Tok('b')}), &ended);
@@ -100,7 +110,7 @@ TEST_F(OutputProcessorTest, StopStringsApplyWithoutReturningText) {
 }
 
 TEST_F(OutputProcessorTest, TheLastOutputFlushesWhatWasHeldBack) {
-  processor_.Add("r", {}, {"xyz"}, /*return_text=*/true);
+  processor_.Add("r", {}, Stop({"xyz"}), /*return_text=*/true);
   // Two characters held back (the longest stop string - 1)...
   EXPECT_EQ(Feed(Out("r", {Tok('a'), Tok('x')}))[0].text, "");
   EXPECT_EQ(Feed(Out("r", {Tok('b')}))[0].text, "a");
@@ -111,7 +121,7 @@ TEST_F(OutputProcessorTest, TheLastOutputFlushesWhatWasHeldBack) {
 }
 
 TEST_F(OutputProcessorTest, AStopStringOnTheLastTokenMakesItAStop) {
-  processor_.Add("r", {}, {"ab"}, /*return_text=*/true);
+  processor_.Add("r", {}, Stop({"ab"}), /*return_text=*/true);
   EXPECT_EQ(Feed(Out("r", {Tok('a')}))[0].text, "");
   std::vector<std::string> ended;
   std::vector<RequestOutput> out = Feed(Out("r", {Tok('b')}, FinishReason::kLength), &ended);
@@ -128,11 +138,10 @@ TEST_F(OutputProcessorTest, ACharacterSplitAcrossTokensComesWhole) {
 }
 
 TEST_F(OutputProcessorTest, OutputsOfOtherRequestsPassThroughInOrder) {
-  processor_.Add("a", {}, {"z"}, /*return_text=*/true);
+  processor_.Add("a", {}, Stop({"z"}), /*return_text=*/true);
   std::vector<RequestOutput> step;
   step.push_back(Out("a", {Tok('z')}));
   step.push_back(Out("untracked", {Tok('q')}));
-  step.push_back(Out("a", {}, FinishReason::kAbort));
   const std::vector<std::string> ended = Ids(processor_.Process(step));
   ASSERT_EQ(step.size(), 2u);
   EXPECT_EQ(step[0].finish_reason, FinishReason::kStop);
@@ -142,8 +151,8 @@ TEST_F(OutputProcessorTest, OutputsOfOtherRequestsPassThroughInOrder) {
 }
 
 TEST(OutputProcessorWithoutTokenizer, PassesEverythingThrough) {
-  OutputProcessor p(nullptr);
-  p.Add("r", {}, {"a"}, /*return_text=*/true);
+  OutputProcessor p(nullptr, NoStopTokens());
+  p.Add("r", {}, Stop({"a"}), /*return_text=*/true);
   std::vector<RequestOutput> step;
   step.push_back(Out("r", {Tok('a')}));
   EXPECT_THAT(p.Process(step), IsEmpty());
@@ -217,7 +226,7 @@ TEST(OutputProcessorPromptTest, TextContinuesThePrompt) {
        testing::ReadJsonl(testing::TokenizerDir("stories260K") + "/text_reference.jsonl")) {
     const auto prompt = ref.at("prompt").get<std::vector<int32_t>>();
     const auto generated = ref.at("generated").get<std::vector<int32_t>>();
-    OutputProcessor processor(&tokenizer);
+    OutputProcessor processor(&tokenizer, NoStopTokens());
     const size_t context = std::min(prompt.size(), OutputProcessor::kPromptContextTokens);
     processor.Add("r", std::span<const int32_t>(prompt).last(context), {}, /*return_text=*/true);
     std::string text;

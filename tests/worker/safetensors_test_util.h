@@ -1,6 +1,6 @@
 // Test helpers: write small .safetensors files by hand (the format is simple:
 // 8-byte little-endian header length, JSON header, data), independently of
-// the reader under test.
+// the reader under test; read a loaded tensor back as floats.
 #pragma once
 
 #include <cstdint>
@@ -104,6 +104,23 @@ inline std::string FreshDir(const std::string& name) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
+}
+
+// A tensor's elements as floats.
+inline std::vector<float> ToVector(const Tensor& t) {
+  std::vector<float> out(t.numel());
+  ConvertToFloat32(t.data(), t.dtype(), t.numel(), out.data());
+  return out;
+}
+
+// Elements [r0, r1) x [c0, c1) of a row-major [rows, cols] matrix.
+inline std::vector<float> SubMatrix(const std::vector<float>& m, int64_t cols, int64_t r0,
+                                    int64_t r1, int64_t c0, int64_t c1) {
+  std::vector<float> out;
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t c = c0; c < c1; ++c) out.push_back(m[r * cols + c]);
+  }
+  return out;
 }
 
 }  // namespace tessera::testing_util

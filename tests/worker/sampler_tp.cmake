@@ -4,6 +4,8 @@ tessera_add_test(sampling_params_test SOURCES ${_sampler_tp_dir}/sampling_params
   LIBS tessera_engine_core LABELS unit)
 tessera_add_test(sampler_test SOURCES ${_sampler_tp_dir}/sampler_test.cc
   LIBS tessera_sampler LABELS unit)
+tessera_add_test(sampler_penalties_test SOURCES ${_sampler_tp_dir}/sampler_penalties_test.cc
+  LIBS tessera_sampler LABELS unit)
 
 # One binary (its own main: MPI init/finalize, gtest output from rank 0 only),
 # registered three times: 2 ranks (tp_group_mpi_test), 4 ranks

@@ -13,6 +13,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/scheduler_stop.h"
 #include "worker/engine/scheduler.h"
 
 namespace tessera {
@@ -54,7 +55,8 @@ Key K(std::string id, int choice) { return {std::move(id), choice}; }
 class ForkHarness {
  public:
   ForkHarness(const SchedulerConfig& config, const CacheConfig& cache)
-      : sched(config, cache, {kEos}),
+      : sched(config, cache),
+        stop_(std::vector<int32_t>{kEos}, config.max_model_len),
         kv_(static_cast<size_t>(cache.num_blocks) * cache.block_size, -1) {}
 
   // Choice c's token after `seq`'s tokens: depends on both, never EOS.
@@ -84,10 +86,9 @@ class ForkHarness {
       for (int c = 1; c <= s.forks; ++c) sampled.push_back(Token(seq, c));
     }
     EXPECT_EQ(static_cast<int>(sampled.size()), plan.num_sampled);
-    auto outs = sched.Update(plan, sampled);
+    std::vector<SeqOutput> v = testing::FinishStopped(sched, stop_, sched.Update(plan, sampled));
     const absl::Status inv = sched.CheckInvariants();
     EXPECT_TRUE(inv.ok()) << inv;
-    std::vector<SeqOutput> v(outs.begin(), outs.end());
     for (const SeqOutput& o : v) Record(o);
     return v;
   }
@@ -118,6 +119,7 @@ class ForkHarness {
     const int32_t block = seq.block_table().at(pos / 4);
     return kv_[static_cast<size_t>(block) * 4 + pos % 4];
   }
+  const StopChecker stop_;
   std::vector<int32_t> kv_;
 };
 
@@ -169,7 +171,7 @@ TEST(SchedulerForkTest, ReservesASlotForEveryChoice) {
 }
 
 TEST(SchedulerForkTest, RejectsNOutsideOneToMaxNumSeqs) {
-  Scheduler sched(Config(/*max_seqs=*/4), Cache(64), {kEos});
+  Scheduler sched(Config(/*max_seqs=*/4), Cache(64));
   for (const int n : {0, 5}) {
     const absl::Status s = sched.AddRequest(Req("x", 4, n));
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << n;
@@ -206,7 +208,7 @@ TEST(SchedulerForkTest, AbortEndsEveryChoiceAndFreesEveryBlock) {
 }
 
 TEST(SchedulerForkTest, AbortBeforeTheForkEndsAllNChoices) {
-  Scheduler sched(Config(), Cache(64), {kEos});
+  Scheduler sched(Config(), Cache(64));
   ASSERT_TRUE(sched.AddRequest(Req("r", 10, /*n=*/3)).ok());
   ASSERT_TRUE(sched.Abort("r", FinishReason::kAbort));
   const std::vector<SeqOutput> aborted = sched.TakeAbortedOutputs();

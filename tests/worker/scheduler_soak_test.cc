@@ -17,6 +17,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/testing/scheduler_stop.h"
 #include "worker/engine/scheduler.h"
 
 namespace tessera {
@@ -95,7 +96,8 @@ TEST_P(SchedulerSoakTest, BookkeepingHoldsEveryStep) {
   cache.num_blocks = kNumBlocks;
   cache.enable_prefix_caching = p.prefix_caching;
   ASSERT_TRUE(config.Validate().ok());
-  Scheduler sched(config, cache, {kEos});
+  Scheduler sched(config, cache);
+  const StopChecker stop({kEos}, config.max_model_len);
 
   // A few shared prefixes, so prefix hits happen.
   std::vector<std::vector<int32_t>> prefixes;
@@ -209,7 +211,9 @@ TEST_P(SchedulerSoakTest, BookkeepingHoldsEveryStep) {
       ASSERT_NE(seq, nullptr);
       ASSERT_EQ(seq->status(), SequenceStatus::kPreempted);
     }
-    for (const SeqOutput& o : sched.Update(plan, sampled)) deliver(o);
+    for (const SeqOutput& o : testing::FinishStopped(sched, stop, sched.Update(plan, sampled))) {
+      deliver(o);
+    }
     const absl::Status inv = sched.CheckInvariants();
     ASSERT_TRUE(inv.ok()) << "step " << steps << ": " << inv;
     for (const KvEvent& e : sched.TakeKvEvents()) {

@@ -1,154 +1,34 @@
+// The Scheduler (worker/engine/scheduler.h): admission, a request's life
+// cycle, chunked prefill, policies, contract violations. Preemption and
+// aborts: scheduler_preemption_test.cc; forks: scheduler_fork_test.cc.
 #include "worker/engine/scheduler.h"
 
-#include <functional>
-#include <map>
 #include <memory>
-#include <numeric>
 #include <string>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/worker/scheduler_harness.h"
 
 namespace tessera {
 namespace {
 
+using scheduler_testing::Cache;
+using scheduler_testing::Config;
+using scheduler_testing::Harness;
+using scheduler_testing::kEos;
+using scheduler_testing::P;
+using scheduler_testing::Range;
+using scheduler_testing::Req;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
-constexpr int32_t kEos = 2;
-
-SchedulerConfig Config(int budget = 64, int max_seqs = 8, int max_model_len = 64,
-                       bool chunked = true, SchedulingPolicy policy = SchedulingPolicy::kFcfs) {
-  SchedulerConfig c;
-  c.max_num_batched_tokens = budget;
-  c.max_num_seqs = max_seqs;
-  c.max_model_len = max_model_len;
-  c.enable_chunked_prefill = chunked;
-  c.policy = policy;
-  c.max_waiting = 4;
-  return c;
-}
-
-CacheConfig Cache(int num_blocks, int block_size = 4, bool prefix_caching = true) {
-  CacheConfig c;
-  c.block_size = block_size;
-  c.num_blocks = num_blocks;
-  c.enable_prefix_caching = prefix_caching;
-  return c;
-}
-
-std::vector<int32_t> Range(int32_t first, int n) {
-  std::vector<int32_t> v(n);
-  std::iota(v.begin(), v.end(), first);
-  return v;
-}
-
-std::unique_ptr<Sequence> Req(const std::string& id, std::vector<int32_t> prompt,
-                              int max_tokens = 4, int priority = 0) {
-  SamplingParams params;
-  params.max_tokens = max_tokens;
-  return std::make_unique<Sequence>(id, SeqId(0), std::move(prompt), params, priority);
-}
-
-// Drives a Scheduler like the engine does, with a fake model: "KV" is the
-// token id written at each slot, checked on every read, and the sampled token
-// is a function of the tokens so far, so a recomputed sequence continues
-// exactly as it would have.
-class Harness {
- public:
-  Harness(const SchedulerConfig& config, const CacheConfig& cache)
-      : sched(config, cache, {kEos}),
-        block_size_(cache.block_size),
-        kv_(static_cast<size_t>(cache.num_blocks) * cache.block_size, -1) {}
-
-  static int32_t DefaultToken(const Sequence& seq) {
-    return 100 + (seq.last_token() * 31 + seq.num_tokens()) % 1000;
-  }
-
-  // One step; returns the outputs (copied) and keeps the plan in `plan`.
-  std::vector<SeqOutput> Step() {
-    plan = &sched.Schedule();
-    std::vector<int32_t> sampled;
-    last_plan.clear();
-    for (const ScheduledSeq& s : plan->seqs) {
-      const Sequence& seq = *s.seq;
-      last_plan.push_back({seq.request_id(), s.start, s.num_tokens, s.sample, seq.num_tokens(),
-                           seq.num_preemptions()});
-      EXPECT_EQ(s.start, seq.num_computed_tokens());
-      for (int pos = 0; pos < s.start; ++pos) {
-        EXPECT_EQ(Slot(seq, pos), seq.all_tokens()[pos])
-            << seq.request_id() << " reads wrong KV at " << pos;
-      }
-      for (int pos = s.start; pos < s.start + s.num_tokens; ++pos) {
-        Slot(seq, pos) = seq.all_tokens()[pos];
-      }
-      if (s.sample) sampled.push_back(next_token(seq));
-    }
-    auto outs = sched.Update(*plan, sampled);
-    const absl::Status inv = sched.CheckInvariants();
-    EXPECT_TRUE(inv.ok()) << inv;
-    return std::vector<SeqOutput>(outs.begin(), outs.end());
-  }
-
-  // Runs steps until nothing is left; collects every request's tokens.
-  void RunToCompletion(int max_steps = 1000) {
-    for (int i = 0; i < max_steps && sched.has_unfinished(); ++i) {
-      for (const SeqOutput& o : Step()) Record(o);
-    }
-    ASSERT_FALSE(sched.has_unfinished());
-  }
-
-  void Record(const SeqOutput& o) {
-    auto& toks = tokens[o.request_id];
-    toks.insert(toks.end(), o.new_tokens.begin(), o.new_tokens.end());
-    if (o.finish_reason != FinishReason::kNone) finished[o.request_id] = o;
-  }
-
-  // (request id, num_tokens, sample) of the last plan.
-  std::vector<std::tuple<std::string, int, bool>> Plan() const {
-    std::vector<std::tuple<std::string, int, bool>> v;
-    for (const Planned& s : last_plan) v.emplace_back(s.id, s.num_tokens, s.sample);
-    return v;
-  }
-
-  // The last plan as it was before Update() (its Sequence pointers may be
-  // gone: finished sequences are destroyed by Update()).
-  struct Planned {
-    std::string id;
-    int start;
-    int num_tokens;
-    bool sample;
-    int seq_tokens;  // the sequence's num_tokens() when scheduled
-    int num_preemptions;
-  };
-  std::vector<Planned> last_plan;
-
-  Scheduler sched;
-  // Counts (total_tokens, preempted, ...) are valid after Update(); the
-  // ScheduledSeq pointers are not (use last_plan).
-  const SchedulerOutput* plan = nullptr;
-  std::function<int32_t(const Sequence&)> next_token = &DefaultToken;
-  std::map<std::string, std::vector<int32_t>> tokens;
-  std::map<std::string, SeqOutput> finished;
-
- private:
-  int32_t& Slot(const Sequence& seq, int pos) {
-    const int32_t block = seq.block_table().at(pos / block_size_);
-    return kv_[static_cast<size_t>(block) * block_size_ + pos % block_size_];
-  }
-
-  const int block_size_;
-  std::vector<int32_t> kv_;
-};
-
-using P = std::tuple<std::string, int, bool>;
-
 // ---------------------------------------------------------------- admission
 
 TEST(SchedulerAdmissionTest, RefusesEachBadRequestNamingTheLimit) {
-  Scheduler s(Config(/*budget=*/64, /*max_seqs=*/8, /*max_model_len=*/32), Cache(6), {kEos});
+  Scheduler s(Config(/*budget=*/64, /*max_seqs=*/8, /*max_model_len=*/32), Cache(6));
 
   absl::Status st = s.AddRequest(Req("empty", {}));
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
@@ -195,13 +75,13 @@ TEST(SchedulerAdmissionTest, RefusesEachBadRequestNamingTheLimit) {
   EXPECT_EQ(s.num_waiting(), 4);
 
   // The largest request that fits is accepted: 20 + 4 = 24 tokens = 6 blocks.
-  Scheduler t(Config(64, 8, 32), Cache(6), {kEos});
+  Scheduler t(Config(64, 8, 32), Cache(6));
   EXPECT_TRUE(t.AddRequest(Req("fits", Range(0, 20), 4)).ok());
   EXPECT_TRUE(t.CheckInvariants().ok());
 }
 
 TEST(SchedulerAdmissionTest, RefusesASequenceThatAlreadyRan) {
-  Scheduler s(Config(), Cache(16), {kEos});
+  Scheduler s(Config(), Cache(16));
   auto seq = Req("a", {1, 2});
   seq->SetRunning();
   const absl::Status st = s.AddRequest(std::move(seq));
@@ -423,163 +303,8 @@ TEST(SchedulerPolicyTest, FcfsIgnoresPriority) {
   EXPECT_THAT(order, ElementsAre("low", "high"));
 }
 
-// ---------------------------------------------------------------- preemption
-
-// Two sequences that each fit alone but not together: the later one is
-// preempted, recomputed later, and its output is exactly what it would have
-// been without preemption.
-TEST(SchedulerPreemptionTest, PreemptThenResumeContinuesTheSameOutput) {
-  // 5 blocks of 4 tokens; each request needs up to 7 + 10 - 1 = 16 tokens.
-  Harness small(Config(), Cache(5));
-  Harness big(Config(), Cache(64));
-  for (Harness* h : {&small, &big}) {
-    ASSERT_TRUE(h->sched.AddRequest(Req("a", Range(0, 7), 10)).ok());
-    ASSERT_TRUE(h->sched.AddRequest(Req("b", Range(50, 7), 10)).ok());
-  }
-  big.RunToCompletion();
-
-  // Both prefill (2 blocks each), decode to 8 tokens, then a needs a third
-  // block (1 free) and b needs one too: b, the latest, is preempted.
-  bool saw_preemption = false;
-  int resumes = 0;
-  for (int step = 0; step < 100 && small.sched.has_unfinished(); ++step) {
-    for (const SeqOutput& o : small.Step()) small.Record(o);
-    if (!small.plan->preempted.empty()) {
-      ASSERT_FALSE(saw_preemption);
-      saw_preemption = true;
-      EXPECT_THAT(small.plan->preempted, ElementsAre("b"));
-      const Sequence* b = small.sched.Find("b");
-      ASSERT_NE(b, nullptr);
-      EXPECT_EQ(b->status(), SequenceStatus::kPreempted);
-      EXPECT_EQ(b->num_preemptions(), 1);
-      EXPECT_TRUE(b->block_table().empty());
-      EXPECT_EQ(b->num_computed_tokens(), 0);
-      EXPECT_THAT(small.Plan(), ElementsAre(P{"a", 1, true}));
-    }
-    for (const Harness::Planned& s : small.last_plan) {
-      if (s.id == "b" && s.num_preemptions > 0 && s.num_tokens > 1) {
-        // The resume: prompt + generated tokens are recomputed in one chunk
-        // (minus whatever of it is still cached), ending with a sample.
-        EXPECT_TRUE(s.sample);
-        EXPECT_EQ(s.start + s.num_tokens, s.seq_tokens);
-        EXPECT_GT(s.seq_tokens, 7);
-        ++resumes;
-      }
-    }
-  }
-  EXPECT_EQ(resumes, 1);
-  EXPECT_TRUE(saw_preemption);
-  EXPECT_FALSE(small.sched.has_unfinished());
-  EXPECT_EQ(small.tokens, big.tokens);
-  EXPECT_EQ(small.tokens["b"].size(), 10u);
-  EXPECT_EQ(small.finished["b"].completion_tokens, 10);
-  EXPECT_EQ(small.sched.stats().num_preemptions, 1);
-  EXPECT_EQ(small.sched.block_manager().num_used_blocks(), 0);
-}
-
-TEST(SchedulerPreemptionTest, PreemptedSequenceReusesItsOwnCachedBlocks) {
-  // b is preempted with full, cached blocks; when it resumes they are still
-  // in the LRU (a finished without needing them), so it recomputes only the tail.
-  Harness h(Config(), Cache(6));
-  ASSERT_TRUE(h.sched.AddRequest(Req("a", Range(0, 9), 6)).ok());
-  ASSERT_TRUE(h.sched.AddRequest(Req("b", Range(50, 9), 6)).ok());
-  int resumed_start = -1;
-  for (int step = 0; step < 100 && h.sched.has_unfinished(); ++step) {
-    h.Step();
-    for (const Harness::Planned& s : h.last_plan) {
-      if (s.id == "b" && s.num_preemptions > 0 && s.num_tokens > 1) resumed_start = s.start;
-    }
-  }
-  EXPECT_EQ(h.sched.stats().num_preemptions, 1);
-  EXPECT_EQ(resumed_start, 8) << "2 full blocks of b came back from the cache";
-}
-
-TEST(SchedulerPreemptionTest, PriorityPolicyPreemptsTheLeastImportant) {
-  // "low" arrives first; "high" later. Pool of 6 blocks: both prefill (2 each)
-  // then grow; the victim is "low" although it arrived first.
-  Harness h(Config(64, 8, 64, true, SchedulingPolicy::kPriority), Cache(6));
-  ASSERT_TRUE(h.sched.AddRequest(Req("low", Range(0, 7), 12, /*priority=*/3)).ok());
-  ASSERT_TRUE(h.sched.AddRequest(Req("high", Range(50, 7), 12, /*priority=*/0)).ok());
-  std::vector<std::string> preempted;
-  for (int step = 0; step < 200 && h.sched.has_unfinished(); ++step) {
-    for (const SeqOutput& o : h.Step()) h.Record(o);
-    for (const std::string& id : h.plan->preempted) preempted.push_back(id);
-  }
-  ASSERT_FALSE(preempted.empty());
-  EXPECT_EQ(preempted[0], "low");
-  EXPECT_EQ(h.tokens["low"].size(), 12u);
-  EXPECT_EQ(h.tokens["high"].size(), 12u);
-}
-
-// ---------------------------------------------------------------- abort
-
-TEST(SchedulerAbortTest, AbortInEveryState) {
-  Harness h(Config(), Cache(5));
-  ASSERT_TRUE(h.sched.AddRequest(Req("run", Range(0, 7), 10)).ok());
-  ASSERT_TRUE(h.sched.AddRequest(Req("pre", Range(50, 7), 10)).ok());
-  // Run until "pre" gets preempted.
-  for (int i = 0; i < 50; ++i) {
-    h.Step();
-    if (!h.plan->preempted.empty()) break;
-  }
-  ASSERT_EQ(h.sched.Find("pre")->status(), SequenceStatus::kPreempted);
-  ASSERT_TRUE(h.sched.AddRequest(Req("wait", Range(90, 3), 2)).ok());
-  EXPECT_EQ(h.sched.Find("wait")->status(), SequenceStatus::kWaiting);
-  const int run_tokens = h.sched.Find("run")->num_output_tokens();
-
-  EXPECT_TRUE(h.sched.Abort("pre"));
-  EXPECT_TRUE(h.sched.Abort("wait", FinishReason::kError));
-  EXPECT_TRUE(h.sched.Abort("run"));
-  EXPECT_FALSE(h.sched.Abort("run")) << "already finished";
-  EXPECT_FALSE(h.sched.Abort("nobody"));
-  EXPECT_FALSE(h.sched.has_unfinished());
-  EXPECT_TRUE(h.sched.has_aborted_outputs());
-  EXPECT_EQ(h.sched.block_manager().num_used_blocks(), 0);
-  EXPECT_TRUE(h.sched.CheckInvariants().ok());
-
-  const std::vector<SeqOutput> outs = h.sched.TakeAbortedOutputs();
-  ASSERT_EQ(outs.size(), 3u);
-  EXPECT_EQ(outs[0].request_id, "pre");
-  EXPECT_EQ(outs[0].finish_reason, FinishReason::kAbort);
-  EXPECT_EQ(outs[0].prompt_tokens, 7);
-  EXPECT_GT(outs[0].completion_tokens, 0);
-  EXPECT_THAT(outs[0].new_tokens, IsEmpty());
-  EXPECT_EQ(outs[1].request_id, "wait");
-  EXPECT_EQ(outs[1].finish_reason, FinishReason::kError);
-  EXPECT_EQ(outs[1].completion_tokens, 0);
-  EXPECT_EQ(outs[2].request_id, "run");
-  EXPECT_EQ(outs[2].completion_tokens, run_tokens);
-  EXPECT_THAT(h.sched.TakeAbortedOutputs(), IsEmpty()) << "delivered once";
-}
-
-TEST(SchedulerAbortTest, FinalOutputComesWithTheNextUpdate) {
-  Harness h(Config(), Cache(16));
-  ASSERT_TRUE(h.sched.AddRequest(Req("a", Range(0, 3), 8)).ok());
-  ASSERT_TRUE(h.sched.AddRequest(Req("b", Range(10, 3), 8)).ok());
-  h.Step();
-  ASSERT_TRUE(h.sched.Abort("a"));
-  const auto outs = h.Step();
-  ASSERT_EQ(outs.size(), 2u);
-  EXPECT_EQ(outs[0].request_id, "b");
-  EXPECT_EQ(outs[0].finish_reason, FinishReason::kNone);
-  EXPECT_EQ(outs[1].request_id, "a");
-  EXPECT_EQ(outs[1].finish_reason, FinishReason::kAbort);
-  EXPECT_EQ(outs[1].completion_tokens, 1);
-  EXPECT_THAT(h.sched.TakeAbortedOutputs(), IsEmpty());
-}
-
-TEST(SchedulerAbortTest, AbandonedStepThenAbort) {
-  Harness h(Config(), Cache(16));
-  ASSERT_TRUE(h.sched.AddRequest(Req("a", Range(0, 3), 8)).ok());
-  h.sched.Schedule();
-  h.sched.AbandonStep();  // the forward failed
-  EXPECT_TRUE(h.sched.CheckInvariants().ok());
-  EXPECT_TRUE(h.sched.Abort("a", FinishReason::kError));
-  EXPECT_EQ(h.sched.block_manager().num_used_blocks(), 0);
-}
-
 TEST(SchedulerTest, EmptyPlanNeedsNoUpdate) {
-  Scheduler s(Config(), Cache(16), {kEos});
+  Scheduler s(Config(), Cache(16));
   EXPECT_TRUE(s.Schedule().empty());
   EXPECT_TRUE(s.Schedule().empty()) << "an empty plan is not in flight";
   ASSERT_TRUE(s.AddRequest(Req("a", Range(0, 3), 8)).ok());
@@ -592,7 +317,7 @@ TEST(SchedulerTest, EmptyPlanNeedsNoUpdate) {
 }
 
 TEST(SchedulerDeathTest, ContractViolationsAbort) {
-  Scheduler s(Config(), Cache(16), {kEos});
+  Scheduler s(Config(), Cache(16));
   ASSERT_TRUE(s.AddRequest(Req("a", Range(0, 3), 8)).ok());
   const SchedulerOutput& plan = s.Schedule();
   EXPECT_DEATH(s.Abort("a"), "between Schedule\\(\\) and Update\\(\\)");

@@ -34,8 +34,6 @@ TEST(SequenceTest, StartsWaitingWithPromptOnly) {
   EXPECT_EQ(seq.num_preemptions(), 0);
   EXPECT_EQ(seq.last_token(), 3);
   EXPECT_EQ(seq.max_total_tokens(), 3 + 4);
-  EXPECT_FALSE(seq.ignore_eos());
-  EXPECT_FALSE(seq.has_stop_token_ids());
 }
 
 TEST(SequenceTest, TokensAreOneContiguousSpan) {

@@ -14,6 +14,8 @@ tessera_add_test(request_limits_test SOURCES request_limits_test.cc LIBS tessera
                  LABELS unit)
 tessera_add_test(output_processor_test SOURCES output_processor_test.cc LIBS tessera_engine
                  LABELS unit)
+tessera_add_test(output_processor_stop_test SOURCES output_processor_stop_test.cc
+                 LIBS tessera_engine LABELS unit)
 tessera_add_test(parallel_sampling_service_test SOURCES parallel_sampling_service_test.cc
                  LIBS tessera_worker_service LABELS unit)
 # The worker's metrics, stats line and loading progress (promtool: skips without it unless CI).

@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "worker/comm/make_communicator.h"
 #include "worker/engine/step_plan.h"
+#include "worker/model/dummy_presets.h"
 #include "worker/model/llama.h"
 #include "worker/model/weight_source.h"
 

@@ -31,16 +31,22 @@ RequestOutput ToRequestOutput(const SeqOutput& o) {
 Engine::Engine(const SchedulerConfig& sched, const CacheConfig& cache, std::vector<int32_t> eos_ids,
                api::RequestLimits limits, const Tokenizer* tokenizer, ModelExecutor& executor,
                Communicator& comm)
-    : scheduler_(sched, cache, std::move(eos_ids)),
+    : scheduler_(sched, cache),
       executor_(executor),
       comm_(comm),
-      output_processor_(tokenizer),
+      output_processor_(tokenizer, StopChecker(std::move(eos_ids), sched.max_model_len)),
       block_size_(cache.block_size),
       limits_(std::move(limits)),
       seed_rng_(std::random_device{}()) {}
 
 absl::Status Engine::AddRequest(EngineRequest r) {
   RETURN_IF_ERROR(api::ValidateTokensAndParams(r.prompt_token_ids, r.params, limits_));
+  // An aborted request leaves the scheduler at once but its final outputs
+  // come with the next Step(): until then its id is not free.
+  if (output_processor_.contains(r.request_id)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("request_id '", r.request_id, "' is already in use by an unfinished request"));
+  }
   const uint64_t seed = r.params.seed.has_value() ? *r.params.seed : seed_rng_();
   const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                              std::chrono::steady_clock::now().time_since_epoch())
@@ -58,14 +64,14 @@ absl::Status Engine::AddRequest(EngineRequest r) {
     seq->set_choice_seeds(std::move(seeds));
   }
   std::string id = seq->request_id();
-  std::vector<std::string> stop = seq->params().stop;
+  const SamplingParams params = seq->params();
   // The prompt's last tokens: the text of the output continues from them.
   const std::span<const int32_t> prompt = seq->prompt_tokens();
   const size_t context = std::min<size_t>(prompt.size(), OutputProcessor::kPromptContextTokens);
   const std::vector<int32_t> prompt_tail(prompt.end() - static_cast<std::ptrdiff_t>(context),
                                          prompt.end());
   RETURN_IF_ERROR(scheduler_.AddRequest(std::move(seq)));
-  output_processor_.Add(id, prompt_tail, std::move(stop), r.return_text, n);
+  output_processor_.Add(id, prompt_tail, params, r.return_text);
   return absl::OkStatus();
 }
 
@@ -147,18 +153,13 @@ absl::StatusOr<std::vector<RequestOutput>> Engine::Step() {
     }
   }
   for (const SeqOutput& o : scheduler_.TakeAbortedOutputs()) results.push_back(ToRequestOutput(o));
-  // Text and stop strings. A request a stop string ended leaves the
-  // scheduler now; the processor drops the abort output that follows, so
-  // nothing of it is left for a later request with the same id to receive.
-  const std::vector<OutputProcessor::Stopped> stopped = output_processor_.Process(results);
-  if (!stopped.empty()) {
-    for (const OutputProcessor::Stopped& s : stopped) {
-      scheduler_.AbortChoice(s.request_id, s.index, FinishReason::kStop);
-    }
-    std::vector<RequestOutput> ends;
-    for (const SeqOutput& o : scheduler_.TakeAbortedOutputs()) ends.push_back(ToRequestOutput(o));
-    output_processor_.Process(ends);
-    TESSERA_CHECK(ends.empty(), "a stopped request's abort output was not dropped");
+  // Stop tokens, length, text and stop strings: the choices the output
+  // processor ends leave the scheduler now, their blocks freed before the
+  // next Schedule().
+  for (const OutputProcessor::Finished& f : output_processor_.Process(results)) {
+    const bool finished = scheduler_.FinishChoice(f.request_id, f.index, f.reason);
+    TESSERA_CHECK(finished, f.request_id, "/", f.index, ": ended by the output processor but ",
+                  "not running in the scheduler");
   }
   std::vector<KvEvent> events = scheduler_.TakeKvEvents();
   if (kv_event_sink_ && !events.empty()) kv_event_sink_(std::move(events));

@@ -1,6 +1,7 @@
 // The leader's engine: one step = schedule -> broadcast the step plan ->
 // forward on every rank -> sample on rank 0 -> update the sequences -> the
-// output processor (text, stop strings; worker/engine/output_processor.h).
+// output processor (stop tokens, length, text, stop strings;
+// worker/engine/output_processor.h) -> finish the choices it ended.
 //
 // Not thread-safe: a single engine thread owns it (the gRPC server hands it
 // work through a queue; tessera-generate calls it directly).
@@ -60,7 +61,9 @@ class Engine {
   // ids outside the vocabulary, lengths) and queues the request. With
   // params.n > 1 the prompt is prefilled once and forked into n choices
   // (see Scheduler), choice i sampling with seed + i when a seed is given,
-  // else with a seed of its own drawn here.
+  // else with a seed of its own drawn here. ALREADY_EXISTS while a request
+  // with the same id has not given its final outputs (an aborted one until
+  // the next Step()), and the scheduler's refusals (Scheduler::AddRequest).
   absl::Status AddRequest(EngineRequest request);
   // Ends a request in any state (every choice); its final outputs (reason
   // kAbort, one per unfinished choice) come with the next Step(). False when
@@ -68,8 +71,10 @@ class Engine {
   bool Abort(const std::string& request_id, FinishReason reason = FinishReason::kAbort);
 
   // Runs one step (nothing when idle) and returns what it produced, through
-  // the output processor: with text when asked, and a request whose text
-  // reached a stop string ends there (finish reason kStop). An error
+  // the output processor: finish reasons (EOS, stop tokens, length), text
+  // when asked, and a request whose text reached a stop string ends there
+  // (finish reason kStop); a finished choice's blocks are freed before this
+  // returns. An error
   // means a collective or the forward pass failed (e.g. a rank is gone): the
   // step is abandoned and the replica should be torn down.
   absl::StatusOr<std::vector<RequestOutput>> Step();

@@ -5,13 +5,14 @@
 namespace tessera {
 
 void OutputProcessor::Add(const std::string& request_id, std::span<const int32_t> prompt_tail,
-                          std::vector<std::string> stop, bool return_text, int n) {
+                          const SamplingParams& params, bool return_text) {
   Request req;
-  req.unfinished = n;
-  if (tokenizer_ != nullptr && (return_text || !stop.empty())) {
-    req.choices.reserve(n);
-    for (int c = 0; c < n; ++c) {
-      auto text = std::make_unique<Text>(tokenizer_, stop, return_text);
+  req.stop = StopConditions::Of(params);
+  req.unfinished = params.n;
+  if (tokenizer_ != nullptr && (return_text || !params.stop.empty())) {
+    req.choices.reserve(params.n);
+    for (int c = 0; c < params.n; ++c) {
+      auto text = std::make_unique<Text>(tokenizer_, params.stop, return_text);
       // The prompt's own text is not output: only the context it gives.
       if (!text->decoder.Append(prompt_tail).ok()) {
         text->decoder = IncrementalDecoder(tokenizer_, /*skip_special=*/true);
@@ -19,7 +20,6 @@ void OutputProcessor::Add(const std::string& request_id, std::span<const int32_t
       req.choices.push_back(std::move(text));
     }
   }
-  for (int c = 0; c < n; ++c) stopped_.erase(std::make_pair(request_id, c));
   requests_.insert_or_assign(request_id, std::move(req));
 }
 
@@ -34,38 +34,28 @@ bool OutputProcessor::ProcessText(Text& t, RequestOutput& output) {
   return t.matcher.stopped();
 }
 
-std::vector<OutputProcessor::Stopped> OutputProcessor::Process(
-    std::vector<RequestOutput>& outputs) {
-  std::vector<Stopped> ended;
-  size_t kept = 0;
-  for (size_t i = 0; i < outputs.size(); ++i) {
-    RequestOutput& o = outputs[i];
-    if (!stopped_.empty()) {
-      if (auto s = stopped_.find(std::make_pair(o.request_id, o.index)); s != stopped_.end()) {
-        if (o.finished()) stopped_.erase(s);  // the scheduler's abort: the choice is gone
-        continue;                             // already ended for the client
-      }
-    }
+std::vector<OutputProcessor::Finished> OutputProcessor::Process(std::span<RequestOutput> outputs) {
+  std::vector<Finished> ended;
+  for (RequestOutput& o : outputs) {
     auto it = requests_.find(o.request_id);
-    if (it != requests_.end()) {
-      Request& req = it->second;
-      if (o.index >= 0 && o.index < static_cast<int>(req.choices.size()) &&
-          ProcessText(*req.choices[o.index], o)) {
-        if (!o.finished()) {
-          // Ends here for the client; the scheduler still runs it until the
-          // caller's abort, whose output is dropped above.
-          stopped_.emplace(o.request_id, o.index);
-          ended.push_back({o.request_id, o.index});
-        }
-        o.finish_reason = FinishReason::kStop;
-      }
-      // A stopped output is finished now; the request goes with its last choice.
-      if (o.finished() && --req.unfinished == 0) requests_.erase(it);
+    if (it == requests_.end()) continue;
+    Request& req = it->second;
+    // Finished on arrival: the scheduler ended it (abort, error).
+    const bool running = !o.finished();
+    if (running && !o.new_tokens.empty()) {
+      o.finish_reason =
+          stop_checker_.Check(req.stop, o.new_tokens.back(), o.prompt_tokens, o.completion_tokens);
     }
-    if (kept != i) outputs[kept] = std::move(o);
-    ++kept;
+    // A stop string ends it too, also when its token did already.
+    if (o.index >= 0 && o.index < static_cast<int>(req.choices.size()) &&
+        ProcessText(*req.choices[o.index], o)) {
+      o.finish_reason = FinishReason::kStop;
+    }
+    if (!o.finished()) continue;
+    if (running) ended.push_back({o.request_id, o.index, o.finish_reason});
+    // The request goes with its last choice.
+    if (--req.unfinished == 0) requests_.erase(it);
   }
-  outputs.resize(kept);
   return ended;
 }
 

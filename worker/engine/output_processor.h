@@ -1,20 +1,25 @@
 // The engine's output path: turns each step's RequestOutputs into what a
-// client sees. Per request and choice (RequestOutput::index) it keeps an incremental detokenizer
-// and the stop strings (StopStringMatcher); for each step's outputs it
+// client sees, and decides every reason a choice finishes. Per request and
+// choice (RequestOutput::index) it keeps the request's stop conditions, an
+// incremental detokenizer and the stop strings (StopStringMatcher); for each
+// step's outputs it
+//   - decides whether an output's new token ends its choice (StopChecker:
+//     EOS unless ignore_eos -> kEos, stop_token_ids -> kStop, max_tokens or
+//     max_model_len -> kLength; the token is part of the output),
 //   - appends the new tokens' text (RequestOutput::text) when the request
 //     asked for text,
-//   - ends a request whose text reaches one of its stop strings: that output
-//     becomes the last (finish_reason kStop, text cut before the stop
-//     string) and the caller must abort the sequence in the scheduler;
-//     anything the scheduler still reports for it is dropped,
-//   - on a request's last output, flushes the text held back.
-// Stop tokens (EOS, stop_token_ids) and max_tokens are decided where the
-// token is appended (Scheduler::CheckStop) and arrive here as finish
-// reasons; stop strings need text, so they are decided here.
+//   - ends a choice whose text reaches one of its stop strings (finish_reason
+//     kStop, text cut before the stop string, also when the token had ended
+//     it otherwise),
+//   - on a choice's last output, flushes the text held back,
+// and returns the choices it ended, which the caller finishes in the
+// scheduler (Scheduler::FinishChoice) before the next step. Outputs that
+// arrive finished (aborts, errors: the scheduler ended them) only get their
+// text flushed.
 //
 // This is where the tokenizer plugs into generation: the engine calls it for
 // every step (Engine::Step), so the gRPC stream, tessera-generate and tests
-// all get the same text and stop-string behaviour.
+// all get the same text, stop tokens and stop strings.
 //
 // Not thread-safe: owned and called by the engine's one thread.
 #pragma once
@@ -26,9 +31,10 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
+#include "common/api/sampling_params.h"
 #include "common/tokenizer.h"
 #include "worker/engine/request_output.h"
+#include "worker/engine/stop_checker.h"
 #include "worker/engine/stop_string_matcher.h"
 
 namespace tessera {
@@ -36,8 +42,10 @@ namespace tessera {
 class OutputProcessor {
  public:
   // `tokenizer` may be null (no text; stop strings are then not applied) and
-  // must outlive the processor.
-  explicit OutputProcessor(const Tokenizer* tokenizer) : tokenizer_(tokenizer) {}
+  // must outlive the processor. `stop_checker`: the model's EOS tokens and
+  // max_model_len.
+  OutputProcessor(const Tokenizer* tokenizer, StopChecker stop_checker)
+      : tokenizer_(tokenizer), stop_checker_(std::move(stop_checker)) {}
 
   // How many of the prompt's last tokens Add takes as the detokenizer's
   // context (vLLM's INITIAL_INCREMENTAL_DETOKENIZATION_OFFSET): enough for
@@ -47,26 +55,28 @@ class OutputProcessor {
   // Starts tracking a request the scheduler admitted. `prompt_tail`: the
   // prompt's last tokens, so the output's text continues the prompt's (a
   // SentencePiece "▁word" right after the prompt keeps its space, as run.c
-  // and vLLM print it); `stop`: its stop strings; `return_text`: whether its
-  // outputs carry text; `n`: its choices, each with its own text state. A
-  // request with neither text nor stop strings costs nothing here.
+  // and vLLM print it); `params`: its stop conditions (ignore_eos,
+  // stop_token_ids, max_tokens), stop strings and choices (n), each choice
+  // with its own text state; `return_text`: whether its outputs carry text.
   void Add(const std::string& request_id, std::span<const int32_t> prompt_tail,
-           std::vector<std::string> stop, bool return_text, int n = 1);
+           const SamplingParams& params, bool return_text);
 
-  // A choice of a request that a stop string ended.
-  struct Stopped {
+  // A choice this processor ended, and why.
+  struct Finished {
     std::string request_id;
     int index = 0;
+    FinishReason reason = FinishReason::kNone;
   };
-  // Processes one step's outputs in place (see the top of the file). Returns
-  // the choices this call ended by a stop string; the caller aborts each in
-  // the scheduler (Scheduler::AbortChoice) and passes the abort outputs
-  // through Process, which drops them (and anything else of those choices
-  // before their final output).
-  std::vector<Stopped> Process(std::vector<RequestOutput>& outputs);
+  // Processes one step's outputs in place (see the top of the file); each
+  // output carries at most one new token. Returns the choices this call
+  // ended, in output order; the caller finishes each in the scheduler
+  // (Scheduler::FinishChoice) before the next step, so nothing more of them
+  // comes. Outputs of requests not tracked pass through unchanged.
+  std::vector<Finished> Process(std::span<RequestOutput> outputs);
 
-  // Requests tracked (added and not yet finished).
+  // Requests tracked (added, and not every choice has given its last output).
   size_t size() const { return requests_.size(); }
+  bool contains(const std::string& request_id) const { return requests_.contains(request_id); }
 
  private:
   // One request's text state.
@@ -82,18 +92,18 @@ class OutputProcessor {
   // Applies `text` to `output`; true when a stop string ended it.
   bool ProcessText(Text& text, RequestOutput& output);
 
-  // One request: a text state per choice (empty: no text, no stop strings)
-  // and how many choices have not given their last output.
+  // One request: its stop conditions, a text state per choice (empty: no
+  // text, no stop strings) and how many choices have not given their last
+  // output.
   struct Request {
+    StopConditions stop;
     std::vector<std::unique_ptr<Text>> choices;
     int unfinished = 1;
   };
 
   const Tokenizer* const tokenizer_;
+  const StopChecker stop_checker_;
   absl::flat_hash_map<std::string, Request> requests_;
-  // Choices ended by a stop string, waiting for the scheduler's final (abort)
-  // output.
-  absl::flat_hash_set<std::pair<std::string, int>> stopped_;
 };
 
 }  // namespace tessera

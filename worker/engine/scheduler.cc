@@ -9,15 +9,12 @@
 namespace tessera {
 
 Scheduler::Scheduler(const SchedulerConfig& config, const CacheConfig& cache_config,
-                     std::vector<int32_t> eos_token_ids, BlockManager::HashFn hash_fn)
-    : config_(config),
-      eos_token_ids_(std::move(eos_token_ids)),
-      block_manager_(cache_config, hash_fn) {
+                     BlockManager::HashFn hash_fn)
+    : config_(config), block_manager_(cache_config, hash_fn) {
   TESSERA_CHECK(config_.Validate().ok(), config_.Validate().message());
   running_.reserve(config_.max_num_seqs);
   plan_.seqs.reserve(config_.max_num_seqs);
   outputs_.reserve(config_.max_num_seqs);
-  finished_.reserve(config_.max_num_seqs);
   requests_.reserve(config_.max_num_seqs);
 }
 
@@ -153,21 +150,6 @@ void Scheduler::AbandonStep() {
   plan_.block_copies.clear();
 }
 
-FinishReason Scheduler::CheckStop(const Sequence& seq, int32_t token) const {
-  if (!seq.ignore_eos() &&
-      std::find(eos_token_ids_.begin(), eos_token_ids_.end(), token) != eos_token_ids_.end()) {
-    return FinishReason::kEos;
-  }
-  if (seq.has_stop_token_ids()) {
-    const std::vector<int32_t>& stop = seq.params().stop_token_ids;
-    if (std::find(stop.begin(), stop.end(), token) != stop.end()) return FinishReason::kStop;
-  }
-  if (seq.num_tokens() >= seq.max_total_tokens() || seq.num_tokens() >= config_.max_model_len) {
-    return FinishReason::kLength;
-  }
-  return FinishReason::kNone;
-}
-
 SeqOutput& Scheduler::NextOutput() {
   if (num_outputs_ == outputs_.size()) outputs_.emplace_back();
   return outputs_[num_outputs_++];
@@ -180,21 +162,15 @@ void Scheduler::FillUsage(const Sequence& seq, SeqOutput& out) {
 }
 
 // Inlined: it runs once per sampled token, the hot path of every step.
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::EmitToken(Sequence& seq, int32_t token) {
-  const FinishReason reason = CheckStop(seq, token);
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::EmitToken(const Sequence& seq, int32_t token) {
   SeqOutput& out = NextOutput();
   out.request_id.assign(seq.request_id());
   out.seq_id = seq.id();
   out.index = seq.choice_index();
   out.new_tokens.clear();
   out.new_tokens.push_back(token);
-  out.finish_reason = reason;
+  out.finish_reason = FinishReason::kNone;
   FillUsage(seq, out);
-  if (reason != FinishReason::kNone) {
-    block_manager_.Free(seq);
-    seq.SetFinished(reason);
-    finished_.push_back(&seq);
-  }
 }
 
 std::span<const SeqOutput> Scheduler::Update(const SchedulerOutput& output,
@@ -205,7 +181,6 @@ std::span<const SeqOutput> Scheduler::Update(const SchedulerOutput& output,
   TESSERA_CHECK(sampled.size() == static_cast<size_t>(output.num_sampled), "Update() got ",
                 sampled.size(), " sampled tokens for ", output.num_sampled, " sampling seqs");
   num_outputs_ = 0;
-  finished_.clear();
   size_t next_sample = 0;
   const size_t num_scheduled = output.seqs.size();
   for (size_t i = 0; i < num_scheduled; ++i) {
@@ -216,6 +191,10 @@ std::span<const SeqOutput> Scheduler::Update(const SchedulerOutput& output,
     seq.set_num_computed_tokens(s.start + s.num_tokens);
     block_manager_.CacheComputedBlocks(seq);
     if (!s.sample) continue;
+    // Its length was reached with its last token: the caller had to finish it.
+    TESSERA_CHECK(seq.num_tokens() < seq.max_total_tokens(), seq.request_id(), "/",
+                  seq.choice_index(), ": scheduled at its length (", seq.num_tokens(),
+                  " tokens); FinishChoice() was not called after its last token");
     const int32_t token = sampled[next_sample++];
     seq.AppendToken(token);
     if (s.forks == 0) {
@@ -229,13 +208,6 @@ std::span<const SeqOutput> Scheduler::Update(const SchedulerOutput& output,
     EmitToken(seq, token);
     const Request& req = requests_.find(seq.request_id())->second;
     for (int c = 0; c < s.forks; ++c) EmitToken(*req.forks[c], fork_tokens[c]);
-  }
-  if (!finished_.empty()) {
-    for (const Sequence* seq : finished_) {
-      running_.erase(std::find(running_.begin(), running_.end(), seq));
-      const auto it = requests_.find(seq->request_id());
-      if (--it->second.unfinished == 0) requests_.erase(it);  // destroys its choices
-    }
   }
   for (SeqOutput& aborted : aborted_outputs_) NextOutput() = std::move(aborted);
   aborted_outputs_.clear();

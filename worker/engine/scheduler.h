@@ -6,8 +6,14 @@
 //   (take new requests: AddRequest; take cancellations: Abort)
 //   const SchedulerOutput& plan = scheduler.Schedule();
 //   ... model runs plan.seqs, samples one token per seq with sample == true ...
-//   for (const SeqOutput& out : scheduler.Update(plan, sampled)) deliver(out);
+//   outputs = scheduler.Update(plan, sampled);
+//   ... the output processor decides which choices the new tokens end (EOS,
+//       stop tokens, length, stop strings) ...
+//   for each choice that ended: scheduler.FinishChoice(id, index, reason);
 //   kv_events = scheduler.TakeKvEvents();
+// The scheduler does not decide when a sequence is done: it appends tokens
+// and keeps the KV; the caller tells it, after each Update(), which choices
+// finished, and their blocks are freed then, before the next Schedule().
 //
 // Policy. Running sequences go first (decodes and unfinished chunked
 // prefills), in priority order; then waiting ones, in policy order (fcfs:
@@ -110,10 +116,9 @@ struct SchedulerStats {
 class Scheduler {
  public:
   // Requires config.Validate().ok() and cache_config.Validate().ok().
-  // `eos_token_ids`: the model's end-of-sequence tokens (finish with kEos
-  // unless the request sets ignore_eos). `hash_fn`: see BlockManager.
+  // `hash_fn`: see BlockManager.
   Scheduler(const SchedulerConfig& config, const CacheConfig& cache_config,
-            std::vector<int32_t> eos_token_ids, BlockManager::HashFn hash_fn = &HashBlock);
+            BlockManager::HashFn hash_fn = &HashBlock);
 
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -140,16 +145,26 @@ class Scheduler {
   // Applies a step that ran. `output` is what the latest Schedule() returned
   // (or a copy of it); `sampled` holds 1 + forks tokens per scheduled seq with
   // sample == true, in order (output.num_sampled of them; a fork's are its
-  // choices 0, 1, ..., n-1). Advances each seq's computed tokens,
-  // registers newly full blocks in the prefix cache, appends the sampled tokens, finishes (eos
-  // unless ignore_eos -> kEos; stop_token_ids -> kStop; max_tokens or max_model_len -> kLength; the
-  // finishing token is included in new_tokens) and frees the finished. Returns one SeqOutput per
-  // sequence that got a token, then the final outputs of sequences aborted since the last
+  // choices 0, 1, ..., n-1). Advances each seq's computed tokens, registers
+  // newly full blocks in the prefix cache and appends the sampled tokens.
+  // Returns one SeqOutput per sequence that got a token (finish_reason kNone:
+  // whether the token ends it is the caller's decision, see FinishChoice),
+  // then the final outputs of sequences aborted since the last
   // Update()/TakeAbortedOutputs(). A fork gives one SeqOutput per choice, in
   // choice order, so the outputs that carry tokens are in the order of
-  // `sampled`. The span is valid until the next Update().
+  // `sampled`. The span is valid until the next Update(). A sequence
+  // scheduled at its length (prompt + max_tokens tokens, not finished after
+  // the Update() that gave its last token) aborts the process.
   std::span<const SeqOutput> Update(const SchedulerOutput& output,
                                     std::span<const int32_t> sampled);
+
+  // Ends choice `index` of `request_id`, which the latest Update()'s token
+  // finished (`reason`: EOS, a stop token or string, its length; decided by
+  // the OutputProcessor): frees its blocks now and forgets the request with
+  // its last choice. No output: the caller holds the final one (the token's).
+  // Requires reason != kNone and no step in flight. False (and nothing
+  // happens) when that choice is unknown or already finished.
+  bool FinishChoice(absl::string_view request_id, int index, FinishReason reason);
 
   // Call instead of Update() when the step did not run (e.g. the forward
   // failed): nothing counts as computed, the plan is dropped, the state stays
@@ -166,8 +181,10 @@ class Scheduler {
   // and its Update()/AbandonStep()). The final SeqOutput (reason, usage) comes
   // from the next Update() or TakeAbortedOutputs(), whichever is first.
   bool Abort(absl::string_view request_id, FinishReason reason = FinishReason::kAbort);
-  // Cancels one choice of a request (a stop string ended it), like Abort;
-  // choice 0 of a request that has not forked ends the whole request. False
+  // Cancels one choice of a request, like Abort (its final SeqOutput comes
+  // the same way; a choice the caller found finished goes through
+  // FinishChoice instead); choice 0 of a request that has not forked ends
+  // the whole request. False
   // when that choice is unknown or already finished.
   bool AbortChoice(absl::string_view request_id, int index, FinishReason reason);
 
@@ -212,23 +229,25 @@ class Scheduler {
   };
 
   void Preempt(Sequence* victim);
-  FinishReason CheckStop(const Sequence& seq, int32_t token) const;
   SeqOutput& NextOutput();
   static void FillUsage(const Sequence& seq, SeqOutput& out);
   // The slots `seq` needs to be admitted: n while a fork is pending, else 1.
   static int SlotsFor(const Sequence& seq) { return seq.fork_pending() ? seq.params().n : 1; }
-  // Appends `token`'s output for `seq` (whose last token it is) and finishes
-  // it when the token ends it.
-  void EmitToken(Sequence& seq, int32_t token);
+  // Appends `token`'s output for `seq` (whose last token it is).
+  void EmitToken(const Sequence& seq, int32_t token);
+  // Choice `index` of `req` (finished or not), or null (not forked yet, or
+  // out of range).
+  static Sequence* ChoiceOf(const Request& req, int index);
   // Creates choices 1..tokens.size() of `parent`'s request, sharing its
   // blocks, each RUNNING with its first token appended.
   void ForkChoices(Sequence& parent, std::span<const int32_t> tokens);
-  // Takes one unfinished choice out of the queues, frees it and queues its
-  // final output.
+  // Takes one unfinished choice out of the queues, frees its blocks and
+  // finishes it.
+  void EndSeq(Sequence& seq, FinishReason reason);
+  // EndSeq, and queues its final output.
   void AbortSeq(Sequence& seq, FinishReason reason);
 
   const SchedulerConfig config_;
-  const std::vector<int32_t> eos_token_ids_;
   BlockManager block_manager_;
 
   absl::flat_hash_map<std::string, Request> requests_;  // unfinished, by id
@@ -244,7 +263,6 @@ class Scheduler {
   std::vector<SeqOutput> outputs_;  // reused; the first num_outputs_ are live
   size_t num_outputs_ = 0;
   std::vector<SeqOutput> aborted_outputs_;
-  std::vector<Sequence*> finished_;  // scratch of Update
   int64_t num_preemptions_ = 0;
 };
 

@@ -74,7 +74,7 @@ absl::Status Scheduler::AddRequest(std::unique_ptr<Sequence> seq) {
   return absl::OkStatus();
 }
 
-void Scheduler::AbortSeq(Sequence& seq, FinishReason reason) {
+void Scheduler::EndSeq(Sequence& seq, FinishReason reason) {
   switch (seq.status()) {
     case SequenceStatus::kWaiting:
     case SequenceStatus::kPreempted:
@@ -82,14 +82,18 @@ void Scheduler::AbortSeq(Sequence& seq, FinishReason reason) {
       break;
     case SequenceStatus::kRunning:
       running_.erase(std::find(running_.begin(), running_.end(), &seq));
-      block_manager_.Free(seq);
+      block_manager_.Free(seq);  // its blocks: active -> cached or free
       if (seq.fork_pending()) reserved_slots_ -= seq.params().n - 1;
       break;
     case SequenceStatus::kFinished:
-      TESSERA_CHECK(false, seq.request_id(), ": aborting a finished choice");
+      TESSERA_CHECK(false, seq.request_id(), ": ending a finished choice");
       break;
   }
   seq.SetFinished(reason);
+}
+
+void Scheduler::AbortSeq(Sequence& seq, FinishReason reason) {
+  EndSeq(seq, reason);
   SeqOutput& out = aborted_outputs_.emplace_back();
   out.request_id = seq.request_id();
   out.seq_id = seq.id();
@@ -134,14 +138,32 @@ bool Scheduler::AbortChoice(absl::string_view request_id, int index, FinishReaso
   if (it == requests_.end()) return false;
   Request& req = it->second;
   if (index == 0 && req.first->fork_pending()) return Abort(request_id, reason);
-  Sequence* seq = index == 0 ? req.first.get()
-                  : index >= 1 && index <= static_cast<int>(req.forks.size())
-                      ? req.forks[index - 1].get()
-                      : nullptr;
+  Sequence* seq = ChoiceOf(req, index);
   if (seq == nullptr || seq->is_finished()) return false;
   AbortSeq(*seq, reason);
   if (--req.unfinished == 0) requests_.erase(it);
   return true;
+}
+
+bool Scheduler::FinishChoice(absl::string_view request_id, int index, FinishReason reason) {
+  TESSERA_CHECK(reason != FinishReason::kNone, "FinishChoice(", request_id, ") without a reason");
+  TESSERA_CHECK(!step_in_flight_, "FinishChoice(", request_id, ") between Schedule() and Update()");
+  const auto it = requests_.find(request_id);
+  if (it == requests_.end()) return false;
+  Request& req = it->second;
+  Sequence* seq = ChoiceOf(req, index);
+  if (seq == nullptr || seq->is_finished()) return false;
+  // A token of choice 0 is the fork's (Update() forks before it emits).
+  TESSERA_CHECK(!seq->fork_pending(), request_id, ": FinishChoice before the fork");
+  EndSeq(*seq, reason);
+  if (--req.unfinished == 0) requests_.erase(it);  // destroys its choices
+  return true;
+}
+
+Sequence* Scheduler::ChoiceOf(const Request& req, int index) {
+  if (index == 0) return req.first.get();
+  if (index < 1 || index > static_cast<int>(req.forks.size())) return nullptr;
+  return req.forks[index - 1].get();
 }
 
 std::vector<SeqOutput> Scheduler::TakeAbortedOutputs() {
@@ -158,10 +180,7 @@ const Sequence* Scheduler::Find(absl::string_view request_id) const {
 const Sequence* Scheduler::FindChoice(absl::string_view request_id, int index) const {
   const auto it = requests_.find(request_id);
   if (it == requests_.end()) return nullptr;
-  const Request& req = it->second;
-  if (index == 0) return req.first.get();
-  if (index < 1 || index > static_cast<int>(req.forks.size())) return nullptr;
-  return req.forks[index - 1].get();
+  return ChoiceOf(it->second, index);
 }
 
 SchedulerStats Scheduler::stats() const {

@@ -46,8 +46,6 @@ Sequence::Sequence(std::string request_id, SeqId id, std::vector<int32_t> prompt
       max_total_tokens_(static_cast<int>(
           std::min<int64_t>(int64_t{static_cast<int>(tokens_.size())} + params.max_tokens,
                             std::numeric_limits<int>::max()))),
-      ignore_eos_(params.ignore_eos),
-      has_stop_token_ids_(!params.stop_token_ids.empty()),
       num_prompt_tokens_(static_cast<int>(tokens_.size())),
       params_(std::move(params)),
       request_id_(std::move(request_id)),

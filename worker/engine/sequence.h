@@ -75,12 +75,9 @@ class alignas(64) Sequence {
   const std::string& request_id() const { return request_id_; }
   SeqId id() const { return id_; }
   const SamplingParams& params() const { return params_; }
-  // num_prompt_tokens() + params().max_tokens: the length at which it finishes.
+  // num_prompt_tokens() + params().max_tokens: the length at which it
+  // finishes (decided by the OutputProcessor; the Scheduler checks it).
   int max_total_tokens() const { return max_total_tokens_; }
-  // params().ignore_eos, and whether params().stop_token_ids is non-empty,
-  // kept beside the hot fields.
-  bool ignore_eos() const { return ignore_eos_; }
-  bool has_stop_token_ids() const { return has_stop_token_ids_; }
   int priority() const { return priority_; }
   int64_t arrival_time_ns() const { return arrival_time_ns_; }
   // Position in arrival order, assigned by the Scheduler at admission; kept
@@ -188,8 +185,6 @@ class alignas(64) Sequence {
   int num_computed_tokens_ = 0;
   const int max_total_tokens_;
   SequenceStatus status_ = SequenceStatus::kWaiting;
-  const bool ignore_eos_;
-  const bool has_stop_token_ids_;
   uint8_t fork_flags_ = 0;  // kForkPending | kSharedTail
 
   // Owned by BlockManager: the chained hashes of the leading full blocks of

@@ -1,5 +1,6 @@
 // ModelConfig: the shape and hyper-parameters of a Llama-family decoder, read
-// from a Hugging Face `config.json` or taken from a named `--dummy` preset, and
+// from a Hugging Face `config.json` (parsed in model_config_json.cc) or taken
+// from a named `--dummy` preset (worker/model/dummy_presets.h), and
 // LlamaWeightNames, the Hugging Face tensor names of such a model.
 //
 // Supported architectures (config "architectures"[0]):
@@ -75,13 +76,6 @@ absl::StatusOr<ModelConfig> ParseModelConfig(absl::string_view json_text,
 
 // Reads and parses `model_dir`/config.json (NOT_FOUND when it cannot be read).
 absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir);
-
-// The config of a `--dummy` preset (see DummyPresetNames): real model shapes
-// with the byte tokenizer's special ids (bos 1, eos 2). NOT_FOUND listing the
-// presets for an unknown name.
-absl::StatusOr<ModelConfig> DummyModelConfig(absl::string_view preset);
-// "tiny", "smollm2-135m", "qwen3-0.6b", "llama3-8b".
-std::vector<std::string> DummyPresetNames();
 
 // The Hugging Face tensor names of a Llama-family checkpoint, in one place so
 // that model code and tests agree. Shapes are the full (unsharded) ones:

@@ -1,7 +1,5 @@
 #include "worker/model/weight_source.h"
 
-#include <xxhash.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -17,116 +15,16 @@
 #include "nlohmann/json.hpp"
 #include "worker/model/load_progress.h"
 #include "worker/model/safetensors.h"
+#include "worker/model/shard_copy.h"
 
 namespace tessera {
 namespace {
 
-std::string ShapeString(const std::vector<int64_t>& shape) {
-  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
-}
-
-absl::Status CheckTargetDType(const std::string& name, DType dtype) {
-  switch (dtype) {
-    case DType::kFloat32:
-    case DType::kFloat16:
-    case DType::kBFloat16:
-      return absl::OkStatus();
-    case DType::kInt32:
-    case DType::kInt64:
-      break;
-  }
-  return absl::InvalidArgumentError(absl::StrCat("cannot load tensor \"", name, "\" as ",
-                                                 DTypeName(dtype),
-                                                 ": weights load as float32, float16 or "
-                                                 "bfloat16"));
-}
-
-// The shard as `outer` spans of `chunk` contiguous elements: span o starts at
-// element src_begin + o * src_stride of the full tensor and at o * chunk of
-// the shard.
-struct ShardLayout {
-  int64_t outer = 1;
-  int64_t chunk = 0;
-  int64_t src_begin = 0;
-  int64_t src_stride = 0;
-};
-
-ShardLayout Layout(const std::vector<int64_t>& full, const ShardSpec& shard) {
-  ShardLayout l;
-  if (shard.dim < 0) {
-    l.chunk = 1;
-    for (int64_t d : full) l.chunk *= d;
-    return l;
-  }
-  int64_t inner = 1;
-  for (size_t i = shard.dim + 1; i < full.size(); ++i) inner *= full[i];
-  for (int i = 0; i < shard.dim; ++i) l.outer *= full[i];
-  l.chunk = (shard.end - shard.begin) * inner;
-  l.src_begin = shard.begin * inner;
-  l.src_stride = full[shard.dim] * inner;
-  return l;
-}
-
-// Calls fn(src_element, dst_element, n) over the shard in blocks, in parallel
-// when the shard is large. fn must be safe to call concurrently on disjoint
-// blocks.
-template <typename Fn>
-void ForEachBlock(const ShardLayout& l, Fn&& fn) {
-  constexpr int64_t kBlock = int64_t{1} << 15;
-  if (l.chunk == 0 || l.outer == 0) return;
-  const int64_t blocks_per_span = (l.chunk + kBlock - 1) / kBlock;
-  const int64_t tasks = l.outer * blocks_per_span;
-  const bool parallel = l.outer * l.chunk >= (int64_t{1} << 16);
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t t = 0; t < tasks; ++t) {
-    const int64_t o = t / blocks_per_span;
-    const int64_t b = t % blocks_per_span;
-    const int64_t first = b * kBlock;
-    const int64_t n = std::min(kBlock, l.chunk - first);
-    fn(l.src_begin + o * l.src_stride + first, o * l.chunk + first, n);
-  }
-}
-
-void StoreFloats(const float* src, DType dtype, void* dst, int64_t n) {
-  switch (dtype) {
-    case DType::kFloat32:
-      std::memcpy(dst, src, n * sizeof(float));
-      return;
-    case DType::kFloat16: {
-      uint16_t* out = static_cast<uint16_t*>(dst);
-      for (int64_t i = 0; i < n; ++i) out[i] = FloatToHalf(src[i]);
-      return;
-    }
-    case DType::kBFloat16: {
-      uint16_t* out = static_cast<uint16_t*>(dst);
-      for (int64_t i = 0; i < n; ++i) out[i] = FloatToBFloat16(src[i]);
-      return;
-    }
-    case DType::kInt32:
-    case DType::kInt64:
-      return;  // excluded by CheckTargetDType
-  }
-}
-
-// Converts n elements of a float32/float16/bfloat16 source to `dst_dtype`.
-void ConvertElements(const uint8_t* src, DType src_dtype, uint8_t* dst, DType dst_dtype,
-                     int64_t n) {
-  if (src_dtype == dst_dtype) {
-    std::memcpy(dst, src, n * DTypeSize(src_dtype));
-    return;
-  }
-  if (dst_dtype == DType::kFloat32) {
-    ConvertToFloat32(src, src_dtype, n, reinterpret_cast<float*>(dst));
-    return;
-  }
-  constexpr int64_t kTile = 1024;
-  float tmp[kTile];
-  for (int64_t i = 0; i < n; i += kTile) {
-    const int64_t m = std::min(kTile, n - i);
-    ConvertToFloat32(src + i * DTypeSize(src_dtype), src_dtype, m, tmp);
-    StoreFloats(tmp, dst_dtype, dst + i * DTypeSize(dst_dtype), m);
-  }
-}
+using shard_copy::CheckTargetDType;
+using shard_copy::ConvertElements;
+using shard_copy::ForEachBlock;
+using shard_copy::Layout;
+using shard_copy::ShapeString;
 
 // ---- safetensors directory ---------------------------------------------------
 
@@ -242,84 +140,6 @@ absl::Status ReadIndex(const std::string& path,
   return absl::OkStatus();
 }
 
-// ---- dummy weights -------------------------------------------------------------
-
-constexpr uint64_t kGamma = 0x9e3779b97f4a7c15ULL;  // splitmix64's increment
-
-inline uint64_t SplitMix64(uint64_t x) {
-  x += kGamma;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-class DummySource final : public WeightSource {
- public:
-  explicit DummySource(uint64_t seed) : seed_(seed) {}
-
-  absl::StatusOr<Tensor> Load(const std::string& name, const std::vector<int64_t>& full_shape,
-                              const ShardSpec& shard, DType dtype) override {
-    RETURN_IF_ERROR(CheckTargetDType(name, dtype));
-    for (int64_t d : full_shape) {
-      if (d < 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("tensor \"", name, "\": bad shape ", ShapeString(full_shape)));
-      }
-    }
-    auto shard_shape = shard.ShardShape(full_shape);
-    if (!shard_shape.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tensor \"", name, "\": ", shard_shape.status().message()));
-    }
-    // value = offset + scale * u, u uniform in [-1, 1) (see weight_source.h).
-    const float kSqrt3 = std::sqrt(3.0f);
-    float offset = 0.0f;
-    float scale = 0.02f;
-    const float in_features = full_shape.empty() ? 1.0f : static_cast<float>(full_shape.back());
-    if (absl::StrContains(name, "norm")) {
-      offset = 1.0f;
-      scale = 0.05f;
-    } else if (absl::EndsWith(name, ".bias")) {
-      scale = 0.02f;
-    } else if (absl::StrContains(name, "embed_tokens")) {
-      scale = kSqrt3;
-    } else if (full_shape.size() >= 2) {
-      const float gain = name == "lm_head.weight" ? 1.0f : 0.5f;
-      scale = gain * kSqrt3 / std::sqrt(std::max(in_features, 1.0f));
-    }
-    const uint64_t key = SplitMix64(seed_) ^ XXH3_64bits(name.data(), name.size());
-
-    Tensor out = Tensor::Empty(dtype, *shard_shape);
-    uint8_t* dst = static_cast<uint8_t*>(out.data());
-    const size_t dst_size = DTypeSize(dtype);
-    ForEachBlock(Layout(full_shape, shard), [&](int64_t src_el, int64_t dst_el, int64_t n) {
-      constexpr int64_t kTile = 1024;
-      float tmp[kTile];
-      // counter = key + index * kGamma, advanced one element at a time.
-      uint64_t counter = key + static_cast<uint64_t>(src_el) * kGamma;
-      for (int64_t i = 0; i < n; i += kTile) {
-        const int64_t m = std::min(kTile, n - i);
-        float* out = dtype == DType::kFloat32
-                         ? reinterpret_cast<float*>(dst + (dst_el + i) * dst_size)
-                         : tmp;
-        for (int64_t j = 0; j < m; ++j, counter += kGamma) {
-          const uint64_t bits = SplitMix64(counter);
-          const float u = static_cast<float>(bits >> 40) * (2.0f / 16777216.0f) - 1.0f;
-          out[j] = offset + scale * u;
-        }
-        if (out == tmp) StoreFloats(tmp, dtype, dst + (dst_el + i) * dst_size, m);
-      }
-    });
-    return out;
-  }
-
-  bool Has(const std::string&) const override { return true; }
-  std::string Describe() const override { return absl::StrCat("dummy weights (seed ", seed_, ")"); }
-
- private:
-  uint64_t seed_;
-};
-
 }  // namespace
 
 absl::StatusOr<std::vector<int64_t>> ShardSpec::ShardShape(const std::vector<int64_t>& full) const {
@@ -405,10 +225,6 @@ absl::StatusOr<std::unique_ptr<WeightSource>> OpenSafetensorsDir(const std::stri
   }
   return std::unique_ptr<WeightSource>(
       new SafetensorsDirSource(model_dir, std::move(files), std::move(where), start));
-}
-
-std::unique_ptr<WeightSource> MakeDummyWeightSource(uint64_t seed) {
-  return std::make_unique<DummySource>(seed);
 }
 
 }  // namespace tessera
