@@ -1,4 +1,4 @@
-// WorkerPool: membership and placement (this file) on top of per-worker
+// WorkerPool: membership (this file) on top of per-worker
 // monitoring (worker_monitor.cc: health/load polls and the KV-event watch).
 //
 // Threads: one TaskScheduler thread starts the polls and watch reconnects;
@@ -7,6 +7,8 @@
 // order: Impl::mu (membership, cluster facts) -> Entry::mu (one worker's
 // state) -> the PrefixIndex's lock. RPCs are started and cancelled with no
 // lock held.
+// Lease is in lease.cc, Place/RecordOutcome in worker_placement.cc, the
+// read-only views in worker_pool_views.cc.
 #include "router/worker_pool.h"
 
 #include <algorithm>
@@ -16,9 +18,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/synchronization/blocking_counter.h"
-#include "common/api/wire_names.h"
 #include "common/check.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -26,8 +26,6 @@
 
 namespace tessera::router {
 namespace {
-
-constexpr size_t kMaxWorkersInMessage = 8;
 
 absl::Status ValidateAddress(const std::string& address) {
   absl::string_view host, port;
@@ -67,50 +65,6 @@ std::shared_ptr<grpc::Channel> DefaultChannel(const std::string& address) {
 }
 
 }  // namespace
-
-// ---- Lease -----------------------------------------------------------------
-
-Lease::Lease(std::shared_ptr<WorkerRecord> record, bool probe)
-    : entry_(std::move(record)), probe_(probe) {}
-
-Lease::Lease(Lease&& other) noexcept
-    : entry_(std::move(other.entry_)),
-      probe_(other.probe_),
-      outcome_recorded_(other.outcome_recorded_),
-      reason_(other.reason_),
-      matched_blocks_(other.matched_blocks_) {
-  other.entry_ = nullptr;
-}
-
-Lease& Lease::operator=(Lease&& other) noexcept {
-  if (this != &other) {
-    Release();
-    entry_ = std::move(other.entry_);
-    other.entry_ = nullptr;
-    probe_ = other.probe_;
-    outcome_recorded_ = other.outcome_recorded_;
-    reason_ = other.reason_;
-    matched_blocks_ = other.matched_blocks_;
-  }
-  return *this;
-}
-
-Lease::~Lease() { Release(); }
-
-void Lease::Release() {
-  if (entry_ == nullptr) return;
-  if (probe_ && !outcome_recorded_) {
-    absl::MutexLock lock(&entry_->mu);
-    entry_->breaker.ReleaseProbe();  // the probe never reported: let another one through
-  }
-  entry_->in_flight.fetch_sub(1, std::memory_order_acq_rel);
-  entry_ = nullptr;
-}
-
-const std::string& Lease::worker_id() const { return entry_->id; }
-const std::string& Lease::address() const { return entry_->address; }
-v1::Worker::Stub* Lease::stub() const { return entry_->stub.get(); }
-WorkerSlot Lease::slot() const { return entry_->slot; }
 
 // ---- Impl: membership ------------------------------------------------------
 
@@ -415,208 +369,5 @@ bool WorkerPool::Heartbeat(absl::string_view id) {
   it->second->last_heartbeat = absl::Now();
   return true;
 }
-
-absl::StatusOr<Lease> WorkerPool::Place(const PlacementRequest& request,
-                                        std::span<const std::string> exclude) {
-  const absl::Time now = absl::Now();
-  std::vector<Candidate> candidates;
-  std::vector<Impl::EntryPtr> entries;
-  std::vector<std::string> others;  // why the known workers are not candidates
-  size_t known = 0;
-  {
-    absl::ReaderMutexLock lock(&impl_->mu);
-    known = impl_->by_id.size();
-    for (const auto& [id, e] : impl_->by_id) {
-      std::string why;
-      if (std::find(exclude.begin(), exclude.end(), id) != exclude.end()) {
-        why = "already tried";
-      } else {
-        absl::MutexLock elock(&e->mu);
-        if (Impl::EligibleLocked(*e, now)) {
-          candidates.push_back(Candidate{e->slot, Impl::LoadLocked(*e), 0});
-          entries.push_back(e);
-          continue;
-        }
-        why = e->healthy && !e->breaker.WouldAllow(now)
-                  ? "circuit open"
-                  : std::string(api::WorkerStateWord(Impl::StateLocked(*e, now)));
-      }
-      if (others.size() < kMaxWorkersInMessage) others.push_back(absl::StrCat(id, " ", why));
-    }
-  }
-  auto none = [&](absl::string_view extra) {
-    std::string list = absl::StrJoin(others, ", ");
-    if (known > others.size() + candidates.size()) absl::StrAppend(&list, ", ...");
-    return absl::UnavailableError(absl::StrCat("no eligible worker (", known, " known",
-                                               known > 0 ? ": " : "", list, ")", extra));
-  };
-  if (candidates.empty()) return none("");
-  if (impl_->policy->wants_prefix_match() && !request.block_hashes.empty()) {
-    std::vector<WorkerSlot> slots(candidates.size());
-    std::vector<int> matched(candidates.size(), 0);
-    for (size_t i = 0; i < candidates.size(); ++i) slots[i] = candidates[i].slot;
-    impl_->index.MatchPrefix(request.block_hashes, slots, std::span<int>(matched));
-    for (size_t i = 0; i < candidates.size(); ++i) candidates[i].matched_blocks = matched[i];
-  }
-  while (!candidates.empty()) {
-    const Choice choice = impl_->policy->Decide(request, candidates);
-    const size_t i = choice.index;
-    TESSERA_CHECK(i < candidates.size(), "policy ", impl_->policy->name(), " chose ", i, " of ",
-                  candidates.size());
-    Impl::EntryPtr& e = entries[i];
-    {
-      absl::MutexLock elock(&e->mu);
-      // Still eligible (state may have moved since the scan), and the breaker
-      // lets this request through (in half_open only one caller gets the probe).
-      if (Impl::EligibleLocked(*e, now) && e->breaker.AllowRequest(now)) {
-        const bool probe = e->breaker.state() == CircuitBreaker::State::kHalfOpen;
-        e->in_flight.fetch_add(1, std::memory_order_acq_rel);
-        e->requests_routed.fetch_add(1, std::memory_order_relaxed);
-        Lease lease(e, probe);
-        lease.reason_ = choice.reason;
-        lease.matched_blocks_ = candidates[i].matched_blocks;
-        return lease;
-      }
-    }
-    others.push_back(absl::StrCat(e->id, " taken meanwhile"));
-    candidates.erase(candidates.begin() + static_cast<std::ptrdiff_t>(i));
-    entries.erase(entries.begin() + static_cast<std::ptrdiff_t>(i));
-  }
-  return none("");
-}
-
-void WorkerPool::RecordOutcome(const Lease& lease, Outcome outcome, absl::string_view error) {
-  if (lease.entry_ == nullptr) return;
-  WorkerRecord& e = *lease.entry_;
-  const absl::Time now = absl::Now();
-  absl::MutexLock lock(&e.mu);
-  lease.outcome_recorded_ = true;
-  switch (outcome) {
-    case Outcome::kSuccess:
-      e.breaker.RecordSuccess();
-      return;
-    case Outcome::kWorkerError: {
-      const CircuitBreaker::State before = e.breaker.state();
-      e.breaker.RecordFailure(now);
-      e.last_error =
-          error.empty() ? std::string("a request failed on this worker") : std::string(error);
-      if (before != CircuitBreaker::State::kOpen &&
-          e.breaker.state() == CircuitBreaker::State::kOpen) {
-        spdlog::warn("worker {} ({}): circuit open after {} consecutive failure(s): {}", e.id,
-                     e.address, e.breaker.consecutive_failures(), e.last_error);
-      }
-      return;
-    }
-    case Outcome::kRejected:
-    case Outcome::kCancelled:
-      // No signal about the worker; a half-open probe must not stay taken.
-      if (lease.probe_) e.breaker.ReleaseProbe();
-      return;
-  }
-}
-
-int WorkerPool::block_size() const {
-  absl::ReaderMutexLock lock(&impl_->mu);
-  return impl_->block_size;
-}
-
-std::optional<v1::ModelInfo> WorkerPool::model_info() const {
-  absl::ReaderMutexLock lock(&impl_->mu);
-  return impl_->model;
-}
-
-std::shared_ptr<const ModelText> WorkerPool::model_text() const {
-  absl::ReaderMutexLock lock(&impl_->mu);
-  return impl_->model_text;
-}
-
-std::vector<v1::WorkerInfo> WorkerPool::List() const {
-  const absl::Time now = absl::Now();
-  std::vector<v1::WorkerInfo> out;
-  absl::ReaderMutexLock lock(&impl_->mu);
-  out.reserve(impl_->by_id.size());
-  for (const auto& [id, e] : impl_->by_id) {  // btree_map: sorted by id
-    absl::MutexLock elock(&e->mu);
-    out.push_back(Impl::InfoLocked(*e, now));
-  }
-  return out;
-}
-
-std::vector<WorkerPool::WorkerHealth> WorkerPool::Health() const {
-  const absl::Time now = absl::Now();
-  std::vector<WorkerHealth> out;
-  absl::ReaderMutexLock lock(&impl_->mu);
-  out.reserve(impl_->by_id.size());
-  for (const auto& [id, e] : impl_->by_id) {
-    absl::MutexLock elock(&e->mu);
-    out.push_back(WorkerHealth{id, Impl::StateLocked(*e, now), e->healthy, e->breaker.state(),
-                               e->in_flight.load(std::memory_order_relaxed)});
-  }
-  return out;
-}
-
-std::optional<v1::WorkerInfo> WorkerPool::Get(absl::string_view id) const {
-  absl::ReaderMutexLock lock(&impl_->mu);
-  Impl::EntryPtr e = impl_->FindLocked(id);
-  if (e == nullptr) return std::nullopt;
-  absl::MutexLock elock(&e->mu);
-  return Impl::InfoLocked(*e, absl::Now());
-}
-
-v1::ClusterStatus WorkerPool::Status() const {
-  v1::ClusterStatus status;
-  status.set_policy(std::string(impl_->policy->name()));
-  int64_t queried = 0, hit = 0;
-  for (const v1::WorkerInfo& w : List()) {
-    status.set_workers(status.workers() + 1);
-    switch (w.state()) {
-      case v1::WorkerInfo::STATE_HEALTHY:
-        status.set_healthy(status.healthy() + 1);
-        break;
-      case v1::WorkerInfo::STATE_DRAINING:
-        status.set_draining(status.draining() + 1);
-        break;
-      default:
-        status.set_unhealthy(status.unhealthy() + 1);
-        break;
-    }
-    // Last reports of every known worker (an ejected worker's counters stay
-    // in the sums, so deltas of these do not jump when one is ejected).
-    status.set_running(status.running() + w.load().running());
-    status.set_waiting(status.waiting() + w.load().waiting());
-    queried += w.load().prefix_cache_queried_tokens();
-    hit += w.load().prefix_cache_hit_tokens();
-  }
-  status.set_prefix_cache_queried_tokens(queried);
-  status.set_prefix_cache_hit_tokens(hit);
-  status.set_prefix_cache_hit_rate(queried > 0 ? static_cast<double>(hit) / queried : 0.0);
-  return status;
-}
-
-bool WorkerPool::WaitEligible(absl::string_view id, absl::Duration timeout) const {
-  const absl::Time deadline = absl::Now() + timeout;
-  Impl::EntryPtr e;
-  {
-    absl::ReaderMutexLock lock(&impl_->mu);
-    auto it = impl_->by_id.find(id);
-    if (it == impl_->by_id.end()) return false;
-    e = it->second;
-  }
-  // Re-evaluated whenever e->mu is released (every poll and outcome), so a
-  // breaker's open timer running out is noticed by the next poll.
-  struct Ready {
-    const WorkerRecord* e;
-    bool operator()() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      return e->removed || Impl::EligibleLocked(*e, absl::Now());
-    }
-  } ready{e.get()};
-  absl::MutexLock lock(&e->mu);
-  e->mu.AwaitWithDeadline(absl::Condition(&ready), deadline);
-  return !e->removed && Impl::EligibleLocked(*e, absl::Now());
-}
-
-const PlacementPolicy& WorkerPool::policy() const { return *impl_->policy; }
-
-PrefixIndex& WorkerPool::index() { return impl_->index; }
 
 }  // namespace tessera::router

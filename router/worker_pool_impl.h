@@ -1,6 +1,7 @@
-// Internals of WorkerPool shared by worker_pool.cc (membership, placement,
-// listing) and worker_monitor.cc (health/load polls, KV-event watch). Not a
-// public interface: include only from those two files.
+// Internals of WorkerPool shared by its implementation files: worker_pool.cc
+// (membership), lease.cc, worker_placement.cc (placement),
+// worker_pool_views.cc (listing) and worker_monitor.cc (health/load polls,
+// KV-event watch). Not a public interface: include only from those files.
 //
 // Thread-safety: see the lock order in worker_pool.cc. Entry fields are
 // either const, atomic, or guarded by Entry::mu; Impl fields by Impl::mu.
