@@ -14,7 +14,6 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -78,6 +77,11 @@ WorkerPool::Impl::Impl(WorkerPoolOptions o, std::unique_ptr<PlacementPolicy> p)
   TESSERA_CHECK(options.watch_backoff_initial > absl::ZeroDuration() &&
                     options.watch_backoff_max >= options.watch_backoff_initial,
                 "need 0 < watch_backoff_initial <= watch_backoff_max");
+  TESSERA_CHECK(options.max_registered_workers >= 0 && options.registration_rate > 0 &&
+                    options.registration_burst >= 1,
+                "need max_registered_workers >= 0, registration_rate > 0, registration_burst >= 1");
+  const absl::Status pin = options.cluster_params.Validate();
+  TESSERA_CHECK(pin.ok(), pin.ToString());
   if (!options.make_channel) options.make_channel = DefaultChannel;
 }
 
@@ -128,11 +132,12 @@ void WorkerPool::Impl::RemoveLocked(EntryPtr e, absl::string_view why, Cancels* 
     index.RemoveWorker(e->slot);
   }
   free_slots.push_back(e->slot);
+  if (e->source == v1::WorkerInfo::SOURCE_REGISTERED) --registered;
   if (by_id.empty()) {
-    // A new set of workers may serve another model / block size.
-    block_size = 0;
-    model.reset();
-    model_text.reset();
+    vote.Clear();  // a new set of workers may serve another model / block size
+  } else {
+    vote.Erase(e->slot);
+    ElectLocked(absl::StrCat("worker ", e->id, " left"));
   }
   spdlog::info("worker {} ({}) removed: {} ({} request(s) still in flight there)", e->id,
                e->address, why, e->in_flight.load());
@@ -149,43 +154,15 @@ void WorkerPool::Impl::RemoveIfCurrent(const EntryPtr& e, absl::string_view why)
   cancels.Run();
 }
 
-std::optional<absl::StatusOr<v1::WorkerInfo>> WorkerPool::Impl::CheckConflictLocked(
-    const std::string& address, const std::string& id, v1::WorkerInfo::Source source,
-    absl::Time now, Cancels* cancels) {
-  auto a = by_address.find(address);
-  EntryPtr at_address = a == by_address.end() ? nullptr : a->second;
-  EntryPtr with_id;
-  if (!id.empty()) {
-    auto i = by_id.find(id);
-    if (i != by_id.end()) with_id = i->second;
-  }
-  if (at_address == nullptr && with_id == nullptr) return std::nullopt;
-  if (source != v1::WorkerInfo::SOURCE_REGISTERED) {
-    if (at_address != nullptr) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("worker ", at_address->id, " already has address ", address));
-    }
+std::optional<absl::Status> WorkerPool::Impl::CheckConflictLocked(const std::string& address,
+                                                                  const std::string& id) const {
+  if (auto a = by_address.find(address); a != by_address.end()) {
     return absl::AlreadyExistsError(
-        absl::StrCat("worker id '", id, "' is already used by ", with_id->address));
+        absl::StrCat("worker ", a->second->id, " already has address ", address));
   }
-  // A registration. The same worker registering again keeps its entry (and
-  // id); so does a worker already known from another source.
-  if (at_address != nullptr && (id.empty() || at_address->id == id ||
-                                at_address->source != v1::WorkerInfo::SOURCE_REGISTERED)) {
-    absl::MutexLock lock(&at_address->mu);
-    at_address->last_heartbeat = now;
-    return InfoLocked(*at_address, now);
-  }
-  // A registered worker that came back under another id at this address, or
-  // under its id at another address (restarted elsewhere): the old
-  // registration gives way.
-  if (at_address != nullptr) RemoveLocked(at_address, "re-registered under another id", cancels);
-  if (with_id != nullptr) {
-    if (with_id->source != v1::WorkerInfo::SOURCE_REGISTERED) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("worker id '", id, "' is already used by ", with_id->address));
-    }
-    RemoveLocked(with_id, absl::StrCat("re-registered at ", address), cancels);
+  if (auto i = id.empty() ? by_id.end() : by_id.find(id); i != by_id.end()) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("worker id '", id, "' is already used by ", i->second->address));
   }
   return std::nullopt;
 }
@@ -209,41 +186,43 @@ void WorkerPool::Impl::ProbeIds(std::vector<Probe>& probes) {
   pending.Wait();
 }
 
+std::string WorkerPool::Impl::ProbeId(const std::string& address,
+                                      const std::shared_ptr<grpc::Channel>& channel) {
+  std::vector<Probe> probe(1);
+  probe[0].channel = channel;
+  ProbeIds(probe);
+  return probe[0].status.ok() && !probe[0].report.worker_id().empty() ? probe[0].report.worker_id()
+                                                                      : address;
+}
+
+absl::Status WorkerPool::Impl::CheckAddress(const std::string& address) {
+  return ValidateAddress(address);
+}
+
 absl::StatusOr<v1::WorkerInfo> WorkerPool::Impl::Add(const std::string& address,
                                                      v1::WorkerInfo::Source source,
                                                      const std::string& id) {
+  if (source == v1::WorkerInfo::SOURCE_REGISTERED) return Register(address, id, "");
   RETURN_IF_ERROR(ValidateAddress(address));
-  Cancels cancels;
-  absl::Cleanup run_cancels = [&cancels] { cancels.Run(); };
   {
-    absl::MutexLock lock(&mu);
+    absl::ReaderMutexLock lock(&mu);
     if (stopping) return absl::UnavailableError("the worker pool is shutting down");
-    if (auto settled = CheckConflictLocked(address, id, source, absl::Now(), &cancels)) {
-      return *std::move(settled);
-    }
+    if (auto conflict = CheckConflictLocked(address, id)) return *std::move(conflict);
   }
-  std::vector<Probe> probe(1);
-  probe[0].channel = options.make_channel(address);
-  std::string worker_id = id;
-  if (worker_id.empty()) {
-    // The worker's own id when it answers in time, else its address.
-    ProbeIds(probe);
-    worker_id = probe[0].status.ok() && !probe[0].report.worker_id().empty()
-                    ? probe[0].report.worker_id()
-                    : address;
-  }
+  std::shared_ptr<grpc::Channel> channel = options.make_channel(address);
+  // The worker's own id when it answers in time, else its address.
+  const std::string worker_id = id.empty() ? ProbeId(address, channel) : id;
   absl::MutexLock lock(&mu);
   if (stopping) return absl::UnavailableError("the worker pool is shutting down");
   // Again: the id may be new, and another Add may have run meanwhile.
-  if (auto settled = CheckConflictLocked(address, worker_id, source, absl::Now(), &cancels)) {
-    return *std::move(settled);
-  }
-  return InsertLocked(address, source, worker_id, std::move(probe[0].channel));
+  if (auto conflict = CheckConflictLocked(address, worker_id)) return *std::move(conflict);
+  return InsertLocked(address, source, worker_id, std::move(channel));
 }
 
 v1::WorkerInfo WorkerPool::Impl::InsertLocked(const std::string& address,
                                               v1::WorkerInfo::Source source, const std::string& id,
-                                              std::shared_ptr<grpc::Channel> channel) {
+                                              std::shared_ptr<grpc::Channel> channel,
+                                              const std::string& incarnation) {
   WorkerSlot slot;
   if (!free_slots.empty()) {
     slot = free_slots.back();
@@ -258,11 +237,13 @@ v1::WorkerInfo WorkerPool::Impl::InsertLocked(const std::string& address,
   {
     absl::MutexLock lock(&e->mu);
     e->last_heartbeat = now;
+    e->incarnation = incarnation;
     e->watch_backoff = options.watch_backoff_initial;
     info = InfoLocked(*e, now);
   }
   by_id[id] = e;
   by_address[address] = e;
+  if (source == v1::WorkerInfo::SOURCE_REGISTERED) ++registered;
   scheduler.Schedule(now, [this, e] { Poll(e); });
   spdlog::info("worker {} ({}) added, source {}", id, address, v1::WorkerInfo::Source_Name(source));
   return info;
@@ -307,11 +288,10 @@ void WorkerPool::Impl::SyncSource(v1::WorkerInfo::Source source,
   for (Probe& p : probes) {
     const std::string id =
         p.status.ok() && !p.report.worker_id().empty() ? p.report.worker_id() : p.address;
-    Cancels cancels;
     absl::MutexLock lock(&mu);
     if (stopping) return;
-    if (auto settled = CheckConflictLocked(p.address, id, source, now, &cancels)) {
-      if (!settled->ok()) spdlog::warn("not adding {}: {}", p.address, settled->status().message());
+    if (auto conflict = CheckConflictLocked(p.address, id)) {
+      spdlog::warn("not adding {}: {}", p.address, conflict->message());
       continue;
     }
     InsertLocked(p.address, source, id, std::move(p.channel));
@@ -359,15 +339,6 @@ absl::StatusOr<v1::WorkerInfo> WorkerPool::SetDraining(absl::string_view id, boo
 void WorkerPool::SyncSource(v1::WorkerInfo::Source source, std::span<const std::string> addresses,
                             absl::Duration drain_grace) {
   impl_->SyncSource(source, addresses, drain_grace);
-}
-
-bool WorkerPool::Heartbeat(absl::string_view id) {
-  absl::ReaderMutexLock lock(&impl_->mu);
-  auto it = impl_->by_id.find(id);
-  if (it == impl_->by_id.end()) return false;
-  absl::MutexLock elock(&it->second->mu);
-  it->second->last_heartbeat = absl::Now();
-  return true;
 }
 
 }  // namespace tessera::router

@@ -1,5 +1,5 @@
-// WorkerPool's read-only views: the cluster facts (block size, model,
-// tokenizer), per-worker listings, the cluster status, WaitEligible.
+// WorkerPool's read-only views: per-worker listings, the cluster status,
+// WaitEligible. (The cluster parameters: worker_cluster_params.cc.)
 #include <string>
 #include <vector>
 
@@ -8,21 +8,6 @@
 #include "router/worker_pool_impl.h"
 
 namespace tessera::router {
-
-int WorkerPool::block_size() const {
-  absl::ReaderMutexLock lock(&impl_->mu);
-  return impl_->block_size;
-}
-
-std::optional<v1::ModelInfo> WorkerPool::model_info() const {
-  absl::ReaderMutexLock lock(&impl_->mu);
-  return impl_->model;
-}
-
-std::shared_ptr<const ModelText> WorkerPool::model_text() const {
-  absl::ReaderMutexLock lock(&impl_->mu);
-  return impl_->model_text;
-}
 
 std::vector<v1::WorkerInfo> WorkerPool::List() const {
   const absl::Time now = absl::Now();

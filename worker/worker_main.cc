@@ -270,6 +270,7 @@ int RunLeader(Replica& replica) {
     Registration::Options ro;
     ro.router = router;
     ro.worker_id = ctx.worker_id;
+    ro.incarnation = Registration::NewIncarnation();
     ro.address = advertise;
     ro.api_key = absl::GetFlag(FLAGS_router_api_key);
     ro.heartbeat_interval =

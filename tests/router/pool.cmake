@@ -10,4 +10,8 @@ tessera_add_test(fake_worker_test SOURCES ${_router_pool_test_dir}/fake_worker_t
   LIBS tessera_router_testing LABELS unit TIMEOUT 60)
 tessera_add_test(worker_pool_test SOURCES ${_router_pool_test_dir}/worker_pool_membership_test.cc
   ${_router_pool_test_dir}/worker_pool_health_test.cc ${_router_pool_test_dir}/worker_pool_kv_test.cc
+  ${_router_pool_test_dir}/worker_pool_identity_test.cc
+  ${_router_pool_test_dir}/worker_pool_cluster_test.cc
   LIBS tessera_router_pool tessera_router_testing LABELS unit TIMEOUT 120)
+tessera_add_test(cluster_params_test SOURCES ${_router_pool_test_dir}/cluster_params_test.cc
+  LIBS tessera_router_pool LABELS unit TIMEOUT 60)

@@ -131,10 +131,13 @@ TEST_F(WorkerPoolTest, WorkersWithAnotherBlockSizeOrModelAreRefused) {
   AddEligible(a);
   ASSERT_TRUE(pool_->Add(big.address(), Source::SOURCE_ADMIN).ok());
   ASSERT_TRUE(pool_->Add(other.address(), Source::SOURCE_ADMIN).ok());
-  EXPECT_TRUE(Eventually(
-      [&] { return pool_->Get("big")->last_error().find("block size 32") != std::string::npos; }));
   EXPECT_TRUE(Eventually([&] {
-    return pool_->Get("other")->last_error().find("model 'another-model'") != std::string::npos;
+    return pool_->Get("big")->last_error().find("block_size: the worker reports 32") !=
+           std::string::npos;
+  }));
+  EXPECT_TRUE(Eventually([&] {
+    return pool_->Get("other")->last_error().find("model id: the worker serves 'another-model'") !=
+           std::string::npos;
   }));
   EXPECT_EQ(StateOf("big"), v1::WorkerInfo::STATE_UNHEALTHY);
   EXPECT_EQ(StateOf("other"), v1::WorkerInfo::STATE_UNHEALTHY);

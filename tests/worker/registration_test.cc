@@ -24,6 +24,7 @@ class FakeRegistry final : public v1::Registry::CallbackService {
       known_ = true;
       last_address_ = req->address();
       last_id_ = req->worker_id();
+      register_incarnation_ = req->incarnation();
       for (const auto& [k, v] : ctx->client_metadata()) {
         if (k == "authorization") auth_ = std::string(v.data(), v.size());
       }
@@ -35,11 +36,12 @@ class FakeRegistry final : public v1::Registry::CallbackService {
     return r;
   }
   grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* ctx,
-                                      const v1::HeartbeatRequest* /*req*/,
+                                      const v1::HeartbeatRequest* req,
                                       v1::HeartbeatResponse* resp) override {
     {
       absl::MutexLock lock(&mu_);
       heartbeats_++;
+      heartbeat_incarnation_ = req->incarnation();
       resp->set_known(known_);
     }
     auto* r = ctx->DefaultReactor();
@@ -74,6 +76,14 @@ class FakeRegistry final : public v1::Registry::CallbackService {
     absl::MutexLock lock(&mu_);
     return auth_;
   }
+  std::string register_incarnation() {
+    absl::MutexLock lock(&mu_);
+    return register_incarnation_;
+  }
+  std::string heartbeat_incarnation() {
+    absl::MutexLock lock(&mu_);
+    return heartbeat_incarnation_;
+  }
 
  private:
   absl::Mutex mu_;
@@ -83,6 +93,8 @@ class FakeRegistry final : public v1::Registry::CallbackService {
   std::string last_address_ ABSL_GUARDED_BY(mu_);
   std::string last_id_ ABSL_GUARDED_BY(mu_);
   std::string auth_ ABSL_GUARDED_BY(mu_);
+  std::string register_incarnation_ ABSL_GUARDED_BY(mu_);
+  std::string heartbeat_incarnation_ ABSL_GUARDED_BY(mu_);
 };
 
 std::unique_ptr<grpc::Server> StartRegistry(FakeRegistry* service, int* port,
@@ -103,15 +115,27 @@ TEST(RegistrationTest, RegistersHeartbeatsAndReregistersWhenForgotten) {
   o.worker_id = "w1";
   o.address = "10.0.0.1:50051";
   o.api_key = "secret";
+  o.incarnation = Registration::NewIncarnation();
   Registration reg(o);
   reg.Start();
   ASSERT_TRUE(registry.WaitFor(1, 3));
   EXPECT_EQ(registry.last_address(), "10.0.0.1:50051");
   EXPECT_EQ(registry.auth(), "Bearer secret");
+  // The incarnation travels with the registration and every heartbeat.
+  EXPECT_EQ(registry.register_incarnation(), o.incarnation);
+  EXPECT_EQ(registry.heartbeat_incarnation(), o.incarnation);
   registry.Forget();
   ASSERT_TRUE(registry.WaitFor(2, registry.heartbeats() + 1));
   reg.Stop();
   server->Shutdown();
+}
+
+TEST(RegistrationTest, IncarnationsAre128RandomBitsInHex) {
+  const std::string a = Registration::NewIncarnation();
+  const std::string b = Registration::NewIncarnation();
+  EXPECT_EQ(a.size(), 32u);
+  EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos) << a;
+  EXPECT_NE(a, b);
 }
 
 TEST(RegistrationTest, RetriesUntilTheRouterComesUp) {

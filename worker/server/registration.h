@@ -21,6 +21,9 @@ class Registration {
   struct Options {
     std::string router;     // host:port of the router's client port
     std::string worker_id;  // sent in RegisterWorker / Heartbeat
+    // Sent in RegisterWorker / Heartbeat: this process's identity at the
+    // router (NewIncarnation()); keep it secret.
+    std::string incarnation;
     std::string address;    // where the router reaches this worker
     std::string api_key;    // sent as "authorization: Bearer KEY" when set
     std::chrono::milliseconds heartbeat_interval{1000};  // unless the router says otherwise
@@ -28,6 +31,9 @@ class Registration {
   };
 
   explicit Registration(Options options) : options_(std::move(options)) {}
+  // 128 random bits as 32 hex digits, from a generator seeded by the OS:
+  // a worker process picks one at start.
+  static std::string NewIncarnation();
   ~Registration() { Stop(); }
   Registration(const Registration&) = delete;
   Registration& operator=(const Registration&) = delete;
