@@ -22,8 +22,9 @@ std::string WorkerPool::Impl::JudgeParamsLocked(WorkerRecord& e, const std::stri
     *refused = true;
     return absl::StrCat("refused: it reports ", s.message());
   }
-  if (e.text == nullptr) {
+  if (e.text == nullptr) {  // it cannot serve without its tokenizer: no vote
     vote.Erase(e.slot);
+    ElectLocked(absl::StrCat("worker ", e.id, " has no tokenizer loaded"));
     return text_error.empty() ? std::string("its tokenizer is not loaded yet") : text_error;
   }
   vote.Set(e.slot, params, e.text, now);

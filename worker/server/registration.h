@@ -24,8 +24,8 @@ class Registration {
     // Sent in RegisterWorker / Heartbeat: this process's identity at the
     // router (NewIncarnation()); keep it secret.
     std::string incarnation;
-    std::string address;    // where the router reaches this worker
-    std::string api_key;    // sent as "authorization: Bearer KEY" when set
+    std::string address;  // where the router reaches this worker
+    std::string api_key;  // sent as "authorization: Bearer KEY" when set
     std::chrono::milliseconds heartbeat_interval{1000};  // unless the router says otherwise
     std::chrono::milliseconds rpc_timeout{2000};
   };
