@@ -22,6 +22,12 @@ std::string WorkerPool::Impl::JudgeParamsLocked(WorkerRecord& e, const std::stri
     *refused = true;
     return absl::StrCat("refused: it reports ", s.message());
   }
+  if (std::string why = Disagreement(params, vote.pin(), std::nullopt); !why.empty()) {
+    vote.Erase(e.slot);  // the operator's values rule it out (its tokenizer may not be loaded)
+    ElectLocked(absl::StrCat("worker ", e.id, " differs from the pinned parameters"));
+    *refused = true;
+    return absl::StrCat("refused: ", why);
+  }
   if (e.text == nullptr) {  // it cannot serve without its tokenizer: no vote
     vote.Erase(e.slot);
     ElectLocked(absl::StrCat("worker ", e.id, " has no tokenizer loaded"));
