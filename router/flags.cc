@@ -142,6 +142,7 @@ absl::StatusOr<RouterServerOptions> RouterOptionsFromFlags() {
   o.pool.unhealthy_threshold = absl::GetFlag(FLAGS_unhealthy_threshold);
   o.pool.breaker.failure_threshold = absl::GetFlag(FLAGS_breaker_failures);
   o.pool.breaker.open_duration = Seconds(absl::GetFlag(FLAGS_breaker_open_seconds));
+  if (absl::Status s = ApplyPoolFlags(o.pool); !s.ok()) return s;
   o.request_log = absl::GetFlag(FLAGS_request_log);
   absl::StatusOr<RequestLogFormat> format = ParseRequestLogFormat(absl::GetFlag(FLAGS_log_format));
   if (!format.ok()) {

@@ -16,6 +16,9 @@ namespace tessera::router {
 // INVALID_ARGUMENT for values that cannot be used (RouterServer::Start
 // checks the rest).
 absl::StatusOr<RouterServerOptions> RouterOptionsFromFlags();
+// The registration limits and pinned cluster parameters (pool_flags.cc);
+// INVALID_ARGUMENT naming the flag for a value that cannot be used.
+absl::Status ApplyPoolFlags(WorkerPoolOptions& pool);
 
 std::string PortFileFlag();
 std::string LogLevelFlag();

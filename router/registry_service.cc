@@ -22,7 +22,7 @@ grpc::ServerUnaryReactor* RegistryService::RegisterWorker(grpc::CallbackServerCo
                                              "address: empty; give the worker's host:port"));
   }
   absl::StatusOr<v1::WorkerInfo> info =
-      pool_->Add(request->address(), v1::WorkerInfo::SOURCE_REGISTERED, request->worker_id());
+      pool_->Register(request->address(), request->worker_id(), request->incarnation());
   if (!info.ok()) {
     return FinishUnary(context, grpc::Status(static_cast<grpc::StatusCode>(info.status().code()),
                                              std::string(info.status().message())));
@@ -38,7 +38,7 @@ grpc::ServerUnaryReactor* RegistryService::Heartbeat(grpc::CallbackServerContext
                                                      const v1::HeartbeatRequest* request,
                                                      v1::HeartbeatResponse* response) {
   if (grpc::Status s = auth_->Check(*context); !s.ok()) return FinishUnary(context, std::move(s));
-  response->set_known(pool_->Heartbeat(request->worker_id()));
+  response->set_known(pool_->Heartbeat(request->worker_id(), request->incarnation()));
   return FinishUnary(context, grpc::Status::OK);
 }
 

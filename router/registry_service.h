@@ -1,6 +1,7 @@
 // tessera.v1.Registry on the router's client port: workers started with
-// `tessera-worker --router ADDR` register (WorkerPool::Add, source
-// REGISTERED, their own id) and heartbeat (WorkerPool::Heartbeat). Every
+// `tessera-worker --router ADDR` register (WorkerPool::Register: their own id,
+// bound to their address and incarnation; limited in count and rate) and
+// heartbeat (WorkerPool::Heartbeat, matched on id and incarnation). Every
 // call needs the cluster credential (api::ClusterAuth: --cluster-token, mTLS;
 // without either, calls from this machine only); the client API key does not
 // open it.
@@ -23,12 +24,16 @@ class RegistryService final : public v1::Registry::CallbackService {
   RegistryService(WorkerPool* pool, const api::ClusterAuth* auth, absl::Duration heartbeat_interval)
       : pool_(pool), auth_(auth), heartbeat_interval_(heartbeat_interval) {}
 
-  // INVALID_ARGUMENT for an empty or malformed address; otherwise the id the
-  // router knows the worker by (an already registered worker keeps its id).
+  // INVALID_ARGUMENT for an empty or malformed address or incarnation;
+  // ALREADY_EXISTS for an id registered elsewhere by another process that
+  // passes its health checks; RESOURCE_EXHAUSTED past the registration
+  // limits; otherwise the id the router knows the worker by (an already
+  // registered worker keeps its id).
   grpc::ServerUnaryReactor* RegisterWorker(grpc::CallbackServerContext* context,
                                            const v1::RegisterWorkerRequest* request,
                                            v1::RegisterWorkerResponse* response) override;
-  // known = false: the router does not know this id (register again).
+  // known = false: the router does not know this id, or knows it from
+  // another incarnation (register again).
   grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* context,
                                       const v1::HeartbeatRequest* request,
                                       v1::HeartbeatResponse* response) override;

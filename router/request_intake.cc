@@ -35,9 +35,10 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> RequestIntake::Model() {
         "no worker has reported its model yet; retry once a worker is healthy");
   }
   absl::MutexLock lock(&mu_);
-  // The pool adopts (and forgets) a model and its ModelText together, so a
-  // new ModelText pointer is the only sign that the info changed.
-  if (model_ == nullptr || model_->text != text) {
+  // The pool adopts (and forgets) a model and its ModelText together; the
+  // workers' vote may also change the info (limits) under the same ModelText.
+  if (model_ == nullptr || model_->text != text ||
+      model_->info.SerializeAsString() != info->SerializeAsString()) {
     auto m = std::make_shared<ServedModel>();
     m->info = *info;
     m->text = std::move(text);

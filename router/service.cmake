@@ -24,6 +24,7 @@ target_link_libraries(tessera_router_service PUBLIC tessera_metrics tessera_http
 
 target_compile_definitions(tessera_router_service PRIVATE TESSERA_VERSION="${PROJECT_VERSION}")
 
-add_executable(tessera-router ${_router_service_dir}/main.cc ${_router_service_dir}/flags.cc)
+add_executable(tessera-router ${_router_service_dir}/main.cc ${_router_service_dir}/flags.cc
+  ${_router_service_dir}/pool_flags.cc)
 target_link_libraries(tessera-router PRIVATE tessera_router_service tessera_cluster_flags absl::flags
   absl::flags_parse)

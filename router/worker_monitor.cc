@@ -3,9 +3,11 @@
 //
 // Poll (every health_interval, one at a time per worker, started by the
 // scheduler): GetLoad with deadline health_timeout, then Llm.ListModels when
-// the worker's model is not known yet (or its report names another model).
-// The first worker that answers sets the cluster's block size and model;
-// a worker with another block size or model is refused (ejected at once).
+// the worker's model is not known yet (or its report names another model,
+// or a new process registered at its address), and Worker.GetTokenizer for a
+// tokenizer hash the pool has not loaded. What it reports is checked and
+// voted on (worker_cluster_params.cc); a worker reporting values out of
+// range, or other values than the cluster's, is refused (ejected at once).
 //   healthy   --(unhealthy_threshold failed polls, refused, or the
 //                worker reports its replica stalled)------------> ejected
 //   ejected   --(healthy_threshold good polls)------------------> healthy
@@ -150,7 +152,7 @@ void WorkerPool::Impl::OnLoad(const EntryPtr& e, const std::shared_ptr<PollCall>
     absl::MutexLock lock(&e->mu);
     if (e->removed) return;
     need_models = call->load_status.ok() &&
-                  (!e->model.has_value() || e->text == nullptr ||
+                  (!e->model.has_value() || e->text == nullptr || e->refresh_model ||
                    (!call->report.model().empty() && call->report.model() != e->model->id()));
     if (need_models) {
       call->models_context.set_deadline(absl::ToChronoTime(absl::Now() + options.health_timeout));
@@ -175,15 +177,15 @@ void WorkerPool::Impl::AfterModels(const EntryPtr& e, const std::shared_ptr<Poll
     return;
   }
   const v1::ModelInfo& info = call->models.models(0);
-  bool done = false;
-  {
+  // Absurd or pinned-out values are refused in FinishPoll: nothing to fetch.
+  const ClusterParams params{call->report.block_size(), info};
+  bool done = !ValidateReportedParams(params).ok();
+  if (!done && !info.tokenizer_hash().empty()) {
     absl::ReaderMutexLock lock(&mu);
-    const bool known = model_text != nullptr && model_text->hash() == info.tokenizer_hash();
-    // A worker that will be refused for its model or tokenizer needs no fetch.
-    const bool refused = model.has_value() && (model->id() != info.id() ||
-                                               model->tokenizer_hash() != info.tokenizer_hash());
-    if (known) call->text = model_text;
-    done = known || refused;
+    done = !Disagreement(params, vote.pin(), std::nullopt).empty();
+    // A tokenizer already loaded (the cluster's, or another worker's).
+    call->text = vote.FindText(info.tokenizer_hash());
+    done = done || call->text != nullptr;
   }
   if (done) {
     FinishPoll(e, call);
@@ -251,41 +253,12 @@ void WorkerPool::Impl::FinishPoll(const EntryPtr& e, const std::shared_ptr<PollC
         } else {
           e->model = call->models.models(0);
           e->text = call->text;
+          e->refresh_model = false;
         }
       }
     }
-    if (error.empty()) {
-      const int bs = e->report.block_size();
-      if (bs > 0 && block_size > 0 && bs != block_size) {
-        refused = true;
-        error = absl::StrCat("refused: its block size ", bs, " differs from the cluster's ",
-                             block_size);
-      } else if (model.has_value() && e->model->id() != model->id()) {
-        refused = true;
-        error = absl::StrCat("refused: it serves model '", e->model->id(),
-                             "' but the cluster serves '", model->id(), "'");
-      } else if (model.has_value() && e->model->tokenizer_hash() != model->tokenizer_hash()) {
-        refused = true;
-        error = absl::StrCat("refused: its tokenizer files or chat template (hash '",
-                             e->model->tokenizer_hash(), "') differ from the cluster's ('",
-                             model->tokenizer_hash(),
-                             "'); serve the same tokenizer on every worker of a model");
-      } else if (!model.has_value() && e->text == nullptr) {
-        error = call->text_error.empty() ? std::string("its tokenizer is not loaded yet")
-                                         : call->text_error;
-      } else {
-        if (bs > 0 && block_size == 0) {
-          block_size = bs;
-          spdlog::info("cluster block size {} (from worker {})", bs, e->id);
-        }
-        if (!model.has_value()) {
-          model = *e->model;
-          model_text = e->text;
-          spdlog::info("cluster model '{}' (max_model_len {}, vocab {}), from worker {}",
-                       model->id(), model->max_model_len(), model->vocab_size(), e->id);
-        }
-      }
-    }
+    // It answered: its parameters are checked and counted.
+    if (error.empty()) error = JudgeParamsLocked(*e, call->text_error, now, &refused);
     if (error.empty() && e->report.stalled()) {
       refused = true;  // out of rotation at once; its next good poll re-admits it
       error = absl::StrCat("stalled: its replica's current step has run ",
@@ -305,6 +278,10 @@ void WorkerPool::Impl::FinishPoll(const EntryPtr& e, const std::shared_ptr<PollC
       ++e->poll_failures;
       const bool new_error = error != e->last_error;
       e->last_error = error;
+      if (!call->load_status.ok() && e->poll_failures >= options.unhealthy_threshold) {
+        vote.SetReachable(e->slot, false);  // its vote stays, as a tie-breaker only
+        ElectLocked(absl::StrCat("worker ", e->id, " fails its health checks"));
+      }
       if (e->healthy && (refused || e->poll_failures >= options.unhealthy_threshold)) {
         e->healthy = false;
         spdlog::warn("worker {} ({}) ejected: {}", e->id, e->address, error);

@@ -1,4 +1,4 @@
-// WorkerPool: membership and placement (this file) on top of per-worker
+// WorkerPool: membership (this file) on top of per-worker
 // monitoring (worker_monitor.cc: health/load polls and the KV-event watch).
 //
 // Threads: one TaskScheduler thread starts the polls and watch reconnects;
@@ -7,16 +7,16 @@
 // order: Impl::mu (membership, cluster facts) -> Entry::mu (one worker's
 // state) -> the PrefixIndex's lock. RPCs are started and cancelled with no
 // lock held.
+// Lease is in lease.cc, Place/RecordOutcome in worker_placement.cc, the
+// read-only views in worker_pool_views.cc.
 #include "router/worker_pool.h"
 
 #include <algorithm>
 #include <utility>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "common/api/cluster_channel.h"
 #include "common/api/wire_names.h"
@@ -27,8 +27,6 @@
 
 namespace tessera::router {
 namespace {
-
-constexpr size_t kMaxWorkersInMessage = 8;
 
 absl::Status ValidateAddress(const std::string& address) {
   absl::string_view host, port;
@@ -70,50 +68,6 @@ std::shared_ptr<grpc::Channel> DefaultChannel(const std::string& address,
 
 }  // namespace
 
-// ---- Lease -----------------------------------------------------------------
-
-Lease::Lease(std::shared_ptr<WorkerRecord> record, bool probe)
-    : entry_(std::move(record)), probe_(probe) {}
-
-Lease::Lease(Lease&& other) noexcept
-    : entry_(std::move(other.entry_)),
-      probe_(other.probe_),
-      outcome_recorded_(other.outcome_recorded_),
-      reason_(other.reason_),
-      matched_blocks_(other.matched_blocks_) {
-  other.entry_ = nullptr;
-}
-
-Lease& Lease::operator=(Lease&& other) noexcept {
-  if (this != &other) {
-    Release();
-    entry_ = std::move(other.entry_);
-    other.entry_ = nullptr;
-    probe_ = other.probe_;
-    outcome_recorded_ = other.outcome_recorded_;
-    reason_ = other.reason_;
-    matched_blocks_ = other.matched_blocks_;
-  }
-  return *this;
-}
-
-Lease::~Lease() { Release(); }
-
-void Lease::Release() {
-  if (entry_ == nullptr) return;
-  if (probe_ && !outcome_recorded_) {
-    absl::MutexLock lock(&entry_->mu);
-    entry_->breaker.ReleaseProbe();  // the probe never reported: let another one through
-  }
-  entry_->in_flight.fetch_sub(1, std::memory_order_acq_rel);
-  entry_ = nullptr;
-}
-
-const std::string& Lease::worker_id() const { return entry_->id; }
-const std::string& Lease::address() const { return entry_->address; }
-v1::Worker::Stub* Lease::stub() const { return entry_->stub.get(); }
-WorkerSlot Lease::slot() const { return entry_->slot; }
-
 // ---- Impl: membership ------------------------------------------------------
 
 WorkerPool::Impl::Impl(WorkerPoolOptions o, std::unique_ptr<PlacementPolicy> p)
@@ -126,6 +80,11 @@ WorkerPool::Impl::Impl(WorkerPoolOptions o, std::unique_ptr<PlacementPolicy> p)
   TESSERA_CHECK(options.watch_backoff_initial > absl::ZeroDuration() &&
                     options.watch_backoff_max >= options.watch_backoff_initial,
                 "need 0 < watch_backoff_initial <= watch_backoff_max");
+  TESSERA_CHECK(options.max_registered_workers >= 0 && options.registration_rate > 0 &&
+                    options.registration_burst >= 1,
+                "need max_registered_workers >= 0, registration_rate > 0, registration_burst >= 1");
+  const absl::Status pin = options.cluster_params.Validate();
+  TESSERA_CHECK(pin.ok(), pin.ToString());
   if (!options.make_channel) {
     options.make_channel = [cluster = options.cluster](const std::string& address) {
       return DefaultChannel(address, cluster);
@@ -180,11 +139,12 @@ void WorkerPool::Impl::RemoveLocked(EntryPtr e, absl::string_view why, Cancels* 
     index.RemoveWorker(e->slot);
   }
   free_slots.push_back(e->slot);
+  if (e->source == v1::WorkerInfo::SOURCE_REGISTERED) --registered;
   if (by_id.empty()) {
-    // A new set of workers may serve another model / block size.
-    block_size = 0;
-    model.reset();
-    model_text.reset();
+    vote.Clear();  // a new set of workers may serve another model / block size
+  } else {
+    vote.Erase(e->slot);
+    ElectLocked(absl::StrCat("worker ", e->id, " left"));
   }
   spdlog::info("worker {} ({}) removed: {} ({} request(s) still in flight there)", e->id,
                e->address, why, e->in_flight.load());
@@ -201,43 +161,15 @@ void WorkerPool::Impl::RemoveIfCurrent(const EntryPtr& e, absl::string_view why)
   cancels.Run();
 }
 
-std::optional<absl::StatusOr<v1::WorkerInfo>> WorkerPool::Impl::CheckConflictLocked(
-    const std::string& address, const std::string& id, v1::WorkerInfo::Source source,
-    absl::Time now, Cancels* cancels) {
-  auto a = by_address.find(address);
-  EntryPtr at_address = a == by_address.end() ? nullptr : a->second;
-  EntryPtr with_id;
-  if (!id.empty()) {
-    auto i = by_id.find(id);
-    if (i != by_id.end()) with_id = i->second;
-  }
-  if (at_address == nullptr && with_id == nullptr) return std::nullopt;
-  if (source != v1::WorkerInfo::SOURCE_REGISTERED) {
-    if (at_address != nullptr) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("worker ", at_address->id, " already has address ", address));
-    }
+std::optional<absl::Status> WorkerPool::Impl::CheckConflictLocked(const std::string& address,
+                                                                  const std::string& id) const {
+  if (auto a = by_address.find(address); a != by_address.end()) {
     return absl::AlreadyExistsError(
-        absl::StrCat("worker id '", id, "' is already used by ", with_id->address));
+        absl::StrCat("worker ", a->second->id, " already has address ", address));
   }
-  // A registration. The same worker registering again keeps its entry (and
-  // id); so does a worker already known from another source.
-  if (at_address != nullptr && (id.empty() || at_address->id == id ||
-                                at_address->source != v1::WorkerInfo::SOURCE_REGISTERED)) {
-    absl::MutexLock lock(&at_address->mu);
-    at_address->last_heartbeat = now;
-    return InfoLocked(*at_address, now);
-  }
-  // A registered worker that came back under another id at this address, or
-  // under its id at another address (restarted elsewhere): the old
-  // registration gives way.
-  if (at_address != nullptr) RemoveLocked(at_address, "re-registered under another id", cancels);
-  if (with_id != nullptr) {
-    if (with_id->source != v1::WorkerInfo::SOURCE_REGISTERED) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("worker id '", id, "' is already used by ", with_id->address));
-    }
-    RemoveLocked(with_id, absl::StrCat("re-registered at ", address), cancels);
+  if (auto i = id.empty() ? by_id.end() : by_id.find(id); i != by_id.end()) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("worker id '", id, "' is already used by ", i->second->address));
   }
   return std::nullopt;
 }
@@ -261,41 +193,43 @@ void WorkerPool::Impl::ProbeIds(std::vector<Probe>& probes) {
   pending.Wait();
 }
 
+std::string WorkerPool::Impl::ProbeId(const std::string& address,
+                                      const std::shared_ptr<grpc::Channel>& channel) {
+  std::vector<Probe> probe(1);
+  probe[0].channel = channel;
+  ProbeIds(probe);
+  return probe[0].status.ok() && !probe[0].report.worker_id().empty() ? probe[0].report.worker_id()
+                                                                      : address;
+}
+
+absl::Status WorkerPool::Impl::CheckAddress(const std::string& address) {
+  return ValidateAddress(address);
+}
+
 absl::StatusOr<v1::WorkerInfo> WorkerPool::Impl::Add(const std::string& address,
                                                      v1::WorkerInfo::Source source,
                                                      const std::string& id) {
+  if (source == v1::WorkerInfo::SOURCE_REGISTERED) return Register(address, id, "");
   RETURN_IF_ERROR(ValidateAddress(address));
-  Cancels cancels;
-  absl::Cleanup run_cancels = [&cancels] { cancels.Run(); };
   {
-    absl::MutexLock lock(&mu);
+    absl::ReaderMutexLock lock(&mu);
     if (stopping) return absl::UnavailableError("the worker pool is shutting down");
-    if (auto settled = CheckConflictLocked(address, id, source, absl::Now(), &cancels)) {
-      return *std::move(settled);
-    }
+    if (auto conflict = CheckConflictLocked(address, id)) return *std::move(conflict);
   }
-  std::vector<Probe> probe(1);
-  probe[0].channel = options.make_channel(address);
-  std::string worker_id = id;
-  if (worker_id.empty()) {
-    // The worker's own id when it answers in time, else its address.
-    ProbeIds(probe);
-    worker_id = probe[0].status.ok() && !probe[0].report.worker_id().empty()
-                    ? probe[0].report.worker_id()
-                    : address;
-  }
+  std::shared_ptr<grpc::Channel> channel = options.make_channel(address);
+  // The worker's own id when it answers in time, else its address.
+  const std::string worker_id = id.empty() ? ProbeId(address, channel) : id;
   absl::MutexLock lock(&mu);
   if (stopping) return absl::UnavailableError("the worker pool is shutting down");
   // Again: the id may be new, and another Add may have run meanwhile.
-  if (auto settled = CheckConflictLocked(address, worker_id, source, absl::Now(), &cancels)) {
-    return *std::move(settled);
-  }
-  return InsertLocked(address, source, worker_id, std::move(probe[0].channel));
+  if (auto conflict = CheckConflictLocked(address, worker_id)) return *std::move(conflict);
+  return InsertLocked(address, source, worker_id, std::move(channel));
 }
 
 v1::WorkerInfo WorkerPool::Impl::InsertLocked(const std::string& address,
                                               v1::WorkerInfo::Source source, const std::string& id,
-                                              std::shared_ptr<grpc::Channel> channel) {
+                                              std::shared_ptr<grpc::Channel> channel,
+                                              const std::string& incarnation) {
   WorkerSlot slot;
   if (!free_slots.empty()) {
     slot = free_slots.back();
@@ -310,11 +244,13 @@ v1::WorkerInfo WorkerPool::Impl::InsertLocked(const std::string& address,
   {
     absl::MutexLock lock(&e->mu);
     e->last_heartbeat = now;
+    e->incarnation = incarnation;
     e->watch_backoff = options.watch_backoff_initial;
     info = InfoLocked(*e, now);
   }
   by_id[id] = e;
   by_address[address] = e;
+  if (source == v1::WorkerInfo::SOURCE_REGISTERED) ++registered;
   scheduler.Schedule(now, [this, e] { Poll(e); });
   spdlog::info("worker {} ({}) added, source {}", id, address, v1::WorkerInfo::Source_Name(source));
   return info;
@@ -359,11 +295,10 @@ void WorkerPool::Impl::SyncSource(v1::WorkerInfo::Source source,
   for (Probe& p : probes) {
     const std::string id =
         p.status.ok() && !p.report.worker_id().empty() ? p.report.worker_id() : p.address;
-    Cancels cancels;
     absl::MutexLock lock(&mu);
     if (stopping) return;
-    if (auto settled = CheckConflictLocked(p.address, id, source, now, &cancels)) {
-      if (!settled->ok()) spdlog::warn("not adding {}: {}", p.address, settled->status().message());
+    if (auto conflict = CheckConflictLocked(p.address, id)) {
+      spdlog::warn("not adding {}: {}", p.address, conflict->message());
       continue;
     }
     InsertLocked(p.address, source, id, std::move(p.channel));
@@ -412,217 +347,5 @@ void WorkerPool::SyncSource(v1::WorkerInfo::Source source, std::span<const std::
                             absl::Duration drain_grace) {
   impl_->SyncSource(source, addresses, drain_grace);
 }
-
-bool WorkerPool::Heartbeat(absl::string_view id) {
-  absl::ReaderMutexLock lock(&impl_->mu);
-  auto it = impl_->by_id.find(id);
-  if (it == impl_->by_id.end()) return false;
-  absl::MutexLock elock(&it->second->mu);
-  it->second->last_heartbeat = absl::Now();
-  return true;
-}
-
-absl::StatusOr<Lease> WorkerPool::Place(const PlacementRequest& request,
-                                        std::span<const std::string> exclude) {
-  const absl::Time now = absl::Now();
-  std::vector<Candidate> candidates;
-  std::vector<Impl::EntryPtr> entries;
-  std::vector<std::string> others;  // why the known workers are not candidates
-  size_t known = 0;
-  {
-    absl::ReaderMutexLock lock(&impl_->mu);
-    known = impl_->by_id.size();
-    for (const auto& [id, e] : impl_->by_id) {
-      std::string why;
-      if (std::find(exclude.begin(), exclude.end(), id) != exclude.end()) {
-        why = "already tried";
-      } else {
-        absl::MutexLock elock(&e->mu);
-        if (Impl::EligibleLocked(*e, now)) {
-          candidates.push_back(Candidate{e->slot, Impl::LoadLocked(*e), 0});
-          entries.push_back(e);
-          continue;
-        }
-        why = e->healthy && !e->breaker.WouldAllow(now)
-                  ? "circuit open"
-                  : std::string(api::WorkerStateWord(Impl::StateLocked(*e, now)));
-      }
-      if (others.size() < kMaxWorkersInMessage) others.push_back(absl::StrCat(id, " ", why));
-    }
-  }
-  auto none = [&](absl::string_view extra) {
-    std::string list = absl::StrJoin(others, ", ");
-    if (known > others.size() + candidates.size()) absl::StrAppend(&list, ", ...");
-    return absl::UnavailableError(absl::StrCat("no eligible worker (", known, " known",
-                                               known > 0 ? ": " : "", list, ")", extra));
-  };
-  if (candidates.empty()) return none("");
-  if (impl_->policy->wants_prefix_match() && !request.block_hashes.empty()) {
-    std::vector<WorkerSlot> slots(candidates.size());
-    std::vector<int> matched(candidates.size(), 0);
-    for (size_t i = 0; i < candidates.size(); ++i) slots[i] = candidates[i].slot;
-    impl_->index.MatchPrefix(request.block_hashes, slots, std::span<int>(matched));
-    for (size_t i = 0; i < candidates.size(); ++i) candidates[i].matched_blocks = matched[i];
-  }
-  while (!candidates.empty()) {
-    const Choice choice = impl_->policy->Decide(request, candidates);
-    const size_t i = choice.index;
-    TESSERA_CHECK(i < candidates.size(), "policy ", impl_->policy->name(), " chose ", i, " of ",
-                  candidates.size());
-    Impl::EntryPtr& e = entries[i];
-    {
-      absl::MutexLock elock(&e->mu);
-      // Still eligible (state may have moved since the scan), and the breaker
-      // lets this request through (in half_open only one caller gets the probe).
-      if (Impl::EligibleLocked(*e, now) && e->breaker.AllowRequest(now)) {
-        const bool probe = e->breaker.state() == CircuitBreaker::State::kHalfOpen;
-        e->in_flight.fetch_add(1, std::memory_order_acq_rel);
-        e->requests_routed.fetch_add(1, std::memory_order_relaxed);
-        Lease lease(e, probe);
-        lease.reason_ = choice.reason;
-        lease.matched_blocks_ = candidates[i].matched_blocks;
-        return lease;
-      }
-    }
-    others.push_back(absl::StrCat(e->id, " taken meanwhile"));
-    candidates.erase(candidates.begin() + static_cast<std::ptrdiff_t>(i));
-    entries.erase(entries.begin() + static_cast<std::ptrdiff_t>(i));
-  }
-  return none("");
-}
-
-void WorkerPool::RecordOutcome(const Lease& lease, Outcome outcome, absl::string_view error) {
-  if (lease.entry_ == nullptr) return;
-  WorkerRecord& e = *lease.entry_;
-  const absl::Time now = absl::Now();
-  absl::MutexLock lock(&e.mu);
-  lease.outcome_recorded_ = true;
-  switch (outcome) {
-    case Outcome::kSuccess:
-      e.breaker.RecordSuccess();
-      return;
-    case Outcome::kWorkerError: {
-      const CircuitBreaker::State before = e.breaker.state();
-      e.breaker.RecordFailure(now);
-      e.last_error =
-          error.empty() ? std::string("a request failed on this worker") : std::string(error);
-      if (before != CircuitBreaker::State::kOpen &&
-          e.breaker.state() == CircuitBreaker::State::kOpen) {
-        spdlog::warn("worker {} ({}): circuit open after {} consecutive failure(s): {}", e.id,
-                     e.address, e.breaker.consecutive_failures(), e.last_error);
-      }
-      return;
-    }
-    case Outcome::kRejected:
-    case Outcome::kCancelled:
-      // No signal about the worker; a half-open probe must not stay taken.
-      if (lease.probe_) e.breaker.ReleaseProbe();
-      return;
-  }
-}
-
-int WorkerPool::block_size() const {
-  absl::ReaderMutexLock lock(&impl_->mu);
-  return impl_->block_size;
-}
-
-std::optional<v1::ModelInfo> WorkerPool::model_info() const {
-  absl::ReaderMutexLock lock(&impl_->mu);
-  return impl_->model;
-}
-
-std::shared_ptr<const ModelText> WorkerPool::model_text() const {
-  absl::ReaderMutexLock lock(&impl_->mu);
-  return impl_->model_text;
-}
-
-std::vector<v1::WorkerInfo> WorkerPool::List() const {
-  const absl::Time now = absl::Now();
-  std::vector<v1::WorkerInfo> out;
-  absl::ReaderMutexLock lock(&impl_->mu);
-  out.reserve(impl_->by_id.size());
-  for (const auto& [id, e] : impl_->by_id) {  // btree_map: sorted by id
-    absl::MutexLock elock(&e->mu);
-    out.push_back(Impl::InfoLocked(*e, now));
-  }
-  return out;
-}
-
-std::vector<WorkerPool::WorkerHealth> WorkerPool::Health() const {
-  const absl::Time now = absl::Now();
-  std::vector<WorkerHealth> out;
-  absl::ReaderMutexLock lock(&impl_->mu);
-  out.reserve(impl_->by_id.size());
-  for (const auto& [id, e] : impl_->by_id) {
-    absl::MutexLock elock(&e->mu);
-    out.push_back(WorkerHealth{id, Impl::StateLocked(*e, now), e->healthy, e->breaker.state(),
-                               e->in_flight.load(std::memory_order_relaxed)});
-  }
-  return out;
-}
-
-std::optional<v1::WorkerInfo> WorkerPool::Get(absl::string_view id) const {
-  absl::ReaderMutexLock lock(&impl_->mu);
-  Impl::EntryPtr e = impl_->FindLocked(id);
-  if (e == nullptr) return std::nullopt;
-  absl::MutexLock elock(&e->mu);
-  return Impl::InfoLocked(*e, absl::Now());
-}
-
-v1::ClusterStatus WorkerPool::Status() const {
-  v1::ClusterStatus status;
-  status.set_policy(std::string(impl_->policy->name()));
-  int64_t queried = 0, hit = 0;
-  for (const v1::WorkerInfo& w : List()) {
-    status.set_workers(status.workers() + 1);
-    switch (w.state()) {
-      case v1::WorkerInfo::STATE_HEALTHY:
-        status.set_healthy(status.healthy() + 1);
-        break;
-      case v1::WorkerInfo::STATE_DRAINING:
-        status.set_draining(status.draining() + 1);
-        break;
-      default:
-        status.set_unhealthy(status.unhealthy() + 1);
-        break;
-    }
-    // Last reports of every known worker (an ejected worker's counters stay
-    // in the sums, so deltas of these do not jump when one is ejected).
-    status.set_running(status.running() + w.load().running());
-    status.set_waiting(status.waiting() + w.load().waiting());
-    queried += w.load().prefix_cache_queried_tokens();
-    hit += w.load().prefix_cache_hit_tokens();
-  }
-  status.set_prefix_cache_queried_tokens(queried);
-  status.set_prefix_cache_hit_tokens(hit);
-  status.set_prefix_cache_hit_rate(queried > 0 ? static_cast<double>(hit) / queried : 0.0);
-  return status;
-}
-
-bool WorkerPool::WaitEligible(absl::string_view id, absl::Duration timeout) const {
-  const absl::Time deadline = absl::Now() + timeout;
-  Impl::EntryPtr e;
-  {
-    absl::ReaderMutexLock lock(&impl_->mu);
-    auto it = impl_->by_id.find(id);
-    if (it == impl_->by_id.end()) return false;
-    e = it->second;
-  }
-  // Re-evaluated whenever e->mu is released (every poll and outcome), so a
-  // breaker's open timer running out is noticed by the next poll.
-  struct Ready {
-    const WorkerRecord* e;
-    bool operator()() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      return e->removed || Impl::EligibleLocked(*e, absl::Now());
-    }
-  } ready{e.get()};
-  absl::MutexLock lock(&e->mu);
-  e->mu.AwaitWithDeadline(absl::Condition(&ready), deadline);
-  return !e->removed && Impl::EligibleLocked(*e, absl::Now());
-}
-
-const PlacementPolicy& WorkerPool::policy() const { return *impl_->policy; }
-
-PrefixIndex& WorkerPool::index() { return impl_->index; }
 
 }  // namespace tessera::router

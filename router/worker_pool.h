@@ -43,6 +43,7 @@
 #include "common/model_text.h"
 #include "grpcpp/grpcpp.h"
 #include "router/circuit_breaker.h"
+#include "router/cluster_params.h"
 #include "router/policy.h"
 #include "router/prefix_index.h"
 #include "tessera/v1/admin.pb.h"
@@ -61,6 +62,16 @@ struct WorkerPoolOptions {
       true;  // off: no PrefixIndex feed (round_robin / least_load only need load)
   // Registered workers that send no heartbeat for this long are removed.
   absl::Duration registration_ttl = absl::Seconds(10);
+  // Registrations (Register) that would add a worker are refused with
+  // RESOURCE_EXHAUSTED beyond `max_registered_workers` registered workers at
+  // once, or beyond `registration_rate` per second (bursts of up to
+  // `registration_burst`). A worker registering again is not counted.
+  int max_registered_workers = 256;
+  double registration_rate = 10;
+  int registration_burst = 20;
+  // Cluster parameters the operator fixed (the router's flags); the others
+  // are voted by the workers (router/cluster_params.h).
+  ClusterParamsPin cluster_params;
   // A broken WatchKvEvents stream is reopened after a capped exponential
   // backoff with jitter (a random delay in [backoff/2, backoff]); the backoff
   // restarts from `watch_backoff_initial` once a stream delivers its
@@ -134,20 +145,35 @@ class WorkerPool {
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  // Adds a worker at `address` (host:port). Its id is `id` when given (a
-  // registration), else the worker's own LoadReport.worker_id when it answers
-  // within health_timeout, else the address. A new worker starts UNHEALTHY
-  // and joins the rotation after its first good poll.
+  // Adds a worker at `address` (host:port). Its id is `id` when given, else
+  // the worker's own LoadReport.worker_id when it answers within
+  // health_timeout, else the address. A new worker starts UNHEALTHY and
+  // joins the rotation after its first good poll.
   //   INVALID_ARGUMENT  `address` is not host:port
-  //   ALREADY_EXISTS    a worker with this address or id is known (for
-  //                     REGISTERED the existing entry is returned instead, so a
-  //                     worker that re-registers keeps its id; a REGISTERED
-  //                     entry with this id at another address, or at this
-  //                     address under another id, is replaced: the worker
-  //                     restarted elsewhere / under a new id)
-  // Blocks up to health_timeout when `id` is empty (the id probe).
+  //   ALREADY_EXISTS    a worker with this address or id is known
+  // SOURCE_REGISTERED is Register(address, id, "") (a worker without an
+  // incarnation). Blocks up to health_timeout when `id` is empty (the id
+  // probe).
   absl::StatusOr<v1::WorkerInfo> Add(const std::string& address, v1::WorkerInfo::Source source,
                                      const std::string& id = "");
+  // A worker's registration (Registry.RegisterWorker, source REGISTERED):
+  // binds `id` (probed as in Add when empty) to (address, incarnation), the
+  // random id the worker process picked at start.
+  //   - the same id at the same address: its entry, kept (a new incarnation
+  //     replaces the old one: the worker restarted there);
+  //   - an address known from another source: that entry, unchanged;
+  //   - a registered id at another address, or a registered address under
+  //     another id: the old entry is replaced only when the incarnation is
+  //     the same (the worker moved) or the old entry has failed its health
+  //     checks (unhealthy_threshold consecutive failed polls); else
+  //     ALREADY_EXISTS, and the old entry keeps serving;
+  //   - an id known from another source: ALREADY_EXISTS.
+  //   INVALID_ARGUMENT    a bad address, or an incarnation over 64 bytes or
+  //                       not printable ASCII
+  //   RESOURCE_EXHAUSTED  adding it would pass max_registered_workers or
+  //                       the registration rate (the message names which)
+  absl::StatusOr<v1::WorkerInfo> Register(const std::string& address, const std::string& id,
+                                          const std::string& incarnation);
   // Takes the worker out at once (no new requests; in-flight ones finish on
   // their Lease); stops its poll and watch. NOT_FOUND for an unknown id.
   absl::Status Remove(absl::string_view id);
@@ -162,9 +188,11 @@ class WorkerPool {
   // (blocks up to health_timeout). For dns:/// discovery.
   void SyncSource(v1::WorkerInfo::Source source, std::span<const std::string> addresses,
                   absl::Duration drain_grace = absl::Seconds(60));
-  // A registered worker's heartbeat: false when the id is unknown (the
-  // worker should register again).
-  bool Heartbeat(absl::string_view id);
+  // A registered worker's heartbeat, matched on (id, incarnation): false
+  // (the worker should register again) when the id is unknown or registered
+  // by another incarnation, whose entry it does not keep alive. True for a
+  // worker known from another source (it has no registration to keep).
+  bool Heartbeat(absl::string_view id, absl::string_view incarnation = "");
 
   // Places a request: filters eligible workers (minus `exclude`, ids already
   // tried), fills matched blocks when the policy wants them, lets the policy
@@ -175,20 +203,20 @@ class WorkerPool {
                               std::span<const std::string> exclude);
   void RecordOutcome(const Lease& lease, Outcome outcome, absl::string_view error = "");
 
-  // The block size the workers report (0 until one has answered a poll).
-  // Workers reporting a different block size are refused (UNHEALTHY, with
-  // last_error saying why). Both this and model_info() are forgotten when the
-  // last worker leaves the pool (a new set may serve another model).
+  // The cluster's parameters (router/cluster_params.h): the values pinned
+  // by options.cluster_params, the rest from the majority of the workers
+  // that answer their polls (LoadReport.block_size, Llm.ListModels, the
+  // tokenizer files from Worker.GetTokenizer). A worker reporting a value out
+  // of range, or one that differs from the cluster's, is refused (UNHEALTHY,
+  // last_error names the field). Forgotten when the last worker leaves the
+  // pool (a new set may serve another model).
+  // The block size (0 until adopted).
   int block_size() const;
-  // The served model (id, max_model_len, vocab_size), from Llm.ListModels on
-  // the first worker that answers (workers serve tessera.v1.Llm too);
-  // nullopt until known. Workers serving another model id are refused
-  // (UNHEALTHY, last_error says why).
+  // The served model (id, max_model_len, vocab_size, limits, tokenizer
+  // hash); nullopt until adopted.
   std::optional<v1::ModelInfo> model_info() const;
-  // The served model's tokenizer and chat template, built from the files
-  // the adopted worker serves (Worker.GetTokenizer); set whenever
-  // model_info() is. Workers whose tokenizer hash differs are refused
-  // (UNHEALTHY, last_error names both hashes).
+  // The served model's tokenizer and chat template; set whenever
+  // model_info() is.
   std::shared_ptr<const ModelText> model_text() const;
 
   // State: UNHEALTHY when not admitted by polls (new, ejected, refused) or

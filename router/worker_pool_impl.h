@@ -1,6 +1,7 @@
-// Internals of WorkerPool shared by worker_pool.cc (membership, placement,
-// listing) and worker_monitor.cc (health/load polls, KV-event watch). Not a
-// public interface: include only from those two files.
+// Internals of WorkerPool shared by its implementation files: worker_pool.cc
+// (membership), lease.cc, worker_placement.cc (placement),
+// worker_pool_views.cc (listing) and worker_monitor.cc (health/load polls,
+// KV-event watch). Not a public interface: include only from those files.
 //
 // Thread-safety: see the lock order in worker_pool.cc. Entry fields are
 // either const, atomic, or guarded by Entry::mu; Impl fields by Impl::mu.
@@ -12,6 +13,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -24,6 +26,7 @@
 #include "common/model_text.h"
 #include "grpcpp/grpcpp.h"
 #include "router/circuit_breaker.h"
+#include "router/cluster_params.h"
 #include "router/kv_watch.h"
 #include "router/task_scheduler.h"
 #include "router/worker_pool.h"
@@ -97,6 +100,14 @@ struct WorkerRecord {
   bool leaving ABSL_GUARDED_BY(mu) = false;
   absl::Time leave_deadline ABSL_GUARDED_BY(mu);
   absl::Time last_heartbeat ABSL_GUARDED_BY(mu);  // REGISTERED only
+  // REGISTERED only: the random id the worker process picked at start (empty
+  // from workers that predate it). Heartbeats must carry it; a registration
+  // of this id from another address must carry it too, unless this entry
+  // has failed its health checks. Never shown (it proves the identity).
+  std::string incarnation ABSL_GUARDED_BY(mu);
+  // Set when a new incarnation registered at this address: the next poll
+  // reads the worker's model again (the process restarted, maybe changed).
+  bool refresh_model ABSL_GUARDED_BY(mu) = false;
   bool has_report ABSL_GUARDED_BY(mu) = false;
   v1::LoadReport report ABSL_GUARDED_BY(mu);  // the last successful poll
   std::optional<v1::ModelInfo> model ABSL_GUARDED_BY(mu);
@@ -135,20 +146,60 @@ struct WorkerPool::Impl {
   // ---- membership (worker_pool.cc)
   absl::StatusOr<v1::WorkerInfo> Add(const std::string& address, v1::WorkerInfo::Source source,
                                      const std::string& id);
+  // The worker's own id from a GetLoad when it answers in time, else its
+  // address (blocks up to health_timeout).
+  std::string ProbeId(const std::string& address, const std::shared_ptr<grpc::Channel>& channel);
   void SyncSource(v1::WorkerInfo::Source source, std::span<const std::string> addresses,
                   absl::Duration drain_grace);
-  // nullopt: no conflict (an outdated registration may have been removed);
-  // else the answer for Add (the existing entry, or ALREADY_EXISTS).
-  std::optional<absl::StatusOr<v1::WorkerInfo>> CheckConflictLocked(
-      const std::string& address, const std::string& id, v1::WorkerInfo::Source source,
-      absl::Time now, Cancels* cancels) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // For a source other than REGISTERED: nullopt when neither `address` nor
+  // `id` is known, else ALREADY_EXISTS naming the entry that has it.
+  std::optional<absl::Status> CheckConflictLocked(const std::string& address,
+                                                  const std::string& id) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu);
   v1::WorkerInfo InsertLocked(const std::string& address, v1::WorkerInfo::Source source,
-                              const std::string& id, std::shared_ptr<grpc::Channel> channel)
+                              const std::string& id, std::shared_ptr<grpc::Channel> channel,
+                              const std::string& incarnation = "")
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+
+  // ---- registration (worker_registration.cc)
+  // What a registration of (address, id, incarnation) does to the entries
+  // that hold its address or id: `settled` is the answer when it adds
+  // nothing (the same worker again: its entry, refreshed; or
+  // ALREADY_EXISTS), else `replace` lists the entries it takes over.
+  struct RegistrationPlan {
+    std::optional<absl::StatusOr<v1::WorkerInfo>> settled;
+    std::vector<std::pair<EntryPtr, std::string>> replace;  // entry, why
+  };
+  RegistrationPlan PlanRegistrationLocked(const std::string& address, const std::string& id,
+                                          const std::string& incarnation, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Whether a registration from `address` carrying `incarnation` may take
+  // over `e`: the same incarnation, the same address, or `e` has failed its
+  // health checks (unhealthy_threshold consecutive failed polls).
+  bool MayTakeOverLocked(const WorkerRecord& e, const std::string& address,
+                         const std::string& incarnation) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(e.mu);
+  // RESOURCE_EXHAUSTED when adding a registered worker (after removing
+  // `replacing` registered ones) would pass max_registered_workers, or
+  // (with `take_token`) the registration rate; takes a token when not.
+  absl::Status CheckRegistrationLimitsLocked(int replacing, absl::Time now, bool take_token)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  absl::StatusOr<v1::WorkerInfo> Register(const std::string& address, const std::string& id,
+                                          const std::string& incarnation);
+
+  // ---- cluster parameters (worker_cluster_params.cc)
+  // After a poll that reached the worker: checks its parameters (ranges,
+  // the pin, the cluster's) and updates its vote. The error for the poll
+  // (empty: it may serve); `refused` when the parameters are the reason.
+  std::string JudgeParamsLocked(WorkerRecord& e, const std::string& text_error, absl::Time now,
+                                bool* refused) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu, e.mu);
+  // Re-elects the cluster's parameters; logs when they change.
+  void ElectLocked(absl::string_view why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // `e` by value: callers often pass a reference into by_id, which this erases.
   void RemoveLocked(EntryPtr e, absl::string_view why, Cancels* cancels)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   void RemoveIfCurrent(const EntryPtr& e, absl::string_view why) ABSL_LOCKS_EXCLUDED(mu);
+  // INVALID_ARGUMENT unless `address` is host:port (worker_pool.cc).
+  static absl::Status CheckAddress(const std::string& address);
   // GetLoad on every probe's channel at once; returns when all answered or
   // timed out (health_timeout).
   void ProbeIds(std::vector<Probe>& probes);
@@ -210,11 +261,14 @@ struct WorkerPool::Impl {
   absl::flat_hash_map<std::string, EntryPtr> by_address ABSL_GUARDED_BY(mu);
   std::vector<WorkerSlot> free_slots ABSL_GUARDED_BY(mu);
   WorkerSlot next_slot ABSL_GUARDED_BY(mu) = 0;
-  int block_size ABSL_GUARDED_BY(mu) = 0;                  // the cluster's, from the first worker
-  std::optional<v1::ModelInfo> model ABSL_GUARDED_BY(mu);  // likewise
-  // The model's tokenizer and chat template (model->tokenizer_hash()), from
-  // the worker whose model was adopted.
-  std::shared_ptr<const ModelText> model_text ABSL_GUARDED_BY(mu);
+  // The cluster's parameters (block size, model, tokenizer): pinned by
+  // options.cluster_params, else voted by the workers.
+  ClusterVote vote ABSL_GUARDED_BY(mu){options.cluster_params};
+  int registered ABSL_GUARDED_BY(mu) = 0;  // REGISTERED entries
+  // Registration rate limit: a token bucket (registration_rate per second,
+  // at most registration_burst).
+  double registration_tokens ABSL_GUARDED_BY(mu) = 0;
+  absl::Time registration_refill ABSL_GUARDED_BY(mu) = absl::InfinitePast();
 
   absl::Mutex ops_mu;
   int64_t ops ABSL_GUARDED_BY(ops_mu) = 0;

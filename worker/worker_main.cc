@@ -286,6 +286,7 @@ int RunLeader(Replica& replica, const api::ClusterCredentials& cluster,
     Registration::Options ro;
     ro.router = router;
     ro.worker_id = ctx.worker_id;
+    ro.incarnation = Registration::NewIncarnation();
     ro.address = advertise;
     ro.cluster = cluster;
     ro.heartbeat_interval =

@@ -28,6 +28,7 @@ class FakeRegistry final : public v1::Registry::CallbackService {
       last_address_ = req->address();
       last_id_ = req->worker_id();
       Record(*ctx);
+      register_incarnation_ = req->incarnation();
     }
     resp->set_worker_id(req->worker_id());
     resp->set_heartbeat_interval_ms(20);
@@ -36,12 +37,13 @@ class FakeRegistry final : public v1::Registry::CallbackService {
     return r;
   }
   grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* ctx,
-                                      const v1::HeartbeatRequest* /*req*/,
+                                      const v1::HeartbeatRequest* req,
                                       v1::HeartbeatResponse* resp) override {
     {
       absl::MutexLock lock(&mu_);
       heartbeats_++;
       Record(*ctx);
+      heartbeat_incarnation_ = req->incarnation();
       resp->set_known(known_);
     }
     auto* r = ctx->DefaultReactor();
@@ -77,6 +79,14 @@ class FakeRegistry final : public v1::Registry::CallbackService {
     absl::MutexLock lock(&mu_);
     return tokens_;
   }
+  std::string register_incarnation() {
+    absl::MutexLock lock(&mu_);
+    return register_incarnation_;
+  }
+  std::string heartbeat_incarnation() {
+    absl::MutexLock lock(&mu_);
+    return heartbeat_incarnation_;
+  }
 
  private:
   void Record(const grpc::CallbackServerContext& ctx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -92,6 +102,8 @@ class FakeRegistry final : public v1::Registry::CallbackService {
   std::string last_address_ ABSL_GUARDED_BY(mu_);
   std::string last_id_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> tokens_ ABSL_GUARDED_BY(mu_);
+  std::string register_incarnation_ ABSL_GUARDED_BY(mu_);
+  std::string heartbeat_incarnation_ ABSL_GUARDED_BY(mu_);
 };
 
 std::unique_ptr<grpc::Server> StartRegistry(FakeRegistry* service, int* port,
@@ -112,10 +124,14 @@ TEST(RegistrationTest, RegistersHeartbeatsAndReregistersWhenForgotten) {
   o.worker_id = "w1";
   o.address = "10.0.0.1:50051";
   o.cluster.token = "secret";
+  o.incarnation = Registration::NewIncarnation();
   Registration reg(o);
   reg.Start();
   ASSERT_TRUE(registry.WaitFor(1, 3));
   EXPECT_EQ(registry.last_address(), "10.0.0.1:50051");
+  // The incarnation travels with the registration and every heartbeat.
+  EXPECT_EQ(registry.register_incarnation(), o.incarnation);
+  EXPECT_EQ(registry.heartbeat_incarnation(), o.incarnation);
   registry.Forget();
   ASSERT_TRUE(registry.WaitFor(2, registry.heartbeats() + 1));
   // Every RegisterWorker and Heartbeat carried the cluster token.
@@ -124,6 +140,14 @@ TEST(RegistrationTest, RegistersHeartbeatsAndReregistersWhenForgotten) {
   for (const std::string& t : tokens) EXPECT_EQ(t, "secret");
   reg.Stop();
   server->Shutdown();
+}
+
+TEST(RegistrationTest, IncarnationsAre128RandomBitsInHex) {
+  const std::string a = Registration::NewIncarnation();
+  const std::string b = Registration::NewIncarnation();
+  EXPECT_EQ(a.size(), 32u);
+  EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos) << a;
+  EXPECT_NE(a, b);
 }
 
 TEST(RegistrationTest, RetriesUntilTheRouterComesUp) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <memory>
 
+#include "absl/random/random.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "common/api/cluster_channel.h"
 #include "common/logging.h"
@@ -10,6 +12,11 @@
 #include "tessera/v1/admin.grpc.pb.h"
 
 namespace tessera {
+
+std::string Registration::NewIncarnation() {
+  absl::BitGen gen;  // seeded from the OS's entropy
+  return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(gen), absl::Uniform<uint64_t>(gen));
+}
 
 void Registration::Start() {
   thread_ = std::thread([this] { Run(); });
@@ -54,6 +61,7 @@ void Registration::Run() {
       v1::RegisterWorkerRequest req;
       req.set_address(options_.address);
       req.set_worker_id(options_.worker_id);
+      req.set_incarnation(options_.incarnation);
       v1::RegisterWorkerResponse resp;
       const grpc::Status s = stub->RegisterWorker(&ctx, req, &resp);
       if (s.ok()) {
@@ -81,6 +89,7 @@ void Registration::Run() {
       prepare(ctx);
       v1::HeartbeatRequest req;
       req.set_worker_id(options_.worker_id);
+      req.set_incarnation(options_.incarnation);
       v1::HeartbeatResponse resp;
       const grpc::Status s = stub->Heartbeat(&ctx, req, &resp);
       if (s.ok() && resp.known()) {

@@ -22,7 +22,10 @@ class Registration {
   struct Options {
     std::string router;     // host:port of the router's client port
     std::string worker_id;  // sent in RegisterWorker / Heartbeat
-    std::string address;    // where the router reaches this worker
+    // Sent in RegisterWorker / Heartbeat: this process's identity at the
+    // router (NewIncarnation()); keep it secret.
+    std::string incarnation;
+    std::string address;  // where the router reaches this worker
     // The cluster token (sent on every call as x-tessera-cluster-token) and
     // mTLS credentials (cluster_channel.h).
     api::ClusterCredentials cluster;
@@ -31,6 +34,9 @@ class Registration {
   };
 
   explicit Registration(Options options) : options_(std::move(options)) {}
+  // 128 random bits as 32 hex digits, from a generator seeded by the OS:
+  // a worker process picks one at start.
+  static std::string NewIncarnation();
   ~Registration() { Stop(); }
   Registration(const Registration&) = delete;
   Registration& operator=(const Registration&) = delete;
