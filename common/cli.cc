@@ -1,6 +1,8 @@
 #include "common/cli.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -9,14 +11,12 @@
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
+#include "common/cli_help.h"
 
 namespace tessera {
 
 std::vector<char*> ParseCommandLine(int argc, char** argv, absl::string_view usage) {
-  absl::SetProgramUsageMessage(absl::StrCat(
-      usage,
-      "\n  Flags may be written with dashes or underscores: --max-num-seqs = --max_num_seqs."));
+  absl::SetProgramUsageMessage(usage);
   absl::FlagsUsageConfig config;
   config.contains_help_flags = [](absl::string_view file) {
     return !absl::StrContains(file, "absl/");
@@ -31,6 +31,20 @@ std::vector<char*> ParseCommandLine(int argc, char** argv, absl::string_view usa
     return std::string(file);
   };
   absl::SetFlagsUsageConfig(config);
+
+  // --help (and absl's other help flags): our own text, with the flags as
+  // users type them, on stdout, and exit 0 (absl's exits 1 and prints
+  // underscores).
+  for (int i = 1; i < argc && std::strcmp(argv[i], "--") != 0; ++i) {
+    if (IsHelpArgument(argv[i])) {
+      const absl::string_view program = argv[0];
+      const std::string help =
+          FlagsHelp(program.substr(program.rfind('/') + 1), absl::ProgramUsageMessage());
+      std::fwrite(help.data(), 1, help.size(), stdout);
+      std::fflush(stdout);
+      std::exit(0);
+    }
+  }
 
   // `--foo-bar[=value]` -> `--foo_bar[=value]` when foo_bar is a defined flag
   // (so a value that merely starts with a dash is left alone), up to `--`.
