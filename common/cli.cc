@@ -11,12 +11,15 @@
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "common/cli_help.h"
 
 namespace tessera {
 
 std::vector<char*> ParseCommandLine(int argc, char** argv, absl::string_view usage) {
-  absl::SetProgramUsageMessage(usage);
+  absl::SetProgramUsageMessage(absl::StrCat(
+      usage,
+      "\n  Flags may be written with dashes or underscores: --max-num-seqs = --max_num_seqs."));
   absl::FlagsUsageConfig config;
   config.contains_help_flags = [](absl::string_view file) {
     return !absl::StrContains(file, "absl/");
@@ -38,8 +41,7 @@ std::vector<char*> ParseCommandLine(int argc, char** argv, absl::string_view usa
   for (int i = 1; i < argc && std::strcmp(argv[i], "--") != 0; ++i) {
     if (IsHelpArgument(argv[i])) {
       const absl::string_view program = argv[0];
-      const std::string help =
-          FlagsHelp(program.substr(program.rfind('/') + 1), absl::ProgramUsageMessage());
+      const std::string help = FlagsHelp(program.substr(program.rfind('/') + 1), usage);
       std::fwrite(help.data(), 1, help.size(), stdout);
       std::fflush(stdout);
       std::exit(0);

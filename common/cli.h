@@ -13,7 +13,7 @@
 
 namespace tessera {
 
-// Parses argv (exits 0 on --help; on an unknown flag or --version as absl does)
+// Parses argv (exits on an unknown flag, --help or --version, as absl does)
 // and returns the positional arguments, argv[0] first.
 std::vector<char*> ParseCommandLine(int argc, char** argv, absl::string_view usage);
 
