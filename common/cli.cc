@@ -1,6 +1,8 @@
 #include "common/cli.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -11,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/cli_help.h"
 
 namespace tessera {
 
@@ -33,6 +36,19 @@ std::vector<char*> ParseCommandLine(int argc, char** argv, absl::string_view usa
     return std::string(file);
   };
   absl::SetFlagsUsageConfig(config);
+
+  // --help (and absl's other help flags): our own text, with the flags as
+  // users type them, on stdout, and exit 0 (absl's exits 1 and prints
+  // underscores).
+  for (int i = 1; i < argc && std::strcmp(argv[i], "--") != 0; ++i) {
+    if (IsHelpArgument(argv[i])) {
+      const absl::string_view program = argv[0];
+      const std::string help = FlagsHelp(program.substr(program.rfind('/') + 1), usage);
+      std::fwrite(help.data(), 1, help.size(), stdout);
+      std::fflush(stdout);
+      std::exit(0);
+    }
+  }
 
   // `--foo-bar[=value]` -> `--foo_bar[=value]` when foo_bar is a defined flag
   // (so a value that merely starts with a dash is left alone), up to `--`.

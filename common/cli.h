@@ -2,8 +2,9 @@
 //
 // Flags are defined with underscores (absl's rule) and may be written with
 // dashes, vLLM-style: `--max-num-seqs 8` and `--max_num_seqs=8` are the same.
-// `--help` lists every Tessera flag (absl shows only the main file's by
-// default). Call once at the start of main; not thread-safe.
+// `--help` (or -h, --helpfull) prints every Tessera flag as users type it,
+// with dashes (common/cli_help.h), and exits 0. Call once at the start of
+// main; not thread-safe.
 #pragma once
 
 #include <vector>

@@ -28,16 +28,27 @@ Options:
                        sum of slots= in --hostfile, or 1 without one.
   --hostfile FILE      Open MPI hostfile ("node slots=GPUS" lines; see
                        deploy/hostfile.example). Default: this machine only.
+  --mpi-interface IF   The network the ranks of a replica across nodes talk over: an
+                       interface name or a CIDR (eth0, 10.0.0.0/16; comma-separated
+                       for several). Required with a hostfile naming another machine.
   --mpirun-args ARGS   Extra mpirun arguments, one string split on spaces (e.g.
                        "--mca btl_tcp_if_include eth0"). Without --bind-to in them,
                        --bind-to none is added (a rank's CPU threads need more than
-                       one core).
+                       one core). An MCA parameter set here replaces the script's
+                       choice of that parameter (see Transports).
   --worker PATH        tessera-worker binary (the same path on every node).
                        Default: $TESSERA_WORKER_BINARY, else tessera-worker on PATH,
                        else build/worker/tessera-worker of this checkout.
   --mpirun PATH        mpirun to use. Default: $MPIRUN, else mpirun on PATH.
   --dry-run            Print the mpirun command and exit without running it.
   -h, --help           Show this help.
+
+Transports: Open MPI opens only what the replica needs. On one machine (no
+hostfile, or one that names only this machine): shared memory between ranks
+(--mca btl self,vader) and mpirun's own control channel on loopback
+(--mca oob_tcp_if_include lo); no TCP listener on any other interface. Across
+machines: shared memory plus TCP, both TCP channels only on --mpi-interface
+(--mca btl self,vader,tcp --mca btl_tcp_if_include IF --mca oob_tcp_if_include IF).
 
 Environment exported to every rank (-x): CUDA_VISIBLE_DEVICES when set, every
 NCCL_*, OMP_* and TESSERA_* variable, and LD_LIBRARY_PATH. As root, mpirun gets
@@ -51,8 +62,7 @@ or SIGTERM to rank 0, or the Worker.Drain RPC; it exits 0 within the worker's
 
 Examples:
   deploy/launch-replica.sh --np 2 -- --dummy tiny --port 50051
-  deploy/launch-replica.sh --hostfile deploy/hostfile.example --np 16 \
-      --mpirun-args "--mca btl_tcp_if_include eth0" \
+  deploy/launch-replica.sh --hostfile deploy/hostfile.example --np 16 --mpi-interface eth0 \
       -- --model /models/Llama-3.1-70B-Instruct --dtype bfloat16 --port 50051
 EOF
 }
@@ -66,6 +76,7 @@ die() {
 np=""
 hostfile=""
 mpirun_args=""
+mpi_interface=""
 worker="${TESSERA_WORKER_BINARY:-}"
 mpirun="${MPIRUN:-}"
 dry_run=0
@@ -81,6 +92,8 @@ while [ $# -gt 0 ]; do
     --np=*) np="${1#*=}"; shift ;;
     --hostfile) need_value "$1" $#; hostfile="$2"; shift 2 ;;
     --hostfile=*) hostfile="${1#*=}"; shift ;;
+    --mpi-interface) need_value "$1" $#; mpi_interface="$2"; shift 2 ;;
+    --mpi-interface=*) mpi_interface="${1#*=}"; shift ;;
     --mpirun-args) need_value "$1" $#; mpirun_args="$2"; shift 2 ;;
     --mpirun-args=*) mpirun_args="${1#*=}"; shift ;;
     --worker) need_value "$1" $#; worker="$2"; shift 2 ;;
@@ -100,6 +113,13 @@ worker_flags=("$@")
 
 # ---- hostfile: readable, and its slots (when every line gives slots=) -----
 hostfile_slots=""
+remote_hosts=0  # hosts in the hostfile other than this machine
+is_this_machine() {
+  case "$1" in
+    localhost|localhost.localdomain|127.*|::1|"$(hostname)"|"$(hostname -f 2>/dev/null)") return 0 ;;
+  esac
+  return 1
+}
 if [ -n "$hostfile" ]; then
   [ -f "$hostfile" ] || die "--hostfile $hostfile: no such file"
   [ -r "$hostfile" ] || die "--hostfile $hostfile: not readable"
@@ -111,6 +131,7 @@ if [ -n "$hostfile" ]; then
     read -r -a words <<<"$line" || true
     [ "${#words[@]}" -eq 0 ] && continue
     hosts=$((hosts + 1))
+    if ! is_this_machine "${words[0]}"; then remote_hosts=$((remote_hosts + 1)); fi
     slots=""
     for w in "${words[@]:1}"; do
       case "$w" in
@@ -143,11 +164,39 @@ fi
 read -r -a extra_mpirun <<<"$mpirun_args" || true
 oversubscribe=0
 bind_given=0
+user_mca=" "  # the MCA parameters --mpirun-args sets, space-separated
+prev=""
 for a in "${extra_mpirun[@]}"; do
   case "$a" in
     --oversubscribe|-oversubscribe) oversubscribe=1 ;;
     --bind-to|-bind-to|--bind-to=*) bind_given=1 ;;
   esac
+  case "$prev" in
+    --mca|-mca|--gmca|-gmca) user_mca+="$a " ;;
+  esac
+  prev="$a"
+done
+
+# ---- transports (see Transports in --help) ---------------------------------
+if [ "$remote_hosts" -gt 0 ]; then
+  if [ -z "$mpi_interface" ] && [[ "$user_mca" != *" btl_tcp_if_include "* ]]; then
+    die "--hostfile $hostfile names other machines: give --mpi-interface IF (the interface" \
+        "or CIDR the ranks talk over, e.g. eth0 or 10.0.0.0/16) so Open MPI does not listen" \
+        "on every interface"
+  fi
+  transport=(btl self,vader,tcp btl_tcp_if_include "$mpi_interface" oob_tcp_if_include "$mpi_interface")
+else
+  [ -z "$mpi_interface" ] || die "--mpi-interface is for replicas across machines (a --hostfile" \
+    "naming other hosts); on one machine the ranks use shared memory"
+  transport=(btl self,vader oob_tcp_if_include lo)
+fi
+mca_args=()
+for ((i = 0; i < ${#transport[@]}; i += 2)); do
+  name="${transport[i]}"
+  value="${transport[i + 1]}"
+  if [[ "$user_mca" != *" $name "* ]] && [ -n "$value" ]; then
+    mca_args+=(--mca "$name" "$value")
+  fi
 done
 if [ -n "$hostfile_slots" ] && [ "$np" -gt "$hostfile_slots" ] && [ "$oversubscribe" -eq 0 ]; then
   die "--np $np is more than the $hostfile_slots slots of $hostfile (one rank per GPU; add" \
@@ -185,7 +234,7 @@ done
 while IFS= read -r var; do
   cmd+=(-x "$var")
 done < <(compgen -e | grep -E '^(NCCL|OMP|TESSERA)_' | sort || true)
-cmd+=("${extra_mpirun[@]}" "$worker" "${worker_flags[@]}")
+cmd+=("${mca_args[@]}" "${extra_mpirun[@]}" "$worker" "${worker_flags[@]}")
 
 if [ "$dry_run" -eq 1 ]; then
   printf '%q ' "${cmd[@]}" | sed 's/ $//'

@@ -3,6 +3,7 @@
 #include <string>
 #include <utility>
 
+#include "common/api/field_limits.h"
 #include "common/api/grpc_status.h"
 #include "common/logging.h"
 
@@ -13,8 +14,10 @@ using api::FinishUnary;
 constexpr auto ToGrpc = api::ToGrpcStatus;
 
 grpc::Status NeedId(const std::string& id) {
-  if (!id.empty()) return grpc::Status::OK;
-  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "id: empty; give a worker id");
+  if (id.empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "id: empty; give a worker id");
+  }
+  return ToGrpc(api::CheckWorkerId("id", id));
 }
 
 }  // namespace
@@ -66,9 +69,8 @@ grpc::ServerUnaryReactor* AdminService::AddWorker(grpc::CallbackServerContext* c
                                                   const v1::AddWorkerRequest* request,
                                                   v1::AddWorkerResponse* response) {
   if (grpc::Status s = auth_->Check(*context); !s.ok()) return FinishUnary(context, std::move(s));
-  if (request->address().empty()) {
-    return FinishUnary(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                             "address: empty; give the worker's host:port"));
+  if (absl::Status s = api::CheckWorkerAddress("address", request->address()); !s.ok()) {
+    return FinishUnary(context, ToGrpc(s));
   }
   // The request and response live until the reactor finishes.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();

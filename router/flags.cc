@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <tuple>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -9,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/api/cluster_flags.h"
+#include "common/grpc/server_setup.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address the client server (Llm, Registry) listens on");
 ABSL_FLAG(int, port, 50050,
@@ -106,9 +108,11 @@ absl::StatusOr<RouterServerOptions> RouterOptionsFromFlags() {
   o.http_host = absl::GetFlag(FLAGS_http_host);
   o.http_port = absl::GetFlag(FLAGS_http_port);
   o.http_threads = absl::GetFlag(FLAGS_http_threads);
-  if (o.http_port < -1 || o.http_port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--http-port must be -1 (off), 0 (a free port) or a port, got ", o.http_port));
+  // Out-of-range ports are usage errors (gRPC would pick a random port).
+  for (const auto& [flag, port, may_be_off] :
+       {std::tuple("--port", o.port, false), std::tuple("--admin-port", o.admin_port, false),
+        std::tuple("--http-port", o.http_port, true)}) {
+    if (absl::Status s = rpc::CheckPortFlag(flag, port, may_be_off); !s.ok()) return s;
   }
   if (o.http_threads < 1) {
     return absl::InvalidArgumentError(

@@ -153,8 +153,9 @@ class Relay {
 // A relay for `request` (validated; prompt as token_ids; request_id set),
 // with the client's `deadline` (system_clock max: none). `block_hashes` are
 // the prompt's full-block hashes for placement; `client_request_id` the id
-// the client sent (empty: none), for the request log. Nothing starts before
-// Relay::Start.
+// the client sent (empty: none), for the request log and as the request_id
+// of every message delivered to the client (the router's id, request's,
+// when empty). Nothing starts before Relay::Start.
 std::shared_ptr<Relay> CreateGenerateRelay(const RelayEnvironment& env,
                                            std::chrono::system_clock::time_point deadline,
                                            v1::GenerateRequest request,

@@ -3,6 +3,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/api/field_limits.h"
 #include "common/api/grpc_status.h"
 
 namespace tessera::router {
@@ -38,6 +39,9 @@ grpc::ServerUnaryReactor* LlmService::Tokenize(grpc::CallbackServerContext* cont
                                                v1::TokenizeResponse* response) {
   if (grpc::Status s = options_.auth->Check(*context); !s.ok()) {
     return FinishUnary(context, std::move(s));
+  }
+  if (absl::Status s = api::CheckTokenizeRequestSizes(*request); !s.ok()) {
+    return FinishUnary(context, ToGrpc(s));
   }
   absl::StatusOr<std::shared_ptr<const ServedModel>> model = options_.intake->Model();
   if (!model.ok()) return FinishUnary(context, ToGrpc(model.status()));

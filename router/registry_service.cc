@@ -3,6 +3,7 @@
 #include <string>
 #include <utility>
 
+#include "common/api/field_limits.h"
 #include "common/api/grpc_status.h"
 #include "common/logging.h"
 
@@ -10,6 +11,7 @@ namespace tessera::router {
 namespace {
 
 using api::FinishUnary;
+constexpr auto ToGrpc = api::ToGrpcStatus;
 
 }  // namespace
 
@@ -17,9 +19,11 @@ grpc::ServerUnaryReactor* RegistryService::RegisterWorker(grpc::CallbackServerCo
                                                           const v1::RegisterWorkerRequest* request,
                                                           v1::RegisterWorkerResponse* response) {
   if (grpc::Status s = auth_->Check(*context); !s.ok()) return FinishUnary(context, std::move(s));
-  if (request->address().empty()) {
-    return FinishUnary(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                             "address: empty; give the worker's host:port"));
+  if (absl::Status s = api::CheckWorkerAddress("address", request->address()); !s.ok()) {
+    return FinishUnary(context, ToGrpc(s));
+  }
+  if (absl::Status s = api::CheckWorkerId("worker_id", request->worker_id()); !s.ok()) {
+    return FinishUnary(context, ToGrpc(s));
   }
   absl::StatusOr<v1::WorkerInfo> info =
       pool_->Register(request->address(), request->worker_id(), request->incarnation());
@@ -38,6 +42,9 @@ grpc::ServerUnaryReactor* RegistryService::Heartbeat(grpc::CallbackServerContext
                                                      const v1::HeartbeatRequest* request,
                                                      v1::HeartbeatResponse* response) {
   if (grpc::Status s = auth_->Check(*context); !s.ok()) return FinishUnary(context, std::move(s));
+  if (absl::Status s = api::CheckWorkerId("worker_id", request->worker_id()); !s.ok()) {
+    return FinishUnary(context, ToGrpc(s));
+  }
   response->set_known(pool_->Heartbeat(request->worker_id(), request->incarnation()));
   return FinishUnary(context, grpc::Status::OK);
 }

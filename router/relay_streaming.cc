@@ -27,6 +27,9 @@ void GenerateRelay::UpstreamRead(bool ok) {
     if (relay) {
       writing_.Clear();
       writing_.Swap(&upstream_->response);
+      // The client sees its own id (or the router's when it gave none).
+      writing_.set_request_id(client_request_id_.empty() ? request_.request_id()
+                                                         : client_request_id_);
       ++delivered_messages_;
       delivered_tokens_ += writing_.token_ids_size();
       if (!first_token_.has_value() && writing_.token_ids_size() > 0) first_token_ = absl::Now();

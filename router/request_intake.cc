@@ -6,6 +6,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/api/field_limits.h"
 #include "common/api/request_limits.h"
 #include "common/api/request_validation.h"
 #include "common/block_hash.h"
@@ -14,9 +15,13 @@
 namespace tessera::router {
 namespace {
 
-std::string RandomPrefix() {
-  absl::BitGen bitgen;
-  return absl::StrFormat("router-%06x", absl::Uniform<uint32_t>(bitgen, 0, 1u << 24));
+// 128 random bits from absl::BitGen (Randen, an AES-based generator seeded
+// from the OS's entropy; one per thread): nobody can guess the id of another
+// client's request, so nobody can take it first.
+std::string RandomId(absl::string_view prefix) {
+  thread_local absl::BitGen bitgen;
+  return absl::StrFormat("%s-%016x%016x", prefix, absl::Uniform<uint64_t>(bitgen),
+                         absl::Uniform<uint64_t>(bitgen));
 }
 
 }  // namespace
@@ -24,8 +29,7 @@ std::string RandomPrefix() {
 RequestIntake::RequestIntake(WorkerPool* pool, IntakeOptions options)
     : pool_(pool),
       options_(std::move(options)),
-      id_prefix_(options_.request_id_prefix.empty() ? RandomPrefix() : options_.request_id_prefix) {
-}
+      id_prefix_(options_.request_id_prefix.empty() ? "router" : options_.request_id_prefix) {}
 
 absl::StatusOr<std::shared_ptr<const ServedModel>> RequestIntake::Model() {
   std::optional<v1::ModelInfo> info = pool_->model_info();
@@ -58,6 +62,8 @@ absl::Status RequestIntake::CheckModelName(const ServedModel& model, absl::strin
 absl::StatusOr<PreparedRequest> RequestIntake::Prepare(const ServedModel& model,
                                                        v1::GenerateRequest request,
                                                        bool fill_max_tokens) {
+  // Sizes first: nothing below copies, tokenizes or echoes an oversized field.
+  RETURN_IF_ERROR(api::CheckGenerateRequestSizes(request));
   RETURN_IF_ERROR(CheckModelName(model, request.model()));
   request.set_model(model.info.id());
   const api::RequestLimits limits = api::FromModelInfo(model.info);
@@ -73,10 +79,10 @@ absl::StatusOr<PreparedRequest> RequestIntake::Prepare(const ServedModel& model,
 
   PreparedRequest out;
   out.upstream = std::move(request);
+  // The client's id is a label (request log, responses); the workers only
+  // ever see the router's own, so clients cannot collide with each other.
   out.client_request_id = out.upstream.request_id();
-  if (out.upstream.request_id().empty()) {
-    out.upstream.set_request_id(absl::StrCat(id_prefix_, "-", next_id_.fetch_add(1)));
-  }
+  out.upstream.set_request_id(RandomId(id_prefix_));
   if (out.upstream.prompt_case() != v1::GenerateRequest::kTokenIds) {
     out.upstream.mutable_token_ids()->mutable_ids()->Assign(valid.prompt_token_ids.begin(),
                                                             valid.prompt_token_ids.end());

@@ -9,12 +9,16 @@
 //     workers' tokenizer, and every admission check of
 //     common/api/request_validation.h against the limits the workers report
 //     (INVALID_ARGUMENT naming the field and the limit);
-//   - a request id ("<prefix>-<n>") when the client gave none, and the
-//     prompt's full-block hashes (common/block_hash.h) for placement.
+//   - the size limits of common/api/field_limits.h, before anything else;
+//   - a random request id ("<prefix>-<32 hex digits>", 128 bits) for every
+//     request: the id the worker sees and the router uses internally. The
+//     client's own request_id is only a label (request log, the responses'
+//     request_id), so a client can neither guess nor take another client's
+//     id; and the prompt's full-block hashes (common/block_hash.h) for
+//     placement.
 // Thread-safe.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -38,14 +42,15 @@ struct ServedModel {
 
 // A request ready for the relay.
 struct PreparedRequest {
-  v1::GenerateRequest upstream;          // prompt as token ids, model = the workers' id
-  std::vector<uint64_t> block_hashes;    // for placement
+  v1::GenerateRequest upstream;        // prompt as token ids, model = the workers' id,
+                                       // request_id = the router's random id
+  std::vector<uint64_t> block_hashes;  // for placement
   int32_t prompt_tokens = 0;
-  std::string client_request_id;         // the id the client sent; empty: none
+  std::string client_request_id;  // the id the client sent; empty: none
 };
 
 struct IntakeOptions {
-  // Generated request ids are "<prefix>-<n>"; empty = "router-<random hex>".
+  // Request ids are "<prefix>-<32 random hex digits>"; empty = "router".
   std::string request_id_prefix;
   // Names clients may use for the model (--served-model-name); the first is
   // the one reported. Empty: the workers' model id.
@@ -73,7 +78,6 @@ class RequestIntake {
   WorkerPool* const pool_;
   const IntakeOptions options_;
   const std::string id_prefix_;
-  std::atomic<uint64_t> next_id_{0};
   absl::Mutex mu_;
   std::shared_ptr<const ServedModel> model_ ABSL_GUARDED_BY(mu_);
 };

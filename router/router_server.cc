@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/api/cluster_channel.h"
+#include "common/grpc/server_setup.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -181,6 +182,7 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(RouterServerOp
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   {
     grpc::ServerBuilder builder;
+    rpc::ConfigureServerBuilder(builder);
     const std::string listen = absl::StrCat(o.host, ":", o.port);
     builder.AddListeningPort(listen, api::ClusterServerCredentials(o.cluster), &r->port_);
     builder.RegisterService(r->services_->llm.get());
@@ -188,19 +190,19 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(RouterServerOp
     r->server_ = builder.BuildAndStart();
     if (r->server_ == nullptr || r->port_ == 0) {
       r->server_.reset();
-      return absl::UnavailableError(absl::StrCat("cannot listen on ", listen, " (--host/--port)"));
+      return rpc::ListenError(listen, "--host/--port");
     }
   }
   {
     grpc::ServerBuilder builder;
+    rpc::ConfigureServerBuilder(builder);
     const std::string listen = absl::StrCat(o.admin_host, ":", o.admin_port);
     builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &r->admin_port_);
     builder.RegisterService(r->services_->admin.get());
     r->admin_server_ = builder.BuildAndStart();
     if (r->admin_server_ == nullptr || r->admin_port_ == 0) {
       r->admin_server_.reset();
-      return absl::UnavailableError(
-          absl::StrCat("cannot listen on ", listen, " (--admin-host/--admin-port)"));
+      return rpc::ListenError(listen, "--admin-host/--admin-port");
     }
   }
   if (o.http_port >= 0) {

@@ -59,7 +59,7 @@ struct RouterServerOptions {
   // watch_kv_events is set from the policy (only prefix needs it).
   WorkerPoolOptions pool;
   absl::Duration heartbeat_interval = absl::Seconds(1);  // told to registering workers
-  std::string request_id_prefix;                         // empty: "router-<random hex>"
+  std::string request_id_prefix;                         // of the random ids; empty: "router"
   // --served-model-name: what clients may call the model (the first is
   // reported); empty: the workers' model id.
   std::vector<std::string> served_model_names;

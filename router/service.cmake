@@ -19,7 +19,7 @@ add_library(tessera_router_service
   ${_router_service_dir}/openai/http_api.cc
 )
 target_link_libraries(tessera_router_service PUBLIC tessera_metrics tessera_http tessera_openai tessera_router_pool tessera_router_discovery
-  tessera_router_core tessera_api_grpc tessera_proto tessera_common gRPC::grpc++
+  tessera_router_core tessera_api_grpc tessera_proto tessera_common tessera_grpc_server gRPC::grpc++
   gRPC::grpc++_reflection absl::random_random absl::synchronization absl::time)
 
 target_compile_definitions(tessera_router_service PRIVATE TESSERA_VERSION="${PROJECT_VERSION}")

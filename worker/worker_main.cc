@@ -29,12 +29,14 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "common/api/cluster_channel.h"
 #include "common/api/cluster_flags.h"
 #include "common/cli.h"
+#include "common/grpc/server_setup.h"
 #include "common/logging.h"
 #include "common/metrics/metrics_http.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -220,6 +222,7 @@ int RunLeader(Replica& replica, const api::ClusterCredentials& cluster,
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  rpc::ConfigureServerBuilder(builder);
   const std::string host = absl::GetFlag(FLAGS_host);
   const std::string listen = absl::StrCat(host, ":", absl::GetFlag(FLAGS_port));
   int bound_port = 0;
@@ -228,7 +231,7 @@ int RunLeader(Replica& replica, const api::ClusterCredentials& cluster,
   builder.RegisterService(&llm_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {
-    spdlog::error("cannot listen on {}", listen);
+    spdlog::error("{}", rpc::ListenError(listen, "--host/--port").message());
     if (absl::Status s = replica.engine->Shutdown(); !s.ok()) MpiSession::Abort(1);
     return 1;
   }
@@ -351,6 +354,15 @@ int main(int argc, char** argv) {
   // Before MPI and gRPC start threads, so that they inherit the mask and the
   // drain signals mostly land on the leader's signal thread; the self-pipe
   // handler (installed below) copes with any thread that has them unblocked.
+  // Out-of-range ports are usage errors (gRPC would pick a random port).
+  for (const auto& [flag, port, may_be_off] :
+       {std::tuple("--port", absl::GetFlag(FLAGS_port), false),
+        std::tuple("--metrics-port", absl::GetFlag(FLAGS_metrics_port), true)}) {
+    if (absl::Status s = tessera::rpc::CheckPortFlag(flag, port, may_be_off); !s.ok()) {
+      std::fprintf(stderr, "tessera-worker: %s\n", std::string(s.message()).c_str());
+      return 2;
+    }
+  }
   const sigset_t drain_signals = tessera::DrainSignals();
   pthread_sigmask(SIG_BLOCK, &drain_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);

@@ -1,6 +1,7 @@
 #include "common/api/request_limits.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/api/field_limits.h"
 
 namespace tessera::api {
 
@@ -29,8 +30,9 @@ RequestLimits FromModelInfo(const v1::ModelInfo& info) {
 absl::Status CheckModelName(absl::string_view requested, absl::string_view served,
                             absl::string_view server) {
   if (requested.empty() || requested == served) return absl::OkStatus();
-  return absl::NotFoundError(absl::StrCat("model '", requested, "' is not served here; this ",
-                                          server, " serves '", served, "'"));
+  return absl::NotFoundError(absl::StrCat("model '", Truncated(requested),
+                                          "' is not served here; this ", server, " serves '",
+                                          served, "'"));
 }
 
 absl::Status CheckModelName(absl::string_view requested, std::span<const std::string> served,
@@ -39,8 +41,8 @@ absl::Status CheckModelName(absl::string_view requested, std::span<const std::st
   for (const std::string& name : served) {
     if (name == requested) return absl::OkStatus();
   }
-  return absl::NotFoundError(absl::StrCat("model '", requested, "' is not served here; this ",
-                                          server, " serves '",
+  return absl::NotFoundError(absl::StrCat("model '", Truncated(requested),
+                                          "' is not served here; this ", server, " serves '",
                                           served.empty() ? std::string() : served.front(), "'"));
 }
 

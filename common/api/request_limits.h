@@ -35,7 +35,8 @@ v1::ModelInfo ToModelInfo(const RequestLimits& limits);
 RequestLimits FromModelInfo(const v1::ModelInfo& info);
 
 // OK when `requested` is empty or `served`; otherwise NOT_FOUND
-// "model 'X' is not served here; this <server> serves 'Y'".
+// "model 'X' is not served here; this <server> serves 'Y'" (X truncated:
+// field_limits.h Truncated).
 absl::Status CheckModelName(absl::string_view requested, absl::string_view served,
                             absl::string_view server);
 // The same against several names (a router's --served-model-name aliases,

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/api/field_limits.h"
 #include "common/status_macros.h"
 
 namespace tessera::api {
@@ -87,6 +88,7 @@ absl::Status ValidateTokensAndParams(std::span<const int32_t> prompt_token_ids,
 absl::StatusOr<ValidatedRequest> ValidateGenerateRequest(const v1::GenerateRequest& request,
                                                          const RequestLimits& limits,
                                                          const ModelText& text) {
+  RETURN_IF_ERROR(CheckGenerateRequestSizes(request));
   RETURN_IF_ERROR(CheckModelName(request.model(), limits.model_name, "worker"));
   ValidatedRequest r;
   if (request.prompt_case() == v1::GenerateRequest::kText && request.text().empty()) {

@@ -42,6 +42,7 @@ struct ValidatedRequest {
 };
 
 // Every stateless admission check of a GenerateRequest:
+//   INVALID_ARGUMENT  a string or list over its size limit (field_limits.h)
 //   NOT_FOUND         `model` is neither empty nor the served model
 //   INVALID_ARGUMENT  no prompt / empty prompt; then ValidateTokensAndParams
 // Text and chat prompts become token ids through `text` (ModelText::PromptIds:

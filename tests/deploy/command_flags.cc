@@ -66,9 +66,8 @@ std::string NormalizeFlag(const std::string& name) {
 bool HelpFlags::Knows(const std::string& name) const {
   const std::string n = NormalizeFlag(name);
   if (flags.contains(n)) return true;
-  const bool absl_style = absl::StrContains(text, "--helpfull");
-  if (absl_style && AbslBuiltins().contains(n)) return true;
-  if (absl_style && absl::StartsWith(n, "no")) {
+  if (absl_builtins && AbslBuiltins().contains(n)) return true;
+  if (absl_builtins && absl::StartsWith(n, "no")) {
     auto it = flags.find(n.substr(2));
     return it != flags.end() && !it->second.takes_value;
   }
@@ -81,32 +80,23 @@ std::optional<std::string> HelpFlags::Default(const std::string& name) const {
   return it->second.default_value;
 }
 
-HelpFlags ParseAbslHelp(const std::string& program, const std::string& text) {
+HelpFlags ParseTesseraHelp(const std::string& program, const std::string& text) {
   HelpFlags help;
   help.program = program;
   help.text = text;
-  // Entries start at "    --name (" and run to the next entry or blank line.
-  static const std::regex kEntry(R"(^ {4}--([A-Za-z0-9_]+) \()");
-  std::vector<std::string> lines = absl::StrSplit(text, '\n');
-  for (size_t i = 0; i < lines.size(); ++i) {
+  help.absl_builtins = true;
+  // "    --name=TYPE (default: VALUE)"; a boolean has no "=TYPE".
+  static const std::regex kEntry(R"(^ {4}--([a-z0-9-]+)(=[A-Z]+)? \(default: (.*)\)$)");
+  for (const std::string& line : std::vector<std::string>(absl::StrSplit(text, '\n'))) {
     std::smatch m;
-    if (!std::regex_search(lines[i], m, kEntry)) continue;
-    std::string entry = lines[i];
-    for (size_t j = i + 1; j < lines.size(); ++j) {
-      if (lines[j].empty() || std::regex_search(lines[j], kEntry)) break;
-      entry += " " + std::string(absl::StripLeadingAsciiWhitespace(lines[j]));
-    }
+    if (!std::regex_search(line, m, kEntry)) continue;
     FlagSpec spec;
-    const size_t at = entry.rfind("; default: ");
-    if (at != std::string::npos) {
-      std::string value = entry.substr(at + 11);
-      if (absl::EndsWith(value, ";")) value.pop_back();
-      if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
-        value = value.substr(1, value.size() - 2);
-      }
-      spec.default_value = value;
-      spec.takes_value = !(value == "true" || value == "false");
+    spec.takes_value = m[2].matched;
+    std::string value = m[3].str();
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+      value = value.substr(1, value.size() - 2);
     }
+    spec.default_value = value;
     help.flags[NormalizeFlag(m[1].str())] = spec;
   }
   return help;
@@ -137,7 +127,7 @@ absl::StatusOr<HelpFlags> ReadHelp(const std::string& binary) {
   const CommandResult r = RunCommand("'" + binary + "' --help 2>&1", 30);
   const std::string name = std::filesystem::path(binary).filename().string();
   HelpFlags help =
-      absl::EndsWith(name, ".sh") ? ParseUsageHelp(name, r.out) : ParseAbslHelp(name, r.out);
+      absl::EndsWith(name, ".sh") ? ParseUsageHelp(name, r.out) : ParseTesseraHelp(name, r.out);
   if (help.flags.empty()) {
     return absl::InternalError(
         absl::StrCat(binary, " --help (exit ", r.exit_code, ") lists no flags:\n", r.out));

@@ -17,7 +17,7 @@ namespace tessera::testing {
 
 struct FlagSpec {
   bool takes_value = true;    // `--flag VALUE` consumes the next word
-  std::string default_value;  // absl flags: as --help prints it (strings unquoted)
+  std::string default_value;  // Tessera binaries: as --help prints it (strings unquoted)
 };
 
 // A program's flags, keyed by normalised name (no dashes in front,
@@ -26,6 +26,9 @@ struct HelpFlags {
   std::string program;
   std::string text;  // the whole --help output
   std::map<std::string, FlagSpec> flags;
+  // A Tessera binary: absl also takes its own flags (--flagfile, --version,
+  // ...) and --noNAME for a boolean NAME.
+  bool absl_builtins = false;
 
   // Whether `--name` (any spelling) is accepted, including absl's built-in
   // flags and --noNAME for boolean flags.
@@ -37,12 +40,13 @@ struct HelpFlags {
 // "--kv-cache-memory" / "kv_cache_memory" -> "kv_cache_memory".
 std::string NormalizeFlag(const std::string& name);
 
-// Parses absl's --help ("    --name (description); default: VALUE;").
-HelpFlags ParseAbslHelp(const std::string& program, const std::string& text);
+// Parses a Tessera binary's --help (common/cli_help.h:
+// "    --name=TYPE (default: VALUE)", a boolean without "=TYPE").
+HelpFlags ParseTesseraHelp(const std::string& program, const std::string& text);
 // Parses a script's usage ("  --name METAVAR   description"; an upper-case
 // METAVAR means the flag takes a value).
 HelpFlags ParseUsageHelp(const std::string& program, const std::string& text);
-// Runs `binary --help` (bounded) and parses it (absl style for tessera
+// Runs `binary --help` (bounded) and parses it (Tessera style for tessera
 // binaries, usage style for scripts). An error when the binary is missing or
 // prints no flags.
 absl::StatusOr<HelpFlags> ReadHelp(const std::string& binary);

@@ -104,8 +104,8 @@ TEST_F(LaunchReplicaTest, TwoRankReplicaAnswersThroughTheRouterThenDrainsOnSigus
       WorkerCluster::WorkerBinary(),
       "--mpirun",
       TESSERA_MPIEXEC,
-      "--mpirun-args",
-      "--mca btl self,vader,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo",
+      // No --mpirun-args: the script's own transports for one machine
+      // (shared memory, loopback) carry the replica.
       "--",
       "--host",
       "127.0.0.1",

@@ -193,11 +193,14 @@ TEST(LaunchReplicaScript, DryRunPrintsTheMpirunCommand) {
   const std::string worker = " --worker '" + WorkerBinary() + "' ";
 
   // The ranks default to the hostfile's slots; worker flags pass through
-  // verbatim, quoting kept.
-  ScriptRun r = RunScript("--dry-run --hostfile " + dir + "/hosts" + worker +
+  // verbatim, quoting kept. Two machines: TCP between them, and every Open
+  // MPI TCP channel only on --mpi-interface.
+  ScriptRun r = RunScript("--dry-run --hostfile " + dir + "/hosts --mpi-interface eth0" + worker +
                           "-- --dummy tiny --port 50051 --model '/m/a b'");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_THAT(r.out, ::testing::HasSubstr(" -np 4 "));
+  EXPECT_THAT(r.out, ::testing::HasSubstr(" --mca btl self\\,vader\\,tcp --mca btl_tcp_if_include "
+                                          "eth0 --mca oob_tcp_if_include eth0 "));
   EXPECT_THAT(r.out, ::testing::HasSubstr(" --hostfile " + dir + "/hosts "));
   EXPECT_THAT(r.out, ::testing::HasSubstr(" --bind-to none "));
   EXPECT_THAT(r.out,
@@ -214,6 +217,14 @@ TEST(LaunchReplicaScript, DryRunPrintsTheMpirunCommand) {
   EXPECT_THAT(r.out, ::testing::HasSubstr(" -x NCCL_DEBUG "));
   EXPECT_THAT(r.out, ::testing::HasSubstr(" --bind-to numa --mca btl tcp "));
   EXPECT_FALSE(absl::StrContains(r.out, "--bind-to none")) << r.out;
+  EXPECT_FALSE(absl::StrContains(r.out, "self\\,vader")) << "the user's btl replaces ours";
+  EXPECT_THAT(r.out, ::testing::HasSubstr(" --mca oob_tcp_if_include lo "));
+
+  // One machine: shared memory and loopback only, no TCP transport.
+  r = RunScript("--dry-run --np 2" + worker + "--");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, ::testing::HasSubstr(" --mca btl self\\,vader --mca oob_tcp_if_include lo "));
+  EXPECT_FALSE(absl::StrContains(r.out, "tcp_if_include eth")) << r.out;
 
   // Errors: exit 2 with a message naming the problem.
   const std::vector<std::pair<std::string, std::string>> bad = {
@@ -223,7 +234,10 @@ TEST(LaunchReplicaScript, DryRunPrintsTheMpirunCommand) {
       {"--np", "--np needs a value"},
       {"--dummy tiny --", "unknown option '--dummy'"},
       {"--hostfile /nonexistent/hosts" + worker + "--", "no such file"},
-      {"--hostfile " + dir + "/hosts --np 5" + worker + "--", "more than the 4 slots"},
+      {"--hostfile " + dir + "/hosts --np 5 --mpi-interface eth0" + worker + "--",
+       "more than the 4 slots"},
+      {"--hostfile " + dir + "/hosts" + worker + "--", "give --mpi-interface"},
+      {"--np 2 --mpi-interface eth0" + worker + "--", "--mpi-interface is for replicas across"},
       {"--np 1 --worker /nonexistent/tessera-worker --", "not found or not executable"},
       {"--np 1 --mpirun /nonexistent/mpirun" + worker + "--", "--mpirun /nonexistent/mpirun"},
   };
@@ -234,8 +248,8 @@ TEST(LaunchReplicaScript, DryRunPrintsTheMpirunCommand) {
     EXPECT_THAT(r.out, ::testing::HasSubstr(message));
   }
   // --oversubscribe allows more ranks than slots.
-  r = RunScript("--dry-run --hostfile " + dir + "/hosts --np 5 --mpirun-args --oversubscribe" +
-                worker + "--");
+  r = RunScript("--dry-run --hostfile " + dir + "/hosts --np 5 --mpi-interface eth0 " +
+                "--mpirun-args --oversubscribe" + worker + "--");
   EXPECT_EQ(r.exit_code, 0) << r.out;
   fs::remove_all(dir);
 }

@@ -43,12 +43,14 @@ TEST_F(LlmServiceTest, RelaysTokensInOrderAndTheFinalUsage) {
   EXPECT_THAT(seen->token_ids().ids(), ElementsAre(1, 5, 6, 7));
   EXPECT_EQ(seen->sampling().max_tokens(), 8);
 
-  // A client's own request id is kept; generated ids are unique.
+  // A client's own request id is its label: the worker gets the router's
+  // random id, the client sees its own; generated ids are unique.
   v1::GenerateRequest mine = IdsRequest({1, 2});
   mine.set_request_id("client-7");
   Stream s2 = Generate(mine);
   ASSERT_TRUE(s2.status.ok());
-  EXPECT_EQ(workers_[0]->last_request()->request_id(), "client-7");
+  EXPECT_EQ(s2.messages.back().request_id(), "client-7");
+  EXPECT_THAT(workers_[0]->last_request()->request_id(), StartsWith("rt-"));
   Stream s3 = Generate(IdsRequest({1, 2}));
   ASSERT_TRUE(s3.status.ok());
   EXPECT_NE(workers_[0]->last_request()->request_id(), last.request_id());

@@ -9,3 +9,10 @@ endforeach()
 # integration tests).
 target_link_libraries(router_server_test PRIVATE tessera_integration_testing)
 add_dependencies(router_server_test tessera-router)
+# Size limits on what clients and workers send, and the router's random request ids.
+tessera_add_test(input_limits_test SOURCES ${_router_service_test_dir}/input_limits_test.cc
+  LIBS tessera_router_service tessera_router_testing LABELS unit TIMEOUT 120)
+# What every gRPC server gets (common/grpc/): INVALID_ARGUMENT for unparsable
+# requests, server reflection v1 and v1alpha.
+tessera_add_test(grpc_server_setup_test SOURCES ${_router_service_test_dir}/grpc_server_setup_test.cc
+  LIBS tessera_router_service tessera_router_testing LABELS unit TIMEOUT 120)

@@ -6,6 +6,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/api/field_limits.h"
 #include "common/api/grpc_status.h"
 #include "common/api/rejection.h"
 #include "common/api/request_limits.h"
@@ -205,6 +206,9 @@ grpc::ServerUnaryReactor* LlmService::Tokenize(grpc::CallbackServerContext* ctx,
                                                const v1::TokenizeRequest* request,
                                                v1::TokenizeResponse* response) {
   if (grpc::Status s = Authorize(context_, *ctx); !s.ok()) return FinishUnary(ctx, std::move(s));
+  if (absl::Status s = api::CheckTokenizeRequestSizes(*request); !s.ok()) {
+    return FinishUnary(ctx, ToGrpcStatus(s));
+  }
   if (absl::Status s = api::CheckModelName(request->model(), context_.limits.model_name, "worker");
       !s.ok()) {
     return FinishUnary(ctx, ToGrpcStatus(s));
