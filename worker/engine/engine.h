@@ -60,7 +60,9 @@ class Engine {
   // ids outside the vocabulary, lengths) and queues the request. With
   // params.n > 1 the prompt is prefilled once and forked into n choices
   // (see Scheduler), choice i sampling with seed + i when a seed is given,
-  // else with a seed of its own drawn here.
+  // else with a seed of its own drawn here. A continued request
+  // (request.continued_output, worker/engine/continuation.h) is checked by
+  // ValidateContinuation and resumes after its delivered output.
   absl::Status AddRequest(EngineRequest request);
   // Ends a request in any state (every choice); its final outputs (reason
   // kAbort, one per unfinished choice) come with the next Step(). False when

@@ -53,6 +53,14 @@ class OutputProcessor {
   void Add(const std::string& request_id, std::span<const int32_t> prompt_tail,
            std::vector<std::string> stop, bool return_text, int n = 1);
 
+  // A continued request (worker/engine/continuation.h): replays `delivered`,
+  // the output the client already has, through choice 0's text state one
+  // token at a time, as the steps that produced them did, and drops the
+  // text; the next output's text then continues where the first worker's
+  // stream stopped. Call right after Add. No-op for a request without text
+  // state.
+  void PrimeContinuation(const std::string& request_id, std::span<const int32_t> delivered);
+
   // A choice of a request that a stop string ended.
   struct Stopped {
     std::string request_id;
