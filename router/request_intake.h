@@ -9,6 +9,8 @@
 //     workers' tokenizer, and every admission check of
 //     common/api/request_validation.h against the limits the workers report
 //     (INVALID_ARGUMENT naming the field and the limit);
+//   - a seed (random 64-bit) when the client gave none, and no client-set
+//     continuation (router/continuation.h, MakeResumable);
 //   - a request id ("<prefix>-<n>") when the client gave none, and the
 //     prompt's full-block hashes (common/block_hash.h) for placement.
 // Thread-safe.
