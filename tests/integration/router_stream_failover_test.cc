@@ -165,7 +165,7 @@ void KillMidStreamAndCompare(int ranks) {
   Progress progress;
   std::vector<Seen> seen(cases.size() * kCopies);
   std::vector<std::thread> clients;
-  const CallOptions call = cluster->ClientCallOptions(std::chrono::seconds(120));
+  const CallOptions call = cluster->ClientCallOptions(std::chrono::seconds(300));
   for (size_t i = 0; i < seen.size(); ++i) {
     clients.emplace_back([&, i] {
       v1::GenerateRequest r = cases[i % cases.size()].request;
