@@ -61,6 +61,10 @@ ABSL_FLAG(double, queue_timeout, 30.0,
 ABSL_FLAG(int, max_attempts, 3,
           "Placements per request: a worker failing before the first token is retried on "
           "another worker, up to this many attempts in all");
+ABSL_FLAG(int, max_failovers, 2,
+          "Times a request's stream is continued on another worker when its worker fails "
+          "after the first token (the same tokens and text as without the failure; n = 1); "
+          "0: such a failure ends the request");
 ABSL_FLAG(int, retry_backoff_ms, 20,
           "Backoff before the first retry (ms); doubles per retry, with jitter");
 ABSL_FLAG(int, health_interval_ms, 500, "Worker health-and-load poll (GetLoad) interval (ms)");
@@ -141,6 +145,7 @@ absl::StatusOr<RouterServerOptions> RouterOptionsFromFlags() {
   o.admission.queue_timeout = Seconds(absl::GetFlag(FLAGS_queue_timeout));
   o.relay.max_attempts = absl::GetFlag(FLAGS_max_attempts);
   o.relay.retry_backoff = absl::Milliseconds(absl::GetFlag(FLAGS_retry_backoff_ms));
+  o.relay.max_failovers = absl::GetFlag(FLAGS_max_failovers);
   o.pool.health_interval = absl::Milliseconds(absl::GetFlag(FLAGS_health_interval_ms));
   o.pool.health_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_health_timeout_ms));
   o.pool.unhealthy_threshold = absl::GetFlag(FLAGS_unhealthy_threshold);

@@ -91,11 +91,26 @@ void GenerateRelay::Admitted(absl::Status status) {
 
 void GenerateRelay::PlaceAndStart() {
   std::vector<std::string> exclude;
+  std::vector<int32_t> delivered;  // set when this attempt continues the stream
+  bool continues = false;
   {
     absl::MutexLock lock(&mu_);
     exclude = tried_;
+    if (continuation_.has_value()) {
+      continues = true;
+      delivered = delivered_ids_;
+    }
   }
-  absl::StatusOr<Lease> lease = env_.pool->Place(PlacementRequest{block_hashes_}, exclude);
+  const std::vector<uint64_t> continuation_hashes =
+      continues ? ContinuationBlockHashes(request_, delivered, env_.pool->block_size())
+                : std::vector<uint64_t>();
+  // A continuation prefers the worker holding the longest prefix of prompt +
+  // delivered output.
+  absl::StatusOr<Lease> lease =
+      env_.pool->Place(PlacementRequest{continuation_hashes.empty()
+                                            ? std::span<const uint64_t>(block_hashes_)
+                                            : std::span<const uint64_t>(continuation_hashes)},
+                       exclude);
   Actions actions;
   std::shared_ptr<Upstream> attempt;
   {
@@ -130,7 +145,9 @@ void GenerateRelay::PlaceAndStart() {
       EndLocked(Cancelled());
       MaybeFinishLocked(actions);
     } else {
-      attempt = std::make_shared<Upstream>(shared_from_this(), std::move(*lease));
+      attempt = std::make_shared<Upstream>(shared_from_this(), std::move(*lease),
+                                           std::move(continuation_));
+      continuation_.reset();
       phase_ = Phase::kStreaming;
       upstream_ = attempt;
       hold_ = true;
@@ -233,6 +250,11 @@ void GenerateRelay::BackoffDone() {
         if (cancelled_) {
           EndLocked(Cancelled());
           MaybeFinishLocked(actions);
+          stop = true;
+        } else if (write_in_flight_) {
+          // A continuation's first read must not overtake the write of the
+          // failed attempt's last message: WriteDone places it.
+          place_after_write_ = true;
           stop = true;
         } else {
           phase_ = Phase::kPlacing;

@@ -17,11 +17,16 @@
 //   backoff   the worker failed before any message reached the client: after
 //             an exponential backoff with jitter (grpc::Alarm, no blocking) the
 //             request is placed again on a worker not tried yet, up to
-//             max_attempts attempts in all
+//             max_attempts attempts in all. Or it failed after output reached
+//             the client (failover, router/continuation.h): the request is
+//             re-issued to a worker not tried yet as a continuation of the
+//             delivered tokens, up to max_failovers times, and the client's
+//             stream goes on without a seam
 //   ended     the client's status is decided and Finish is called once no write
 //             is in flight
-// Worker failures after a message was delivered end the stream with
-// UNAVAILABLE "worker <id> failed after <n> tokens were delivered: <cause>".
+// A worker failure after a message was delivered that is not continued (n > 1,
+// max_failovers reached, no other worker) ends the stream with UNAVAILABLE
+// "worker <id> failed after <n> tokens were delivered: <cause>; <why not>".
 // Client errors from the worker (INVALID_ARGUMENT, NOT_FOUND, OUT_OF_RANGE,
 // FAILED_PRECONDITION, ALREADY_EXISTS) pass through unchanged, never retried.
 // A refusal (RESOURCE_EXHAUSTED, or a typed reason: common/api/rejection.h)
@@ -57,6 +62,9 @@ struct RelayOptions {
   int max_attempts = 3;                                   // placements per request, >= 1
   absl::Duration retry_backoff = absl::Milliseconds(20);  // before the 2nd attempt; doubles
   absl::Duration max_retry_backoff = absl::Seconds(2);
+  // Continuations per request after a worker failed mid-stream (>= 0; 0: a
+  // failure after the first token ends the request).
+  int max_failovers = 2;
 };
 
 // The router's request counters (GetClusterStatus). Thread-safe (atomics).
@@ -150,7 +158,9 @@ class Relay {
   virtual void Cancel() = 0;
 };
 
-// A relay for `request` (validated; prompt as token_ids; request_id set),
+// A relay for `request` (validated; prompt as token_ids; request_id set;
+// sampling.seed set for an exact continuation: router/continuation.h,
+// MakeResumable),
 // with the client's `deadline` (system_clock max: none). `block_hashes` are
 // the prompt's full-block hashes for placement; `client_request_id` the id
 // the client sent (empty: none), for the request log and as the request_id

@@ -15,9 +15,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/api/grpc_status.h"
+#include "common/api/sampling_params.h"
 #include "common/check.h"
 #include "common/logging.h"
 #include "grpcpp/alarm.h"
+#include "router/continuation.h"
 #include "router/generate_relay.h"
 #include "router/retry_policy.h"
 #include "tessera/v1/worker.grpc.pb.h"
@@ -128,6 +130,11 @@ class GenerateRelay final : public Relay, public std::enable_shared_from_this<Ge
   void ClientCancelled();
   void BackoffDone();
   void ScheduleRetry(absl::Duration delay);
+  // The attempt on `worker` failed (`error`) after output reached the
+  // client: sets up its continuation (kBackoff; returns the delay before it
+  // is placed) or ends the request (router/continuation.h, DecideFailover).
+  std::optional<absl::Duration> FailOverLocked(const std::string& worker, const std::string& error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const RelayEnvironment env_;
   const std::chrono::system_clock::time_point deadline_;  // the client's (max: none)
@@ -141,7 +148,7 @@ class GenerateRelay final : public Relay, public std::enable_shared_from_this<Ge
   //   kQueued    -> kPlacing (admitted) | kEnded (refused: queue full, timeout, cancel)
   //   kPlacing   -> kStreaming (an attempt started) | kEnded (no worker, client gone)
   //   kStreaming -> kBackoff (failed before any message reached the client, attempts
-  //                 left) | kEnded
+  //                 left; or after, to be continued: router/continuation.h) | kEnded
   //   kBackoff   -> kPlacing (the timer fired) | kEnded (client gone)
   // upstream_ is set exactly in kStreaming. The downstream side (a write in
   // flight, the Finish) is orthogonal: Finish is called in kEnded once no
@@ -170,9 +177,18 @@ class GenerateRelay final : public Relay, public std::enable_shared_from_this<Ge
   std::vector<std::string> tried_ ABSL_GUARDED_BY(mu_);
   int attempts_ ABSL_GUARDED_BY(mu_) = 0;
   grpc::Status last_failure_ ABSL_GUARDED_BY(mu_);  // with the worker's id in the message
+  // Failover: the continuations started, and the next attempt's request
+  // while one is pending (kBackoff after a mid-stream failure, until
+  // PlaceAndStart hands it to the attempt).
+  int failovers_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<v1::GenerateRequest> continuation_ ABSL_GUARDED_BY(mu_);
+  // The backoff ended while the failed attempt's last write was in flight:
+  // WriteDone places the continuation (so its reads never overtake a write).
+  bool place_after_write_ ABSL_GUARDED_BY(mu_) = false;
   // What reached the client.
   int64_t delivered_messages_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t delivered_tokens_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<int32_t> delivered_ids_ ABSL_GUARDED_BY(mu_);  // their ids (n = 1 only)
   int finals_ ABSL_GUARDED_BY(mu_) = 0;  // messages with a finish reason (one per choice)
   // For the request log and the metrics (set a few times per request).
   bool started_ ABSL_GUARDED_BY(mu_) = false;
@@ -204,13 +220,20 @@ class GenerateRelay::Downstream : public grpc::ServerWriteReactor<v1::GenerateRe
 // relay's upstream_ (shared_ptr) until its OnDone.
 class GenerateRelay::Upstream : public grpc::ClientReadReactor<v1::GenerateResponse> {
  public:
-  Upstream(std::shared_ptr<GenerateRelay> relay, Lease lease)
-      : relay_(std::move(relay)), lease_(std::move(lease)) {}
+  // `continuation`: this attempt's request when it continues the stream
+  // (router/continuation.h); none: the relay's request.
+  Upstream(std::shared_ptr<GenerateRelay> relay, Lease lease,
+           std::optional<v1::GenerateRequest> continuation)
+      : relay_(std::move(relay)),
+        continuation_(std::move(continuation)),
+        lease_(std::move(lease)) {}
 
-  // Starts the call with one hold (released by the relay) and the first read.
+  // Starts the call with one hold (released by the relay) and the first
+  // read. `request` (the relay's) must outlive the call.
   void Start(const v1::GenerateRequest* request, std::chrono::system_clock::time_point deadline) {
     context_.set_deadline(deadline);
-    lease_.stub()->async()->Generate(&context_, request, this);
+    lease_.stub()->async()->Generate(&context_,
+                                     continuation_.has_value() ? &*continuation_ : request, this);
     AddHold();
     StartRead(&response);
     StartCall();
@@ -232,6 +255,7 @@ class GenerateRelay::Upstream : public grpc::ClientReadReactor<v1::GenerateRespo
   // Destroyed in reverse order: the context (the call) before the lease
   // (which keeps the channel alive), the relay last.
   const std::shared_ptr<GenerateRelay> relay_;
+  const std::optional<v1::GenerateRequest> continuation_;
   Lease lease_;
   grpc::ClientContext context_;
 };

@@ -32,6 +32,10 @@ void GenerateRelay::UpstreamRead(bool ok) {
                                                          : client_request_id_);
       ++delivered_messages_;
       delivered_tokens_ += writing_.token_ids_size();
+      if (choices_ == 1) {  // what a continuation resumes after
+        delivered_ids_.insert(delivered_ids_.end(), writing_.token_ids().begin(),
+                              writing_.token_ids().end());
+      }
       if (!first_token_.has_value() && writing_.token_ids_size() > 0) first_token_ = absl::Now();
       if (writing_.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) NoteFinalLocked(writing_);
       write_in_flight_ = true;
@@ -49,6 +53,7 @@ void GenerateRelay::UpstreamRead(bool ok) {
 
 void GenerateRelay::WriteDone(bool ok) {
   Actions actions;
+  bool place = false;
   {
     absl::MutexLock lock(&mu_);
     write_in_flight_ = false;
@@ -68,14 +73,25 @@ void GenerateRelay::WriteDone(bool ok) {
         break;
       case Phase::kEnded:  // the last message was written; Finish may follow
         break;
+      case Phase::kBackoff:  // a failed attempt's last message; its continuation may wait
+        if (place_after_write_) {
+          place_after_write_ = false;
+          if (cancelled_) {
+            EndLocked(Cancelled());
+          } else {
+            phase_ = Phase::kPlacing;
+            place = true;
+          }
+        }
+        break;
       case Phase::kQueued:  // not reachable: nothing was relayed yet
       case Phase::kPlacing:
-      case Phase::kBackoff:
         break;
     }
     MaybeFinishLocked(actions);
   }
   Run(actions);
+  if (place) PlaceAndStart();
 }
 
 void GenerateRelay::UpstreamDone(const grpc::Status& status) {
@@ -84,6 +100,7 @@ void GenerateRelay::UpstreamDone(const grpc::Status& status) {
   Outcome outcome = Outcome::kSuccess;
   std::string error;
   std::optional<absl::Duration> retry_after;
+  bool continuing = false;  // retry_after is a failover's
   {
     absl::MutexLock lock(&mu_);
     attempt = std::move(upstream_);
@@ -127,10 +144,8 @@ void GenerateRelay::UpstreamDone(const grpc::Status& status) {
       last_failure_ =
           grpc::Status(failure->error_code(), absl::StrCat("worker ", worker, ": ", error));
       if (delivered_messages_ > 0) {
-        env_.counters->failed.fetch_add(1);
-        EndLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                               absl::StrCat("worker ", worker, " failed after ", delivered_tokens_,
-                                            " tokens were delivered: ", error)));
+        retry_after = FailOverLocked(worker, error);
+        continuing = retry_after.has_value();
       } else if (const BackoffPolicy policy = Backoff(env_.options); policy.MayRetry(attempts_)) {
         env_.counters->retried.fetch_add(1);
         phase_ = Phase::kBackoff;
@@ -146,8 +161,10 @@ void GenerateRelay::UpstreamDone(const grpc::Status& status) {
     MaybeFinishLocked(actions);
   }
   if (outcome == Outcome::kWorkerError || outcome == Outcome::kRejected) {
-    spdlog::warn("request {}: worker {} failed ({}){}", request_.request_id(),
-                 attempt->lease().worker_id(), error, retry_after ? "; retrying" : "");
+    spdlog::warn(
+        "request {}: worker {} failed ({}){}", request_.request_id(), attempt->lease().worker_id(),
+        error,
+        continuing ? "; continuing the stream elsewhere" : (retry_after ? "; retrying" : ""));
   }
   env_.pool->RecordOutcome(attempt->lease(), outcome, error);
   if (retry_after.has_value() && env_.observer != nullptr) {
@@ -156,6 +173,44 @@ void GenerateRelay::UpstreamDone(const grpc::Status& status) {
   Run(actions);
   if (retry_after.has_value()) ScheduleRetry(*retry_after);
   // `attempt` (the upstream reactor, its context and lease) ends here.
+}
+
+std::optional<absl::Duration> GenerateRelay::FailOverLocked(const std::string& worker,
+                                                            const std::string& error) {
+  FailoverFacts facts;
+  facts.choices = choices_;
+  facts.finals_delivered = finals_;
+  facts.failovers_done = failovers_;
+  facts.max_failovers = env_.options.max_failovers;
+  facts.delivered_tokens = delivered_tokens_;
+  facts.max_tokens = request_.sampling().has_max_tokens() ? request_.sampling().max_tokens()
+                                                          : SamplingParams{}.max_tokens;
+  const std::string failed = absl::StrCat("worker ", worker, " failed after ", delivered_tokens_,
+                                          " tokens were delivered: ", error);
+  const FailoverDecision decision = DecideFailover(facts);
+  switch (decision) {
+    case FailoverDecision::kComplete:
+      // The stream broke after its last message: the client has it all.
+      EndLocked(grpc::Status::OK);
+      return std::nullopt;
+    case FailoverDecision::kContinue: {
+      ++failovers_;
+      env_.counters->retried.fetch_add(1);
+      last_failure_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, failed);
+      continuation_ = ContinuationRequest(request_, delivered_ids_);
+      phase_ = Phase::kBackoff;
+      thread_local absl::BitGen bitgen;
+      return Backoff(env_.options).Delay(attempts_, absl::Uniform(bitgen, 0.5, 1.5));
+    }
+    case FailoverDecision::kMultipleChoices:
+    case FailoverDecision::kNoFailoversLeft:
+    case FailoverDecision::kNothingLeft:
+      env_.counters->failed.fetch_add(1);
+      EndLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                             absl::StrCat(failed, "; ", FailoverRefusal(decision, facts))));
+      return std::nullopt;
+  }
+  return std::nullopt;
 }
 
 }  // namespace tessera::router::relay_internal

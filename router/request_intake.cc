@@ -11,6 +11,7 @@
 #include "common/api/request_validation.h"
 #include "common/block_hash.h"
 #include "common/status_macros.h"
+#include "router/continuation.h"
 
 namespace tessera::router {
 namespace {
@@ -65,6 +66,8 @@ absl::StatusOr<PreparedRequest> RequestIntake::Prepare(const ServedModel& model,
   // Sizes first: nothing below copies, tokenizes or echoes an oversized field.
   RETURN_IF_ERROR(api::CheckGenerateRequestSizes(request));
   RETURN_IF_ERROR(CheckModelName(model, request.model()));
+  thread_local absl::BitGen seeds;
+  RETURN_IF_ERROR(MakeResumable(request, seeds));  // router/continuation.h
   request.set_model(model.info.id());
   const api::RequestLimits limits = api::FromModelInfo(model.info);
   if (fill_max_tokens && !request.sampling().has_max_tokens()) {

@@ -16,6 +16,8 @@
 //     request_id), so a client can neither guess nor take another client's
 //     id; and the prompt's full-block hashes (common/block_hash.h) for
 //     placement.
+//   - a seed (random 64-bit) when the client gave none, and no client-set
+//     continuation (router/continuation.h, MakeResumable);
 // Thread-safe.
 #pragma once
 

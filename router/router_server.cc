@@ -54,6 +54,10 @@ absl::Status ValidateOptions(const RouterServerOptions& o) {
     return absl::InvalidArgumentError(
         absl::StrCat("--max-attempts must be at least 1, got ", o.relay.max_attempts));
   }
+  if (o.relay.max_failovers < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max-failovers must be at least 0, got ", o.relay.max_failovers));
+  }
   if (o.relay.retry_backoff < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--retry-backoff-ms must not be negative");
   }

@@ -7,6 +7,7 @@ add_library(tessera_router_service
   ${_router_service_dir}/auth.cc
   ${_router_service_dir}/retry_policy.cc
   ${_router_service_dir}/generate_relay.cc
+  ${_router_service_dir}/continuation.cc
   ${_router_service_dir}/relay_streaming.cc
   ${_router_service_dir}/request_log.cc
   ${_router_service_dir}/router_metrics.cc

@@ -29,6 +29,7 @@ struct FakeWorkerOptions {
   std::string model = "fake";
   int vocab_size = 512;
   int max_model_len = 2048;
+  int max_n = 1;  // ModelInfo.max_n: the largest SamplingParams.n accepted
 };
 
 // What Worker.Generate does (taken when a call starts).
@@ -36,6 +37,8 @@ struct GenerateScript {
   // Token messages to send (token_ids {first_token_id + i}, worker_id and
   // request_id set), then a final message: finish_reason LENGTH, usage
   // {prompt_tokens: the prompt's token ids (or text bytes), completion_tokens}.
+  // A continuation (GenerateRequest.continuation with k tokens) sends token
+  // messages k .. tokens-1 only; completion_tokens still counts all.
   int tokens = 4;
   // Fail after sending this many messages (the final one counts; -1 never;
   // 0 = fail before any message): the stream ends with `fail_status`.

@@ -37,7 +37,8 @@ class FakeWorkerService final : public v1::Worker::CallbackService {
     const int prompt_tokens = request->has_token_ids() ? request->token_ids().ids_size()
                                                        : static_cast<int>(request->text().size());
     std::vector<v1::GenerateResponse> messages;
-    for (int i = 0; i < script.tokens; ++i) {
+    // A continuation resumes after the tokens the client has, as a worker does.
+    for (int i = request->continuation().output_token_ids_size(); i < script.tokens; ++i) {
       v1::GenerateResponse& m = messages.emplace_back();
       m.set_request_id(request->request_id());
       m.add_token_ids(script.first_token_id + i);
@@ -157,6 +158,7 @@ class FakeLlmService final : public v1::Llm::CallbackService {
     m->set_id(state_->options.model);
     m->set_max_model_len(state_->options.max_model_len);
     m->set_vocab_size(state_->options.vocab_size);
+    m->set_max_n(state_->options.max_n);
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
     return reactor;

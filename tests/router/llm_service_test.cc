@@ -189,7 +189,9 @@ TEST_F(LlmServiceTest, AFailureAfterTokensEndsTheStreamWithUnavailableAndTheCoun
   script.fail_after_messages = 2;
   script.fail_status = grpc::Status(grpc::StatusCode::INTERNAL, "boom");
   for (auto& w : workers_) w->SetGenerateScript(script);
-  StartRouter();
+  RouterServerOptions o = FastOptions();
+  o.relay.max_failovers = 0;  // continuations: tests/router/relay_continuation_test.cc
+  StartRouter(o);
 
   Stream s = Generate(IdsRequest({1, 2, 3}));
   EXPECT_EQ(s.status.error_code(), grpc::StatusCode::UNAVAILABLE);

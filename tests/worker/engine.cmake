@@ -11,3 +11,5 @@ target_compile_definitions(generate_tp_test PRIVATE
 add_dependencies(generate_tp_test tessera-generate)
 tessera_add_test(engine_fork_test SOURCES engine_fork_test.cc LIBS tessera_engine LABELS unit
                  TIMEOUT 300)
+tessera_add_test(engine_continuation_test SOURCES engine_continuation_test.cc LIBS tessera_engine
+                 LABELS unit TIMEOUT 300)

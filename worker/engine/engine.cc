@@ -8,6 +8,7 @@
 #include "common/api/request_validation.h"
 #include "common/check.h"
 #include "common/status_macros.h"
+#include "worker/engine/continuation.h"
 #include "worker/engine/step_plan.h"
 #include "worker/exec/replica_protocol.h"
 
@@ -47,6 +48,7 @@ absl::Status Engine::AddRequest(EngineRequest r) {
     return absl::AlreadyExistsError(
         absl::StrCat("request_id '", r.request_id, "' is already in use by an unfinished request"));
   }
+  RETURN_IF_ERROR(ValidateContinuation(r.continued_output, r.params, limits_));
   const uint64_t seed = r.params.seed.has_value() ? *r.params.seed : seed_rng_();
   const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                              std::chrono::steady_clock::now().time_since_epoch())
@@ -55,6 +57,7 @@ absl::Status Engine::AddRequest(EngineRequest r) {
                                         std::move(r.prompt_token_ids), std::move(r.params),
                                         r.priority, now_ns);
   seq->set_rng_seed(seed);
+  if (!r.continued_output.empty()) seq->PrimeOutput(r.continued_output);
   const int n = seq->params().n;
   if (n > 1) {
     std::vector<uint64_t> seeds(n - 1);
@@ -72,6 +75,7 @@ absl::Status Engine::AddRequest(EngineRequest r) {
                                          prompt.end());
   RETURN_IF_ERROR(scheduler_.AddRequest(std::move(seq)));
   output_processor_.Add(id, prompt_tail, params, r.return_text);
+  if (!r.continued_output.empty()) output_processor_.PrimeContinuation(id, r.continued_output);
   return absl::OkStatus();
 }
 

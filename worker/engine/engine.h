@@ -61,9 +61,12 @@ class Engine {
   // ids outside the vocabulary, lengths) and queues the request. With
   // params.n > 1 the prompt is prefilled once and forked into n choices
   // (see Scheduler), choice i sampling with seed + i when a seed is given,
-  // else with a seed of its own drawn here. ALREADY_EXISTS while a request
-  // with the same id has not given its final outputs (an aborted one until
-  // the next Step()), and the scheduler's refusals (Scheduler::AddRequest).
+  // else with a seed of its own drawn here. A continued request
+  // (request.continued_output, worker/engine/continuation.h) is checked by
+  // ValidateContinuation and resumes after its delivered output. ALREADY_EXISTS
+  // while a request with the same id has not given its final outputs (an
+  // aborted one until the next Step()), and the scheduler's refusals
+  // (Scheduler::AddRequest).
   absl::Status AddRequest(EngineRequest request);
   // Ends a request in any state (every choice); its final outputs (reason
   // kAbort, one per unfinished choice) come with the next Step(). False when

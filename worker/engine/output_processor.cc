@@ -23,6 +23,22 @@ void OutputProcessor::Add(const std::string& request_id, std::span<const int32_t
   requests_.insert_or_assign(request_id, std::move(req));
 }
 
+void OutputProcessor::PrimeContinuation(const std::string& request_id,
+                                        std::span<const int32_t> delivered) {
+  auto it = requests_.find(request_id);
+  if (it == requests_.end() || it->second.choices.empty()) return;
+  Text& t = *it->second.choices[0];
+  // The delivered tokens never reached a stop string (that token's output
+  // would have been the last one), so the matcher only refills what it holds
+  // back.
+  for (const int32_t token : delivered) {
+    if (absl::StatusOr<std::string> piece = t.decoder.Append(std::span<const int32_t>(&token, 1));
+        piece.ok()) {
+      t.matcher.Append(*piece);
+    }
+  }
+}
+
 bool OutputProcessor::ProcessText(Text& t, RequestOutput& output) {
   std::string text;
   if (absl::StatusOr<std::string> piece = t.decoder.Append(output.new_tokens); piece.ok()) {

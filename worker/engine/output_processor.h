@@ -61,6 +61,15 @@ class OutputProcessor {
   void Add(const std::string& request_id, std::span<const int32_t> prompt_tail,
            const SamplingParams& params, bool return_text);
 
+  // A continued request (worker/engine/continuation.h): replays `delivered`,
+  // the output the client already has, through choice 0's text state one
+  // token at a time, as the steps that produced them did, and drops the
+  // text; the next output's text then continues where the first worker's
+  // stream stopped. Call right after Add. No-op for a request without text
+  // state. (Its stop conditions count the delivered tokens through the
+  // outputs' completion_tokens.)
+  void PrimeContinuation(const std::string& request_id, std::span<const int32_t> delivered);
+
   // A choice this processor ended, and why.
   struct Finished {
     std::string request_id;

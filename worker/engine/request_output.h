@@ -18,6 +18,9 @@ struct EngineRequest {
   SamplingParams params;
   int priority = 0;
   bool return_text = false;  // outputs carry their text (RequestOutput::text)
+  // A continued request's delivered output (worker/engine/continuation.h);
+  // empty: a new request.
+  std::vector<int32_t> continued_output;
 };
 
 // What one step produced for one choice of one request: its new tokens (zero

@@ -158,7 +158,8 @@ SeqOutput& Scheduler::NextOutput() {
 void Scheduler::FillUsage(const Sequence& seq, SeqOutput& out) {
   out.prompt_tokens = seq.num_prompt_tokens();
   out.completion_tokens = seq.num_output_tokens();
-  out.cached_prompt_tokens = std::max(0, seq.num_cached_tokens());
+  // A continued request's cache hit may reach into its (primed) output.
+  out.cached_prompt_tokens = std::clamp(seq.num_cached_tokens(), 0, seq.num_prompt_tokens());
 }
 
 // Inlined: it runs once per sampled token, the hot path of every step.

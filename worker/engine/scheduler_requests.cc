@@ -13,7 +13,11 @@ absl::Status Scheduler::AddRequest(std::unique_ptr<Sequence> seq) {
   if (seq == nullptr) return absl::InvalidArgumentError("AddRequest: null sequence");
   const std::string& id = seq->request_id();
   if (id.empty()) return absl::InvalidArgumentError("request_id must not be empty");
-  if (seq->status() != SequenceStatus::kWaiting || seq->num_output_tokens() != 0 ||
+  // A continued request (Sequence::PrimeOutput) arrives with output tokens.
+  const bool continued = seq->num_output_tokens() != 0;
+  if (seq->status() != SequenceStatus::kWaiting ||
+      (continued &&
+       (seq->params().n != 1 || seq->num_output_tokens() >= seq->params().max_tokens)) ||
       seq->num_computed_tokens() != 0 || !seq->block_table().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "request ", id, ": AddRequest takes a new sequence, got one ",

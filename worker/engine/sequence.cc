@@ -70,8 +70,20 @@ std::unique_ptr<Sequence> Sequence::ForkOf(const Sequence& parent, int index) {
   return child;
 }
 
+void Sequence::PrimeOutput(std::span<const int32_t> output) {
+  TESSERA_CHECK(status_ == SequenceStatus::kWaiting && num_output_tokens() == 0 &&
+                    num_computed_tokens_ == 0 && block_table_.empty(),
+                request_id_, ": output primed on a sequence that is not new");
+  TESSERA_CHECK(params_.n == 1 && static_cast<int64_t>(output.size()) < params_.max_tokens,
+                request_id_, ": ", output.size(), " primed output tokens with n = ", params_.n,
+                " and max_tokens = ", params_.max_tokens);
+  tokens_.insert(tokens_.end(), output.begin(), output.end());
+}
+
 void Sequence::ReserveOutput() {
-  if (params_.max_tokens > 0) tokens_.reserve(tokens_.size() + params_.max_tokens);
+  if (params_.max_tokens > 0) {
+    tokens_.reserve(static_cast<size_t>(num_prompt_tokens_) + params_.max_tokens);
+  }
 }
 
 void Sequence::SetRunning() {

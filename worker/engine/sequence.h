@@ -127,6 +127,13 @@ class alignas(64) Sequence {
   int num_output_tokens() const { return num_tokens() - num_prompt_tokens_; }
   // Requires num_tokens() > 0.
   int32_t last_token() const { return tokens_.back(); }
+  // A continued request (one resumed here after another worker delivered
+  // `output` of it to the client: GenerateRequest.continuation): appends
+  // `output` as output tokens before admission, so penalties, max_tokens, the
+  // sampler's position (num_output_tokens()) and usage count them. Requires a
+  // new sequence (WAITING, no output, nothing computed), n == 1 and
+  // output.size() < params().max_tokens.
+  void PrimeOutput(std::span<const int32_t> output);
   // Makes room for max_tokens output tokens, so that appending never
   // reallocates (all_tokens() stays put). The Scheduler calls it once the
   // request is admitted (max_tokens is then known to be sane).

@@ -18,6 +18,9 @@ absl::StatusOr<EngineRequest> EngineRequestFromProto(const v1::GenerateRequest& 
   r.return_text = request.return_text();
   r.prompt_token_ids = std::move(v.prompt_token_ids);
   r.params = std::move(v.params);
+  // Checked with the rest of the request by Engine::AddRequest.
+  r.continued_output.assign(request.continuation().output_token_ids().begin(),
+                            request.continuation().output_token_ids().end());
   return r;
 }
 
