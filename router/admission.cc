@@ -1,5 +1,6 @@
 #include "router/admission.h"
 
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -37,9 +38,10 @@ void DeliverGrant(AdmissionController::Callback callback, absl::Status status) {
 
 }  // namespace
 
-AdmissionController::AdmissionController(Options options) : options_(options) {
-  TESSERA_CHECK(options_.max_concurrent >= 1, "max_concurrent must be >= 1, got ",
-                options_.max_concurrent);
+AdmissionController::AdmissionController(Options options)
+    : options_(options),
+      queue_(FairQueue::Options{.max_concurrent = options.max_concurrent,
+                                .headroom = options.headroom}) {
   TESSERA_CHECK(options_.max_queued >= 0, "max_queued must be >= 0, got ", options_.max_queued);
   timer_ = std::thread([this] { TimerLoop(); });
 }
@@ -59,31 +61,56 @@ AdmissionController::~AdmissionController() {
   }
 }
 
-AdmissionController::Ticket AdmissionController::Acquire(Callback on_admit) {
+AdmissionController::Ticket AdmissionController::Acquire(const Requester& requester,
+                                                         Callback on_admit) {
   TESSERA_CHECK(on_admit != nullptr, "Acquire needs a callback");
   absl::Status inline_status;
+  std::vector<Grant> granted;
+  Ticket queued_ticket = 0;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) {
       inline_status = absl::UnavailableError("the router is shutting down");
-    } else if (running_ < options_.max_concurrent && waiters_.empty()) {
-      ++running_;  // free -> running
-      inline_status = absl::OkStatus();
-    } else if (static_cast<int64_t>(waiters_.size()) >= options_.max_queued) {
-      ++rejected_;
-      inline_status = absl::ResourceExhaustedError(
-          absl::StrCat("the router is at capacity: ", running_, " requests running (max ",
-                       options_.max_concurrent, "), ", waiters_.size(), " queued (max ",
-                       options_.max_queued, ")"));
     } else {
-      // -> queued; the timer thread watches the oldest deadline.
+      // -> queued; granted at once when the fair queue has a slot for it.
       const Ticket ticket = next_ticket_++;
+      queue_.Push(ticket, requester.tenant, requester.weight);
       waiters_.emplace(ticket, Waiter{std::move(on_admit), absl::Now() + options_.queue_timeout});
-      return ticket;
+      GrantLocked(granted);
+      auto it = waiters_.find(ticket);
+      if (it == waiters_.end()) {
+        // Granted: decided inline, before Acquire returns.
+        for (Grant& g : granted) {
+          if (g.ticket == ticket) on_admit = std::move(g.callback);
+        }
+      } else if (queue_.queued() > options_.max_queued) {
+        ++rejected_;
+        on_admit = std::move(it->second.callback);
+        waiters_.erase(it);
+        queue_.Remove(ticket);  // queued -> refused
+        inline_status = absl::ResourceExhaustedError(
+            absl::StrCat("the router is at capacity: ", queue_.running(), " requests running (max ",
+                         options_.max_concurrent, "), ", queue_.queued(), " queued (max ",
+                         options_.max_queued, ")"));
+      } else {
+        queued_ticket = ticket;  // the timer thread watches the oldest deadline
+      }
     }
   }
-  on_admit(std::move(inline_status));
-  return 0;
+  for (Grant& g : granted) {
+    if (g.callback != nullptr) DeliverGrant(std::move(g.callback), absl::OkStatus());
+  }
+  if (on_admit != nullptr) on_admit(std::move(inline_status));
+  return queued_ticket;
+}
+
+void AdmissionController::GrantLocked(std::vector<Grant>& granted) {
+  while (std::optional<Ticket> ticket = queue_.Grant()) {
+    auto it = waiters_.find(*ticket);
+    TESSERA_CHECK(it != waiters_.end(), "granted ticket ", *ticket, " is not waiting");
+    granted.push_back(Grant{*ticket, std::move(it->second.callback)});
+    waiters_.erase(it);  // queued -> running
+  }
 }
 
 void AdmissionController::Cancel(Ticket ticket) {
@@ -94,25 +121,22 @@ void AdmissionController::Cancel(Ticket ticket) {
     if (it == waiters_.end()) return;  // already decided (or never queued)
     callback = std::move(it->second.callback);
     waiters_.erase(it);  // queued -> cancelled
+    queue_.Remove(ticket);
   }
   callback(absl::CancelledError("cancelled while waiting for admission"));
 }
 
-void AdmissionController::Release() {
-  Callback callback;
+void AdmissionController::Release(const std::string& tenant) {
+  std::vector<Grant> granted;
   {
     absl::MutexLock lock(&mu_);
-    TESSERA_CHECK(running_ > 0, "Release without a granted slot");
-    if (waiters_.empty()) {
-      --running_;  // running -> free
-      return;
-    }
-    // The slot passes straight to the oldest waiter: running_ is unchanged.
-    auto oldest = waiters_.begin();
-    callback = std::move(oldest->second.callback);
-    waiters_.erase(oldest);
+    TESSERA_CHECK(queue_.running(tenant) > 0, "Release without a granted slot (tenant ", tenant,
+                  ")");
+    // running -> free; the slot passes to the next waiter in fair order.
+    queue_.Release(tenant);
+    GrantLocked(granted);
   }
-  DeliverGrant(std::move(callback), absl::OkStatus());
+  for (Grant& g : granted) DeliverGrant(std::move(g.callback), absl::OkStatus());
 }
 
 void AdmissionController::TimerLoop() {
@@ -131,6 +155,7 @@ void AdmissionController::TimerLoop() {
     const absl::Time now = absl::Now();
     while (!waiters_.empty() && waiters_.begin()->second.deadline <= now) {
       expired.push_back(std::move(waiters_.begin()->second.callback));
+      queue_.Remove(waiters_.begin()->first);
       waiters_.erase(waiters_.begin());  // queued -> timed out
       ++rejected_;
     }
@@ -159,7 +184,17 @@ void AdmissionController::TimerLoop() {
 
 int64_t AdmissionController::running() const {
   absl::MutexLock lock(&mu_);
-  return running_;
+  return queue_.running();
+}
+
+int64_t AdmissionController::running(const std::string& tenant) const {
+  absl::MutexLock lock(&mu_);
+  return queue_.running(tenant);
+}
+
+int64_t AdmissionController::queued(const std::string& tenant) const {
+  absl::MutexLock lock(&mu_);
+  return queue_.queued(tenant);
 }
 
 int64_t AdmissionController::queued() const {

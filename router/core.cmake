@@ -5,8 +5,11 @@ add_library(tessera_router_core
   ${_router_core_dir}/circuit_breaker.cc
   ${_router_core_dir}/prefix_index.cc
   ${_router_core_dir}/policy.cc
+  ${_router_core_dir}/fair_queue.cc
   ${_router_core_dir}/admission.cc
+  ${_router_core_dir}/tenant_config.cc
+  ${_router_core_dir}/tenant_limits.cc
 )
 target_link_libraries(tessera_router_core PUBLIC tessera_common absl::flat_hash_map
-  absl::flat_hash_set absl::inlined_vector absl::btree absl::synchronization absl::time
-  absl::status absl::statusor absl::strings Threads::Threads)
+  absl::flat_hash_set absl::node_hash_map absl::inlined_vector absl::btree absl::synchronization absl::time
+  absl::status absl::statusor absl::strings nlohmann_json::nlohmann_json Threads::Threads)

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <tuple>
+#include <optional>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -11,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "common/api/cluster_flags.h"
 #include "common/grpc/server_setup.h"
+#include "router/tenant_config.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address the client server (Llm, Registry) listens on");
 ABSL_FLAG(int, port, 50050,
@@ -30,6 +32,34 @@ ABSL_FLAG(std::string, api_key, "",
           "Llm calls and the HTTP API must send 'authorization: Bearer KEY'; default "
           "$TESSERA_API_KEY; empty = open. Health and reflection stay open. Registry needs "
           "--cluster-token instead");
+ABSL_FLAG(std::string, api_keys, "",
+          "Tenants file (JSON): {\"tenants\": [{\"name\": \"chat\", \"key\": \"sk-...\", "
+          "\"weight\": 4, \"max_concurrent_requests\": 64, \"tokens_per_minute\": 100000, "
+          "\"max_priority\": 0}, ...]}. Each key is a tenant: Llm and HTTP calls must send one "
+          "of these keys (or --api-key) as 'authorization: Bearer KEY'; waiting requests get "
+          "the router's slots in proportion to their tenant's weight (default 1); "
+          "max_concurrent_requests (queued + running) and tokens_per_minute (prompt + "
+          "completion tokens) limits answer 429 / RESOURCE_EXHAUSTED with Retry-After (0 or "
+          "absent = no limit); a priority more urgent (lower) than max_priority is raised to it");
+ABSL_FLAG(bool, user_tenants, false,
+          "A request whose key is not an --api-keys tenant's belongs to the tenant named by its "
+          "`user` (OpenAI `user` field, GenerateRequest.user on gRPC), with the default tenant's "
+          "weight and limits; metrics count them together as tenant=\"user\"");
+ABSL_FLAG(double, default_tenant_weight, 1.0,
+          "Weight of the default tenant (no --api-keys key, no user) and of each user tenant");
+ABSL_FLAG(int64_t, default_tenant_max_concurrent_requests, 0,
+          "Requests in the router at once for the default tenant and for each user tenant; "
+          "0 = no limit");
+ABSL_FLAG(int64_t, default_tenant_tokens_per_minute, 0,
+          "Prompt + completion tokens per minute for the default tenant and for each user "
+          "tenant; 0 = no limit");
+ABSL_FLAG(std::optional<int>, default_tenant_max_priority, std::nullopt,
+          "The most urgent (lowest) priority the default tenant and user tenants may ask for; "
+          "unset = any");
+ABSL_FLAG(int64_t, admission_headroom, 0,
+          "Slots of --max-concurrent-requests kept for tenants below their weighted share: a "
+          "tenant flooding alone uses the others, and a tenant that arrives then starts at "
+          "once; 0 = strictly work-conserving");
 ABSL_FLAG(std::string, http_host, "0.0.0.0",
           "Address the OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, "
           "/v1/models, /health, /version, /tokenize, /detokenize) listens on");
@@ -109,6 +139,20 @@ absl::StatusOr<RouterServerOptions> RouterOptionsFromFlags() {
   absl::StatusOr<api::ClusterCredentials> cluster = api::ClusterCredentialsFromFlags();
   if (!cluster.ok()) return cluster.status();
   o.cluster = *std::move(cluster);
+  if (const std::string keys = absl::GetFlag(FLAGS_api_keys); !keys.empty()) {
+    absl::StatusOr<std::vector<KeyedTenant>> tenants = LoadApiKeysFile(keys);
+    if (!tenants.ok()) return tenants.status();
+    o.api_keys = *std::move(tenants);
+  }
+  o.user_tenants = absl::GetFlag(FLAGS_user_tenants);
+  o.default_tenant.weight = absl::GetFlag(FLAGS_default_tenant_weight);
+  o.default_tenant.max_concurrent_requests =
+      absl::GetFlag(FLAGS_default_tenant_max_concurrent_requests);
+  o.default_tenant.tokens_per_minute = absl::GetFlag(FLAGS_default_tenant_tokens_per_minute);
+  if (const std::optional<int> p = absl::GetFlag(FLAGS_default_tenant_max_priority)) {
+    o.default_tenant.max_priority = *p;
+  }
+  o.admission.headroom = absl::GetFlag(FLAGS_admission_headroom);
   o.http_host = absl::GetFlag(FLAGS_http_host);
   o.http_port = absl::GetFlag(FLAGS_http_port);
   o.http_threads = absl::GetFlag(FLAGS_http_threads);

@@ -16,8 +16,8 @@ void GenerateRelay::Start(RelayClient* client) {
     client_ = client;
     started_ = true;
   }
-  const AdmissionController::Ticket ticket =
-      env_.admission->Acquire([self](absl::Status status) { self->Admitted(std::move(status)); });
+  const AdmissionController::Ticket ticket = env_.admission->Acquire(
+      requester_, [self](absl::Status status) { self->Admitted(std::move(status)); });
   Actions actions;
   {
     absl::MutexLock lock(&mu_);
@@ -305,18 +305,21 @@ std::shared_ptr<Relay> CreateGenerateRelay(const RelayEnvironment& env,
                                            std::chrono::system_clock::time_point deadline,
                                            v1::GenerateRequest request,
                                            std::vector<uint64_t> block_hashes,
-                                           std::string client_request_id) {
+                                           std::string client_request_id,
+                                           std::unique_ptr<TenantLease> tenant) {
   return std::make_shared<relay_internal::GenerateRelay>(
-      env, deadline, std::move(request), std::move(block_hashes), std::move(client_request_id));
+      env, deadline, std::move(request), std::move(block_hashes), std::move(client_request_id),
+      std::move(tenant));
 }
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* StartGenerateRelay(
     const RelayEnvironment& env, grpc::CallbackServerContext* context, v1::GenerateRequest request,
-    std::vector<uint64_t> block_hashes, std::string client_request_id) {
+    std::vector<uint64_t> block_hashes, std::string client_request_id,
+    std::unique_ptr<TenantLease> tenant) {
   auto relay = std::make_shared<relay_internal::GenerateRelay>(
       env, context->deadline(), std::move(request), std::move(block_hashes),
-      std::move(client_request_id));
-  auto* reactor = new relay_internal::GenerateRelay::Downstream(relay);
+      std::move(client_request_id), std::move(tenant));
+  auto* reactor = new relay_internal::GenerateRelay::Downstream(relay, context);
   relay->Start(reactor);
   return reactor;
 }

@@ -53,6 +53,7 @@
 #include "grpcpp/grpcpp.h"
 #include "router/admission.h"
 #include "router/request_log.h"
+#include "router/tenants.h"
 #include "router/worker_pool.h"
 #include "tessera/v1/llm.pb.h"
 
@@ -165,18 +166,25 @@ class Relay {
 // the prompt's full-block hashes for placement; `client_request_id` the id
 // the client sent (empty: none), for the request log and as the request_id
 // of every message delivered to the client (the router's id, request's,
-// when empty). Nothing starts before Relay::Start.
+// when empty). `tenant` (null: the default tenant) is the request's hold on
+// its tenant's limits (router/tenants.h): its admission waits in that
+// tenant's fair-queue lane, and the lease is settled with the completion
+// tokens when the relay ends. Nothing starts before Relay::Start.
 std::shared_ptr<Relay> CreateGenerateRelay(const RelayEnvironment& env,
                                            std::chrono::system_clock::time_point deadline,
                                            v1::GenerateRequest request,
                                            std::vector<uint64_t> block_hashes,
-                                           std::string client_request_id = "");
+                                           std::string client_request_id = "",
+                                           std::unique_ptr<TenantLease> tenant = nullptr);
 
 // Starts relaying `request` (as CreateGenerateRelay) for the gRPC Generate
-// call `context`; returns the reactor to hand to gRPC.
+// call `context`; returns the reactor to hand to gRPC. A RESOURCE_EXHAUSTED
+// end (the admission queue is full) carries trailing metadata
+// `retry-after: 1` (seconds).
 grpc::ServerWriteReactor<v1::GenerateResponse>* StartGenerateRelay(
     const RelayEnvironment& env, grpc::CallbackServerContext* context, v1::GenerateRequest request,
-    std::vector<uint64_t> block_hashes, std::string client_request_id = "");
+    std::vector<uint64_t> block_hashes, std::string client_request_id = "",
+    std::unique_ptr<TenantLease> tenant = nullptr);
 
 // A reactor that ends the call at once with `status` (a request refused
 // before it reached the relay).

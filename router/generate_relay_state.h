@@ -48,14 +48,16 @@ class GenerateRelay final : public Relay, public std::enable_shared_from_this<Ge
  public:
   GenerateRelay(const RelayEnvironment& env, std::chrono::system_clock::time_point deadline,
                 v1::GenerateRequest request, std::vector<uint64_t> block_hashes,
-                std::string client_request_id)
+                std::string client_request_id, std::unique_ptr<TenantLease> tenant)
       : env_(env),
         deadline_(deadline),
         request_(std::move(request)),
         block_hashes_(std::move(block_hashes)),
         client_request_id_(std::move(client_request_id)),
         choices_(std::max(1, request_.sampling().has_n() ? request_.sampling().n() : 1)),
-        arrived_(absl::Now()) {
+        arrived_(absl::Now()),
+        tenant_(std::move(tenant)),
+        requester_(tenant_ != nullptr ? tenant_->requester() : AdmissionController::Requester()) {
     env_.tracker->Add();
   }
 
@@ -68,11 +70,13 @@ class GenerateRelay final : public Relay, public std::enable_shared_from_this<Ge
       absl::MutexLock lock(&mu_);
       admitted = admitted_;
       if (env_.observer != nullptr && started_) record = RecordLocked();
+      if (tenant_ != nullptr) tenant_->set_completion_tokens(completion_tokens_);
     }
     if (record.has_value()) env_.observer->OnEnd(*record);
+    tenant_.reset();  // settles the tenant's limits
     if (admitted) {
       env_.counters->in_flight.fetch_sub(1);
-      env_.admission->Release();  // may admit (and start) the next waiter
+      env_.admission->Release(requester_.tenant);  // may admit (and start) the next waiter
     }
     env_.tracker->Remove();  // last: the environment may go away after this
   }
@@ -143,6 +147,8 @@ class GenerateRelay final : public Relay, public std::enable_shared_from_this<Ge
   const std::string client_request_id_;
   const int choices_;  // SamplingParams.n: the stream is complete after this many final messages
   const absl::Time arrived_;
+  std::unique_ptr<TenantLease> tenant_;  // null: the default tenant, no limits
+  const AdmissionController::Requester requester_;
 
   // Where the request is (generate_relay.h). Transitions:
   //   kQueued    -> kPlacing (admitted) | kEnded (refused: queue full, timeout, cancel)
@@ -205,15 +211,24 @@ class GenerateRelay final : public Relay, public std::enable_shared_from_this<Ge
 class GenerateRelay::Downstream : public grpc::ServerWriteReactor<v1::GenerateResponse>,
                                   public RelayClient {
  public:
-  explicit Downstream(std::shared_ptr<GenerateRelay> relay) : relay_(std::move(relay)) {}
+  Downstream(std::shared_ptr<GenerateRelay> relay, grpc::CallbackServerContext* context)
+      : relay_(std::move(relay)), context_(context) {}
   void Deliver(const v1::GenerateResponse* message) override { StartWrite(message); }
-  void End(grpc::Status status) override { Finish(std::move(status)); }
+  void End(grpc::Status status) override {
+    // The admission queue was full: tell the client when to come back (as
+    // the HTTP API's Retry-After).
+    if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      context_->AddTrailingMetadata("retry-after", "1");
+    }
+    Finish(std::move(status));
+  }
   void OnWriteDone(bool ok) override { relay_->WriteDone(ok); }
   void OnCancel() override { relay_->ClientCancelled(); }
   void OnDone() override { delete this; }
 
  private:
   const std::shared_ptr<GenerateRelay> relay_;
+  grpc::CallbackServerContext* const context_;  // valid until OnDone
 };
 
 // One attempt: the Worker.Generate call on a leased worker. Owned by the

@@ -50,6 +50,20 @@ absl::Status ValidateOptions(const RouterServerOptions& o) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--queue-timeout must be positive, got ", absl::FormatDuration(o.admission.queue_timeout)));
   }
+  if (o.admission.headroom < 0 || o.admission.headroom >= o.admission.max_concurrent) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--admission-headroom must be in [0, --max-concurrent-requests - 1 = ",
+                     o.admission.max_concurrent - 1, "], got ", o.admission.headroom));
+  }
+  if (!(o.default_tenant.weight > 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--default-tenant-weight must be positive, got ", o.default_tenant.weight));
+  }
+  if (o.default_tenant.max_concurrent_requests < 0 || o.default_tenant.tokens_per_minute < 0) {
+    return absl::InvalidArgumentError(
+        "--default-tenant-max-concurrent-requests and --default-tenant-tokens-per-minute must "
+        "not be negative (0 = no limit)");
+  }
   if (o.relay.max_attempts < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("--max-attempts must be at least 1, got ", o.relay.max_attempts));
@@ -101,6 +115,7 @@ struct RouterServer::Services {
   std::unique_ptr<BearerAuth> api_auth;
   std::unique_ptr<BearerAuth> admin_auth;
   std::unique_ptr<api::ClusterAuth> cluster_auth;
+  std::unique_ptr<Tenants> tenants;
   std::unique_ptr<RequestIntake> intake;
   std::unique_ptr<LlmService> llm;
   std::unique_ptr<openai::HttpApi> http_api;
@@ -147,13 +162,19 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(RouterServerOp
     r->request_log_ = std::make_unique<RequestLog>(
         o.log_format, o.request_log_out != nullptr ? o.request_log_out : stdout);
   }
-  r->metrics_ = std::make_unique<RouterMetrics>(r->pool_.get(), r->admission_.get(),
-                                                &r->counters_, r->request_log_.get());
+  r->metrics_ = std::make_unique<RouterMetrics>(r->pool_.get(), r->admission_.get(), &r->counters_,
+                                                r->request_log_.get());
 
   auto services = std::make_unique<Services>();
   services->api_auth = std::make_unique<BearerAuth>(o.api_key, "the router's --api-key");
   services->admin_auth = std::make_unique<BearerAuth>(o.admin_token, "--admin-token");
   services->cluster_auth = std::make_unique<api::ClusterAuth>(o.cluster, "this router's Registry");
+  TenantsOptions tenants;
+  tenants.keyed = o.api_keys;
+  tenants.api_key = o.api_key;
+  tenants.user_tenants = o.user_tenants;
+  tenants.defaults = o.default_tenant;
+  services->tenants = std::make_unique<Tenants>(std::move(tenants), &r->metrics_->registry());
   LlmServiceOptions llm;
   llm.relay.pool = r->pool_.get();
   llm.relay.admission = r->admission_.get();
@@ -163,6 +184,7 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(RouterServerOp
   llm.relay.front_end = "grpc";
   llm.relay.options = o.relay;
   llm.auth = services->api_auth.get();
+  llm.tenants = services->tenants.get();
   IntakeOptions intake;
   intake.request_id_prefix = o.request_id_prefix;
   intake.served_model_names = o.served_model_names;
@@ -173,6 +195,7 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(RouterServerOp
   http_api.relay.front_end = "http";
   http_api.intake = llm.intake;
   http_api.auth = llm.auth;
+  http_api.tenants = llm.tenants;
   http_api.metrics = r->metrics_.get();
   services->llm = std::make_unique<LlmService>(std::move(llm));
   services->http_api = std::make_unique<openai::HttpApi>(std::move(http_api));
@@ -222,8 +245,8 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(RouterServerOp
           api->Handle(std::move(request), std::move(e));
         });
     if (!http_server.ok()) {
-      return absl::Status(http_server.status().code(),
-                          absl::StrCat(http_server.status().message(), " (--http-host/--http-port)"));
+      return absl::Status(http_server.status().code(), absl::StrCat(http_server.status().message(),
+                                                                    " (--http-host/--http-port)"));
     }
     r->http_server_ = *std::move(http_server);
     r->http_port_ = r->http_server_->port();
@@ -270,6 +293,8 @@ void RouterServer::Shutdown(absl::Duration grace) {
   }
   discovery_.clear();  // stops the refresh threads before the pool goes
 }
+
+Tenants& RouterServer::tenants() { return *services_->tenants; }
 
 RouterServer::~RouterServer() {
   Shutdown(absl::ZeroDuration());

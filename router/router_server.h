@@ -18,15 +18,17 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/api/cluster_auth.h"
+#include "common/http/http_server.h"
 #include "grpcpp/grpcpp.h"
 #include "router/admission.h"
-#include "common/http/http_server.h"
 #include "router/dns_discovery.h"
 #include "router/generate_relay.h"
 #include "router/memory_trimmer.h"
 #include "router/policy.h"
 #include "router/request_log.h"
 #include "router/router_metrics.h"
+#include "router/tenant_config.h"
+#include "router/tenants.h"
 #include "router/worker_pool.h"
 
 namespace tessera::router {
@@ -39,7 +41,7 @@ struct RouterServerOptions {
   std::string admin_token;  // empty: Admin is open, allowed on loopback hosts only
   // The OpenAI-compatible HTTP API (router/openai/http_api.h).
   std::string http_host = "0.0.0.0";
-  int http_port = 0;  // 0 = a free port (see http_port()); -1 = no HTTP API
+  int http_port = 0;                  // 0 = a free port (see http_port()); -1 = no HTTP API
   size_t max_request_body = 8 << 20;  // bytes; larger bodies get 413
   int http_threads = 2;
   std::string api_key;  // empty: Llm is open
@@ -47,6 +49,13 @@ struct RouterServerOptions {
   // the router sends it on every call to a worker. With mTLS the client port
   // serves TLS (a client certificate is asked for, and needed for Registry).
   api::ClusterCredentials cluster;
+  // Tenants (router/tenant_config.h): the --api-keys file's tenants (a key
+  // is then required on Llm and the HTTP API: one of these or api_key),
+  // --user-tenants, and the default tenant's weight and limits (also those of
+  // each user-derived tenant).
+  std::vector<KeyedTenant> api_keys;
+  bool user_tenants = false;
+  TenantPolicy default_tenant;
   // host:port entries (source STATIC) and dns:///NAME:PORT entries (DNS).
   std::vector<std::string> workers;
   absl::Duration dns_refresh = absl::Seconds(5);
@@ -91,6 +100,7 @@ class RouterServer {
   const AdmissionController& admission() const { return *admission_; }
   // The router's metrics (also served at GET /metrics on the HTTP port).
   RouterMetrics& metrics() { return *metrics_; }
+  Tenants& tenants();
 
   // Health NOT_SERVING, no new calls; in-flight streams may finish for up to
   // `grace`, then are cancelled (their upstream calls too). Returns once

@@ -5,6 +5,7 @@
 set(_router_service_dir ${CMAKE_CURRENT_LIST_DIR})
 add_library(tessera_router_service
   ${_router_service_dir}/auth.cc
+  ${_router_service_dir}/tenants.cc
   ${_router_service_dir}/retry_policy.cc
   ${_router_service_dir}/generate_relay.cc
   ${_router_service_dir}/continuation.cc

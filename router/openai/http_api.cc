@@ -44,16 +44,25 @@ Response JsonResponse(int status, std::string body) {
 
 // An OpenAI error response; 429 and 503 tell the client when to come back
 // (the SDK honours Retry-After and retries those codes).
-Response ErrorResponse(const ApiError& error) {
+Response ErrorResponse(const ApiError& error, int64_t retry_after_seconds = 1) {
   Response r = JsonResponse(error.http_status, ErrorBody(error));
   if (error.http_status == 429 || error.http_status == 503) {
-    r.headers.push_back({"retry-after", "1"});
+    r.headers.push_back({"retry-after", std::to_string(retry_after_seconds)});
   }
   return r;
 }
 
+// A status that carries its own Retry-After (a tenant limit) uses it.
 void RespondError(Exchange& exchange, const absl::Status& status, bool chat = false) {
-  exchange.Respond(ErrorResponse(FromStatus(status, chat)));
+  const std::optional<absl::Duration> after = RetryAfter(status);
+  exchange.Respond(
+      ErrorResponse(FromStatus(status, chat), after.has_value() ? RetryAfterSeconds(*after) : 1));
+}
+
+std::optional<absl::string_view> Authorization(const http::Request& request) {
+  const std::string_view authorization = request.header("authorization");
+  if (authorization.empty()) return std::nullopt;
+  return absl::string_view(authorization.data(), authorization.size());
 }
 
 // One HTTP generation request: one relay per prompt, their messages turned
@@ -69,11 +78,12 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
         stream_(request.stream) {}
 
   // Creates the relays; then Start() runs them.
-  void Add(const RelayEnvironment& env, PreparedRequest prepared) {
+  void Add(const RelayEnvironment& env, PreparedRequest prepared,
+           std::unique_ptr<TenantLease> tenant) {
     auto client = std::make_unique<PromptClient>(this, static_cast<int>(clients_.size()));
     client->relay = CreateGenerateRelay(
         env, std::chrono::system_clock::time_point::max(), std::move(prepared.upstream),
-        std::move(prepared.block_hashes), std::move(prepared.client_request_id));
+        std::move(prepared.block_hashes), std::move(prepared.client_request_id), std::move(tenant));
     clients_.push_back(std::move(client));
   }
 
@@ -239,12 +249,10 @@ void HttpApi::Handle(http::Request request, std::shared_ptr<Exchange> exchange) 
     return RespondError(*exchange,
                         absl::NotFoundError(absl::StrCat("no route ", request.method, " ", path)));
   }
-  const std::string_view authorization = request.header("authorization");
-  if (grpc::Status s = options_.auth->CheckAuthorization(
-          authorization.empty() ? std::nullopt
-                                : std::optional<absl::string_view>(absl::string_view(
-                                      authorization.data(), authorization.size())));
-      !s.ok()) {
+  if (options_.tenants != nullptr) {
+    absl::StatusOr<TenantRef> tenant = options_.tenants->Identify(Authorization(request), "");
+    if (!tenant.ok()) return RespondError(*exchange, tenant.status());
+  } else if (grpc::Status s = options_.auth->CheckAuthorization(Authorization(request)); !s.ok()) {
     return RespondError(*exchange, ToAbsl(s));
   }
   if (path == "/v1/models" && get) return Models(std::move(exchange));
@@ -280,9 +288,22 @@ void HttpApi::Generate(bool chat, const http::Request& request,
     Refused(s);
     return RespondError(*exchange, s, chat);
   }
+  TenantRef tenant;
+  if (options_.tenants != nullptr) {
+    absl::StatusOr<TenantRef> t = options_.tenants->Identify(Authorization(request), parsed->user);
+    if (!t.ok()) {
+      Refused(t.status());
+      return RespondError(*exchange, t.status(), chat);
+    }
+    tenant = *std::move(t);
+  }
   std::vector<PreparedRequest> prepared;
   prepared.reserve(parsed->prompts.size());
   for (v1::GenerateRequest& prompt : parsed->prompts) {
+    if (tenant != nullptr) {
+      prompt.set_priority(tenant->ClampPriority(prompt.priority()));
+      prompt.clear_user();  // the router's business, not the worker's
+    }
     absl::StatusOr<PreparedRequest> p =
         options_.intake->Prepare(served, std::move(prompt), /*fill_max_tokens=*/true);
     if (!p.ok()) {
@@ -291,15 +312,28 @@ void HttpApi::Generate(bool chat, const http::Request& request,
     }
     prepared.push_back(*std::move(p));
   }
+  // Each prompt is one request against the tenant's limits; all pass or none.
+  std::vector<std::unique_ptr<TenantLease>> leases(prepared.size());
+  if (tenant != nullptr) {
+    for (size_t i = 0; i < prepared.size(); ++i) {
+      absl::StatusOr<std::unique_ptr<TenantLease>> lease =
+          options_.tenants->Admit(tenant, prepared[i].prompt_tokens);
+      if (!lease.ok()) {
+        Refused(lease.status());
+        return RespondError(*exchange, lease.status(), chat);  // `leases` are returned
+      }
+      leases[i] = *std::move(lease);
+    }
+  }
   ResponseMeta meta;
   meta.id = MakeResponseId(endpoint);
   meta.created = UnixSeconds();
   meta.model = served.names.front();
   auto call = std::make_shared<HttpCall>(std::move(exchange), *parsed, std::move(meta),
                                          &served.text->tokenizer(), *model);
-  for (PreparedRequest& p : prepared) {
+  for (size_t i = 0; i < prepared.size(); ++i) {
     options_.relay.counters->total.fetch_add(1);
-    call->Add(options_.relay, std::move(p));
+    call->Add(options_.relay, std::move(prepared[i]), std::move(leases[i]));
   }
   call->Start();
 }

@@ -32,6 +32,7 @@
 #include "router/generate_relay.h"
 #include "router/request_intake.h"
 #include "router/router_metrics.h"
+#include "router/tenants.h"
 
 namespace tessera::router::openai {
 
@@ -39,6 +40,10 @@ struct HttpApiOptions {
   RelayEnvironment relay;            // pool, admission, counters, tracker, retries
   RequestIntake* intake = nullptr;   // required
   const BearerAuth* auth = nullptr;  // --api-key (may be disabled); required
+  // Tenants (keys, `user`, limits: router/tenants.h); null: one default
+  // tenant, `auth` checks the key. A request refused by its tenant's limits
+  // gets 429 with Retry-After (seconds until it would pass).
+  Tenants* tenants = nullptr;
   // GET /metrics, and every exchange timed; null: no /metrics route.
   RouterMetrics* metrics = nullptr;
 };

@@ -337,6 +337,7 @@ ParsedRequest Parse(Endpoint endpoint, const OrderedJson& body, const ParseOptio
     r.set_model(out.model);
     *r.mutable_sampling() = sampling;
     r.set_return_text(true);
+    r.set_user(out.user);
     if (priority.has_value()) r.set_priority(static_cast<int32_t>(*priority));
     if (!request_id.empty()) {
       r.set_request_id(out.prompts.size() == 1 ? request_id : absl::StrCat(request_id, "-", p));

@@ -71,7 +71,8 @@ struct ParsedRequest {
   // one alternative, and the response builder drops the extra one.
   int top_logprobs = 0;
   std::string model;  // as given ("" when absent); the glue checks it
-  std::string user;   // `user`, for logs only
+  std::string user;   // `user`: also each prompt's GenerateRequest.user (the tenant, when
+                      // the router's --user-tenants is on)
 };
 
 // Parses `body` (the raw HTTP body) for `endpoint`. 400 invalid_request_error

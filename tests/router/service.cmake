@@ -2,7 +2,7 @@
 # real channels against fake workers (tests/router/fake_worker.h).
 set(_router_service_test_dir ${CMAKE_CURRENT_LIST_DIR})
 foreach(t llm_service llm_service_admission admin_service router_server generate_relay
-    relay_continuation memory_trimmer request_log)
+    relay_continuation memory_trimmer request_log tenants tenant_service)
   tessera_add_test(${t}_test SOURCES ${_router_service_test_dir}/${t}_test.cc
     LIBS tessera_router_service tessera_router_testing LABELS unit TIMEOUT 120)
 endforeach()
