@@ -69,8 +69,8 @@ start_worker() {  # NAME
 tenant_flags=()
 if "$ROUTER" --help 2>&1 | grep -q -- 'api_keys\|api-keys'; then
   cat > "$tmp/keys.json" <<EOF
-{"keys": [{"name": "long", "key": "key-long", "weight": 1},
-          {"name": "short", "key": "key-short", "weight": 1}]}
+{"tenants": [{"name": "long", "key": "key-long", "weight": 1},
+             {"name": "short", "key": "key-short", "weight": 1}]}
 EOF
   tenant_flags=(--api-keys "$tmp/keys.json")
 fi
