@@ -10,6 +10,7 @@ add_executable(tessera-bench
   ${CMAKE_CURRENT_LIST_DIR}/bench_load.cc
   ${CMAKE_CURRENT_LIST_DIR}/bench_report.cc
   ${CMAKE_CURRENT_LIST_DIR}/grpc_calls.cc
+  ${CMAKE_CURRENT_LIST_DIR}/recording.cc
   ${CMAKE_CURRENT_LIST_DIR}/openai_calls.cc)
 target_link_libraries(tessera-bench PRIVATE tessera_proto tessera_common tessera_cluster_flags
   gRPC::grpc++

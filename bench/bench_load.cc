@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/check.h"
 
 namespace tessera::bench {
 
@@ -23,6 +24,9 @@ RequestSource::RequestSource(const Options& o)
   }
 }
 
+RequestSource::RequestSource(const Options& o, std::vector<Planned> fixed)
+    : o_(o), rng_(0), token_(3, 3), fixed_(std::move(fixed)) {}
+
 std::vector<int32_t> RequestSource::RandomTokens(int n) {
   std::vector<int32_t> t(n);
   for (int32_t& id : t) id = token_(rng_);
@@ -30,6 +34,10 @@ std::vector<int32_t> RequestSource::RandomTokens(int n) {
 }
 
 Planned RequestSource::Next() {
+  if (!fixed_.empty()) {
+    TESSERA_CHECK(next_index_ < static_cast<int64_t>(fixed_.size()), "past the replayed calls");
+    return fixed_[next_index_++];
+  }
   Planned p;
   p.index = next_index_++;
   p.request_id = absl::StrCat("bench-", o_.seed, "-", p.index);
@@ -60,6 +68,14 @@ Planned RequestSource::Next() {
     }
   }
   p.max_tokens = Uniform(o_.max_tokens, o_.max_tokens_max);
+  if (o_.temperature > 0) {
+    p.temperature = o_.temperature;
+    // splitmix64 of (seed, index): distinct, reproducible per request.
+    uint64_t z = o_.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(p.index) + 1;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    p.seed = z ^ (z >> 31);
+  }
   return p;
 }
 
@@ -76,8 +92,13 @@ void RequestSource::Done(const Planned& p, bool ok, const std::vector<int32_t>& 
 
 // ---------------------------------------------------------------- Driver
 
-Driver::Driver(const Options& o, Transport* transport)
-    : o_(o), transport_(transport), source_(o), arrival_rng_(o.seed * 31 + 7) {}
+Driver::Driver(const Options& o, Transport* transport, Observer observer,
+               std::optional<std::vector<Planned>> fixed)
+    : o_(o),
+      transport_(transport),
+      observer_(std::move(observer)),
+      source_(fixed.has_value() ? RequestSource(o, *std::move(fixed)) : RequestSource(o)),
+      arrival_rng_(o.seed * 31 + 7) {}
 
 std::vector<CallRecord> Driver::Run(double* wall_s) {
   const auto start = Clock::now();
@@ -125,6 +146,7 @@ std::vector<CallRecord> Driver::Run(double* wall_s) {
 
 void Driver::Finished(const Planned& plan, CallRecord record, const std::vector<int32_t>& output) {
   absl::MutexLock lock(&mu_);
+  if (observer_ != nullptr) observer_(plan, record, output);
   source_.Done(plan, record.ok(), output);
   records_.push_back(std::move(record));
   --in_flight_;

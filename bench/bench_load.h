@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
@@ -19,14 +20,17 @@
 
 namespace tessera::bench {
 
-// One request to send. Every request is greedy (temperature 0) with
-// ignore_eos, so it produces exactly max_tokens tokens.
+// One request to send. Every request has ignore_eos, so it produces exactly
+// max_tokens tokens; it is greedy, or samples with its own seed
+// (--temperature).
 struct Planned {
   int64_t index = 0;
   std::string request_id;  // "bench-SEED-INDEX"
   std::vector<int32_t> prompt;
   int max_tokens = 0;
-  int session = -1;  // multi-turn: the conversation this turn belongs to
+  float temperature = 0;  // 0: greedy
+  uint64_t seed = 0;      // the sampling seed when temperature > 0
+  int session = -1;       // multi-turn: the conversation this turn belongs to
 };
 
 // Makes the requests of the workload. Not thread-safe: the Driver calls it
@@ -34,6 +38,8 @@ struct Planned {
 class RequestSource {
  public:
   explicit RequestSource(const Options& o);
+  // Sends exactly `fixed`, in order (--replay).
+  RequestSource(const Options& o, std::vector<Planned> fixed);
 
   // False while every multi-turn session has a turn in flight.
   bool Ready() const { return o_.workload != Workload::kMultiTurn || !idle_.empty(); }
@@ -62,6 +68,7 @@ class RequestSource {
   std::vector<std::vector<int32_t>> prefixes_;
   std::vector<Session> sessions_;
   std::deque<int> idle_;
+  std::vector<Planned> fixed_;  // --replay: what Next() returns, in order
 };
 
 // What one call measured. Times are steady-clock.
@@ -94,8 +101,8 @@ class CallSink {
  public:
   virtual ~CallSink() = default;
   // Called exactly once per started call, from any thread. `output` holds
-  // the output token ids when the transport knows them (gRPC; multi-turn
-  // only), else is empty.
+  // the output token ids when the transport knows them (gRPC, with
+  // multi-turn, --record or --replay), else is empty.
   virtual void Finished(const Planned& plan, CallRecord record,
                         const std::vector<int32_t>& output) = 0;
 };
@@ -116,7 +123,14 @@ class Transport {
 // from the transport's threads.
 class Driver final : public CallSink {
  public:
-  Driver(const Options& o, Transport* transport);
+  // Told of every call as it ends (under the driver's lock, so one at a
+  // time): --record and --replay.
+  using Observer = std::function<void(const Planned& plan, const CallRecord& record,
+                                      const std::vector<int32_t>& output)>;
+
+  // `fixed`: send exactly these requests (--replay) instead of the workload.
+  Driver(const Options& o, Transport* transport, Observer observer = nullptr,
+         std::optional<std::vector<Planned>> fixed = std::nullopt);
 
   // Runs the whole load; returns the records and the wall time from the
   // first send to the last completion. Every call has a deadline
@@ -131,6 +145,7 @@ class Driver final : public CallSink {
 
   const Options& o_;
   Transport* const transport_;
+  const Observer observer_;
   absl::Mutex mu_;
   RequestSource source_ ABSL_GUARDED_BY(mu_);
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;

@@ -15,7 +15,9 @@ ABSL_FLAG(std::string, api, "grpc",
           "grpc (tessera.v1 Generate, see --service) or openai (streaming POST /v1/completions "
           "on the router's HTTP port: --target is then the HTTP address)");
 ABSL_FLAG(std::string, target, "127.0.0.1:50051",
-          "Server address HOST:PORT (gRPC; with --api openai the router's --http-port)");
+          "Server address HOST:PORT (gRPC; with --api openai the router's --http-port). gRPC: "
+          "several routers as IPV4:PORT,IPV4:PORT,... spreads the calls over them and retries "
+          "a call whose router is gone (UNAVAILABLE before any response) on another");
 ABSL_FLAG(std::string, service, "worker",
           "gRPC only: worker (tessera.v1.Worker, a worker's leader) or llm (tessera.v1.Llm, the "
           "router or a worker)");
@@ -56,6 +58,19 @@ ABSL_FLAG(int, disconnect_after_tokens, 0,
           "K >= 1: the client hangs up each call after its first K output chunks (openai: "
           "closes the socket; gRPC: cancels the call) and counts it as 'disconnected', not "
           "failed; a call that ends before K chunks counts as usual. 0 = off");
+ABSL_FLAG(double, temperature, 0,
+          "0: greedy. > 0: every request samples at this temperature with a seed of its own "
+          "(derived from --seed and its index, so a run can be repeated exactly)");
+// Recording and replay (gRPC): the exact-continuation check of bench/chaos.sh.
+ABSL_FLAG(std::string, record, "",
+          "gRPC only: write every call as one JSON line to this file: index, request_id, "
+          "prompt, max_tokens, temperature, seed, failure (empty when OK), error, done_unix_s "
+          "(when it ended), tokens (the output token ids received, in order)");
+ABSL_FLAG(std::string, replay, "",
+          "gRPC only: instead of a workload, send again every call of this --record file "
+          "that completed OK (same prompt, length, temperature and seed; closed loop at "
+          "--concurrency) and compare each output with the recorded one token for token. "
+          "Reports how many differ and where; exits 1 if any does");
 // Reporting.
 ABSL_FLAG(std::string, json, "", "Also write the report as JSON to this file (- = stdout)");
 ABSL_FLAG(std::string, admin, "",
@@ -124,6 +139,9 @@ absl::StatusOr<Options> OptionsFromFlags() {
   o.vocab_size = absl::GetFlag(FLAGS_vocab_size);
   o.timeout_s = absl::GetFlag(FLAGS_timeout);
   o.disconnect_after_tokens = absl::GetFlag(FLAGS_disconnect_after_tokens);
+  o.temperature = static_cast<float>(absl::GetFlag(FLAGS_temperature));
+  o.record = absl::GetFlag(FLAGS_record);
+  o.replay = absl::GetFlag(FLAGS_replay);
   o.json = absl::GetFlag(FLAGS_json);
   o.admin = absl::GetFlag(FLAGS_admin);
   o.admin_token = absl::GetFlag(FLAGS_admin_token);
@@ -150,6 +168,18 @@ absl::StatusOr<Options> OptionsFromFlags() {
   }
   if (o.vocab_size < 4) return absl::InvalidArgumentError("--vocab-size must be >= 4");
   if (o.timeout_s < 1) return absl::InvalidArgumentError("--timeout must be >= 1");
+  if (!(o.temperature >= 0) || o.temperature > 100) {
+    return absl::InvalidArgumentError("--temperature must be in [0, 100]");
+  }
+  if ((!o.record.empty() || !o.replay.empty()) && o.api != Api::kGrpc) {
+    return absl::InvalidArgumentError(
+        "--record and --replay need --api grpc (the HTTP API returns text, not token ids)");
+  }
+  if (!o.replay.empty() && (o.workload == Workload::kMultiTurn || o.disconnect_after_tokens > 0)) {
+    return absl::InvalidArgumentError(
+        "--replay sends the recorded calls: not with --workload multi-turn or "
+        "--disconnect-after-tokens");
+  }
   if (o.disconnect_after_tokens < 0) {
     return absl::InvalidArgumentError("--disconnect-after-tokens must be >= 0");
   }

@@ -52,6 +52,11 @@ struct Options {
   // >= 1: the client closes each call after this many output chunks (a
   // disconnect storm); 0: off.
   int disconnect_after_tokens = 0;
+  // > 0: every request samples at this temperature with its own seed (see
+  // Planned::seed); 0: greedy.
+  float temperature = 0;
+  std::string record;  // gRPC: write every call (request and tokens) as JSONL here
+  std::string replay;  // gRPC: re-send the OK calls of this recording, compare tokens
   std::string json;
   std::string admin;
   std::string admin_token;

@@ -1,11 +1,15 @@
 #include "bench/grpc_calls.h"
 
+#include <arpa/inet.h>
+
 #include <chrono>
 #include <cstdio>
 #include <thread>
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/api/cluster_channel.h"
 #include "tessera/v1/llm.grpc.pb.h"
 
@@ -19,14 +23,16 @@ class Call final : public grpc::ClientReadReactor<v1::GenerateResponse> {
   Call(CallSink* sink, Planned plan, Clock::time_point scheduled, const Options& o)
       : sink_(sink),
         plan_(std::move(plan)),
-        keep_tokens_(o.workload == Workload::kMultiTurn),
+        keep_tokens_(o.workload == Workload::kMultiTurn || !o.record.empty() ||
+                     !o.replay.empty()),
         disconnect_after_(o.disconnect_after_tokens) {
     record_.scheduled = scheduled;
     request_.set_request_id(plan_.request_id);
     for (int32_t t : plan_.prompt) request_.mutable_token_ids()->add_ids(t);
     auto* sampling = request_.mutable_sampling();
     sampling->set_max_tokens(plan_.max_tokens);
-    sampling->set_temperature(0.0f);
+    sampling->set_temperature(plan_.temperature);
+    if (plan_.temperature > 0) sampling->set_seed(plan_.seed);
     sampling->set_ignore_eos(true);
   }
 
@@ -135,19 +141,48 @@ class GrpcTransport final : public Transport {
   std::vector<std::unique_ptr<v1::Llm::Stub>> llms_;
 };
 
+constexpr char kSeveralRoutersConfig[] = R"({
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "methodConfig": [{
+    "name": [{"service": "tessera.v1.Llm"}, {"service": "tessera.v1.Worker"}],
+    "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
+                    "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}
+  }]})";
+
 }  // namespace
+
+absl::StatusOr<std::string> GrpcTarget(const std::string& target) {
+  if (target.find(',') == std::string::npos) return target;
+  // "A:P,B:Q" -> "ipv4:A:P,B:Q" (gRPC's static list of IPv4 addresses).
+  for (absl::string_view address : absl::StrSplit(target, ',')) {
+    const size_t colon = address.rfind(':');
+    in_addr ip{};
+    if (colon == absl::string_view::npos ||
+        inet_pton(AF_INET, std::string(address.substr(0, colon)).c_str(), &ip) != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--target: several addresses must each be IPV4:PORT, got '", address, "'"));
+    }
+  }
+  return absl::StrCat("ipv4:", target);
+}
 
 absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> MakeChannels(const Options& o) {
   std::vector<std::shared_ptr<grpc::Channel>> channels;
+  const absl::StatusOr<std::string> target = GrpcTarget(o.target);
+  if (!target.ok()) return target.status();
+  const bool several = *target != o.target;
   for (int i = 0; i < o.channels; ++i) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(-1);
+    // Several routers: spread the calls over them, and retry a call that found
+    // its router gone (UNAVAILABLE before any response) on another one.
+    if (several) args.SetServiceConfigJSON(kSeveralRoutersConfig);
     // Distinct arguments give each channel its own connection.
     args.SetInt("tessera.bench.channel", i);
     // A worker's port needs the cluster credential; the router's Llm the API key.
-    channels.push_back(o.worker_service ? api::CreateClusterChannel(o.target, o.cluster, args)
+    channels.push_back(o.worker_service ? api::CreateClusterChannel(*target, o.cluster, args)
                                         : grpc::CreateCustomChannel(
-                                              o.target, grpc::InsecureChannelCredentials(), args));
+                                              *target, grpc::InsecureChannelCredentials(), args));
     if (!channels.back()->WaitForConnected(std::chrono::system_clock::now() +
                                            std::chrono::seconds(30))) {
       return absl::UnavailableError("cannot connect to " + o.target + " within 30 s");

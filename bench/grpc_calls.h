@@ -20,8 +20,15 @@
 
 namespace tessera::bench {
 
+// The gRPC target for --target: as given, or for several comma-separated
+// IPV4:PORT addresses (several routers) gRPC's "ipv4:A:P,B:Q" list;
+// InvalidArgument for a list with a name or no port in it.
+absl::StatusOr<std::string> GrpcTarget(const std::string& target);
+
 // --channels channels to --target, each its own TCP connection; fails when
-// one does not connect within 30 s.
+// one does not connect within 30 s. Several addresses: each channel spreads
+// its calls over them (round robin) and retries a call that got UNAVAILABLE
+// before any response on another.
 absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> MakeChannels(const Options& o);
 
 // The calls of --api grpc, spread round robin over `channels`.

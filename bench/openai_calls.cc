@@ -63,9 +63,10 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
     record_.scheduled = scheduled;
     nlohmann::json body = {
         {"prompt", plan_.prompt}, {"max_tokens", plan_.max_tokens},
-        {"temperature", 0},       {"ignore_eos", true},
+        {"temperature", plan_.temperature}, {"ignore_eos", true},
         {"stream", true},         {"stream_options", {{"include_usage", true}}},
     };
+    if (plan_.temperature > 0) body["seed"] = plan_.seed;
     if (!o.model.empty()) body["model"] = o.model;
     req_.method(http::verb::post);
     req_.target("/v1/completions");

@@ -4,8 +4,12 @@
 // OpenAI-compatible HTTP API (--api openai) it makes streaming
 // POST /v1/completions calls (bench/openai_calls.h says what they measure).
 // Prompts are token ids in [3, --vocab-size), so no tokenizer is involved;
-// every request is greedy with ignore_eos, so it produces exactly its
-// max_tokens.
+// every request has ignore_eos, so it produces exactly its max_tokens; it is
+// greedy, or (--temperature T) samples with a seed of its own.
+//
+// --record FILE writes every call (request and output token ids) as JSONL;
+// --replay FILE sends the OK calls of such a file again and compares the
+// outputs token for token (bench/chaos.sh: did any stream have a seam?).
 //
 // Arrivals (when requests are sent):
 //   closed loop (default)  --concurrency streams kept busy (default 8)
@@ -69,6 +73,7 @@
 #include "bench/bench_report.h"
 #include "bench/grpc_calls.h"
 #include "bench/openai_calls.h"
+#include "bench/recording.h"
 #include "common/cli.h"
 
 namespace tessera::bench {
@@ -116,13 +121,65 @@ int Run() {
   std::optional<PrefixCounters> before;
   if (counters.enabled()) before = counters.Read();
 
+  // --replay: the recorded calls instead of a workload, each output checked.
+  std::optional<Recording> recording;
+  std::optional<ReplayCheck> replay;
+  if (!o.replay.empty()) {
+    absl::StatusOr<Recording> read = ReadRecording(o.replay);
+    if (!read.ok()) {
+      std::fprintf(stderr, "tessera-bench: %s\n", std::string(read.status().message()).c_str());
+      return 2;
+    }
+    recording = *std::move(read);
+    replay.emplace(*recording);
+  }
+  std::unique_ptr<Recorder> recorder;
+  if (!o.record.empty()) {
+    absl::StatusOr<std::unique_ptr<Recorder>> opened = Recorder::Open(o.record);
+    if (!opened.ok()) {
+      std::fprintf(stderr, "tessera-bench: %s\n", std::string(opened.status().message()).c_str());
+      return 2;
+    }
+    recorder = *std::move(opened);
+  }
+  Driver::Observer observer;
+  if (recorder != nullptr || replay.has_value()) {
+    observer = [&](const Planned& plan, const CallRecord& record,
+                   const std::vector<int32_t>& output) {
+      if (recorder != nullptr) recorder->Write(plan, record, output);
+      if (replay.has_value()) replay->Add(plan, record, output);
+    };
+  }
+
   double wall_s = 0;
   std::vector<CallRecord> records;
+  Options run = o;  // a replay sends the recorded calls, closed loop
   {
-    Driver driver(o, transport.get());
-    records = driver.Run(&wall_s);
+    std::optional<std::vector<Planned>> fixed;
+    if (recording.has_value()) {
+      fixed = recording->calls;
+      run.requests = static_cast<int64_t>(recording->calls.size());
+      run.duration_s = 0;
+      run.rate = 0;
+      if (run.concurrency == 0) run.concurrency = 8;
+      std::fprintf(stderr, "tessera-bench: replaying %zu calls of %s (%lld failed ones skipped)\n",
+                   recording->calls.size(), o.replay.c_str(),
+                   static_cast<long long>(recording->skipped));
+    }
+    if (!fixed.has_value() || !fixed->empty()) {
+      Driver driver(run, transport.get(), observer, std::move(fixed));
+      records = driver.Run(&wall_s);
+    }
   }
   transport.reset();  // every call has reported
+  bool exact = true;
+  if (replay.has_value()) exact = replay->Print(stdout);
+  if (recorder != nullptr) {
+    if (absl::Status closed = recorder->Close(); !closed.ok()) {
+      std::fprintf(stderr, "tessera-bench: %s\n", std::string(closed.message()).c_str());
+      return 1;
+    }
+  }
 
   std::optional<PrefixDelta> delta;
   if (before.has_value()) {
@@ -131,7 +188,8 @@ int Run() {
                           counters.name()};
     }
   }
-  return Report(o, records, wall_s, delta);
+  const int code = Report(run, records, wall_s, delta);
+  return code != 0 ? code : (exact ? 0 : 1);
 }
 
 }  // namespace
@@ -145,6 +203,7 @@ int main(int argc, char** argv) {
       "  tessera-bench --target HOST:PORT [--api grpc --service worker|llm | --api openai]\n"
       "      [--rate R | --fixed-rate R] [--concurrency N] [--requests N | --duration S]\n"
       "      [--workload random|shared-prefix|multi-turn] [--prompt-len L] [--max-tokens T]\n"
+      "      [--temperature T] [--record FILE | --replay FILE]\n"
       "      [--disconnect-after-tokens K] [--json FILE|-] [--admin ADDR --admin-token TOKEN]");
   return tessera::bench::Run();
 }
