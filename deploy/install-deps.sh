@@ -12,6 +12,7 @@ PACKAGES=(
   libboost-dev libxxhash-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
   libopenblas-openmp-dev
   clang-format ccache
+  clang libclang-rt-dev libomp-dev  # tests/fuzz/run.sh: libFuzzer targets (clang + OpenMP)
   prometheus  # promtool: the tests check every /metrics exposition with it
 )
 

@@ -2,7 +2,9 @@
 # Installs what is missing, builds Tessera and runs every test suite.
 #   bash deploy/test.sh                 # all labels
 #   TESSERA_TEST_LABELS=unit bash deploy/test.sh
-# Environment: BUILD_DIR (default build), JOBS (default: cores), CMAKE_ARGS.
+#   TESSERA_SANITIZERS=0 bash deploy/test.sh   # without the ASan + UBSan stage (CI runs it)
+# Environment: BUILD_DIR (default build), JOBS (default: cores), CMAKE_ARGS; the sanitizer
+# stage's in deploy/test-sanitizers.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,3 +28,9 @@ export TESSERA_TEST_CLIENTS
 label_args=()
 if [ -n "${TESSERA_TEST_LABELS:-}" ]; then label_args=(-L "$TESSERA_TEST_LABELS"); fi
 ctest --test-dir "$BUILD_DIR" -j2 --output-on-failure --timeout 600 "${label_args[@]}"
+
+# Then the AddressSanitizer + UndefinedBehaviorSanitizer build of the unit, integration and MPI
+# tests (its own build dir, CUDA off).
+if [ "${TESSERA_SANITIZERS:-1}" != "0" ]; then
+  bash deploy/test-sanitizers.sh
+fi

@@ -15,6 +15,7 @@
 #include "common/jinja/chat_template.h"
 #include "common/jinja/unicode.h"
 #include "gtest/gtest.h"
+#include "tests/testing/sanitizers.h"
 
 namespace tessera::jinja {
 namespace {
@@ -265,8 +266,9 @@ TEST(JinjaFuzzTest, RandomTemplatesAndMessagesNeverCrash) {
   std::printf("seed %llu: %lld cases in %.1f s, %lld parsed, %lld rendered\n",
               static_cast<unsigned long long>(seed), static_cast<long long>(cases), seconds,
               static_cast<long long>(parsed), static_cast<long long>(rendered));
-  // The run must have exercised the renderer, not only the parser's error paths.
-  EXPECT_GE(cases, 10000);
+  // The run must have exercised the renderer, not only the parser's error paths. (Under a
+  // sanitizer the time budget, not this count, bounds the run.)
+  if (!tessera::testing::kSanitizerBuild) EXPECT_GE(cases, 10000);
   EXPECT_GE(parsed, cases / 10);
   EXPECT_GE(rendered, parsed / 10);
 }

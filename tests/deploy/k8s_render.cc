@@ -49,7 +49,9 @@ absl::Status MergeInto(YAML::Node base, const YAML::Node& patch, const std::stri
       return absl::UnimplementedError(
           absl::StrCat(here, ": strategic-merge directives are not supported by the renderer"));
     }
-    const YAML::Node& value = it->second;
+    // A copy (a Node is a handle): `it->second` belongs to the temporary that
+    // the iterator's operator-> returns, gone at the end of this statement.
+    const YAML::Node value = it->second;
     const YAML::Node& const_base = base;
     if (value.IsNull()) {  // `key: null` deletes
       base.remove(key);

@@ -56,8 +56,8 @@ struct Outcome {
 };
 
 TEST(AdmissionTest, GrantsUpToMaxConcurrentInline) {
+  Outcome a, b, c;  // outlive `ac`: its destructor fails the waiter c
   AdmissionController ac({.max_concurrent = 2, .max_queued = 4});
-  Outcome a, b, c;
   EXPECT_EQ(ac.Acquire(a.Callback()), 0u);
   EXPECT_EQ(ac.Acquire(b.Callback()), 0u);
   EXPECT_EQ(a.code(), absl::StatusCode::kOk);
@@ -99,8 +99,8 @@ TEST(AdmissionTest, ReleaseGrantsWaitersInFifoOrder) {
 }
 
 TEST(AdmissionTest, ResourceExhaustedWhenTheQueueIsFull) {
+  Outcome running, q1, q2, over;  // outlive `ac`: its destructor fails q1 and q2
   AdmissionController ac({.max_concurrent = 1, .max_queued = 2});
-  Outcome running, q1, q2, over;
   ac.Acquire(running.Callback());
   EXPECT_NE(ac.Acquire(q1.Callback()), 0u);
   EXPECT_NE(ac.Acquire(q2.Callback()), 0u);

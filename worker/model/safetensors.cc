@@ -122,7 +122,11 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
 
   const uint8_t* data = bytes + 8 + header_len;
   const uint64_t data_size = size - 8 - header_len;
-  for (const auto& [name, value] : header.items()) {
+  for (const auto& item : header.items()) {
+    // Named references, not a structured binding: the `bad` lambda below
+    // captures `name` (clang before 16 cannot capture structured bindings).
+    const std::string& name = item.key();
+    const json& value = item.value();
     if (name == "__metadata__") {
       if (!value.is_object()) return corrupt("\"__metadata__\" is not an object");
       for (const auto& [key, v] : value.items()) {
