@@ -2,7 +2,7 @@
 # Installs what is missing, builds Tessera and runs every test suite.
 #   bash deploy/test.sh                 # all labels
 #   TESSERA_TEST_LABELS=unit bash deploy/test.sh
-#   TESSERA_SANITIZERS=0 bash deploy/test.sh   # without the ASan + UBSan stage (CI runs it)
+#   TESSERA_SANITIZERS=1 bash deploy/test.sh   # also the ASan + UBSan stage
 # Environment: BUILD_DIR (default build), JOBS (default: cores), CMAKE_ARGS; the sanitizer
 # stage's in deploy/test-sanitizers.sh.
 set -euo pipefail
@@ -29,8 +29,9 @@ label_args=()
 if [ -n "${TESSERA_TEST_LABELS:-}" ]; then label_args=(-L "$TESSERA_TEST_LABELS"); fi
 ctest --test-dir "$BUILD_DIR" -j2 --output-on-failure --timeout 600 "${label_args[@]}"
 
-# Then the AddressSanitizer + UndefinedBehaviorSanitizer build of the unit, integration and MPI
-# tests (its own build dir, CUDA off).
-if [ "${TESSERA_SANITIZERS:-1}" != "0" ]; then
+# Then, when asked, the AddressSanitizer + UndefinedBehaviorSanitizer build of the unit and
+# integration tests (its own build dir, CUDA off). Opt-in for now: its time on CI's 2-core
+# machine has not been measured yet, and CI must stay well inside its budget.
+if [ "${TESSERA_SANITIZERS:-0}" = "1" ]; then
   bash deploy/test-sanitizers.sh
 fi
