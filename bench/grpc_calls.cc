@@ -23,8 +23,7 @@ class Call final : public grpc::ClientReadReactor<v1::GenerateResponse> {
   Call(CallSink* sink, Planned plan, Clock::time_point scheduled, const Options& o)
       : sink_(sink),
         plan_(std::move(plan)),
-        keep_tokens_(o.workload == Workload::kMultiTurn || !o.record.empty() ||
-                     !o.replay.empty()),
+        keep_tokens_(o.workload == Workload::kMultiTurn || !o.record.empty() || !o.replay.empty()),
         disconnect_after_(o.disconnect_after_tokens) {
     record_.scheduled = scheduled;
     request_.set_request_id(plan_.request_id);
@@ -159,8 +158,8 @@ absl::StatusOr<std::string> GrpcTarget(const std::string& target) {
     in_addr ip{};
     if (colon == absl::string_view::npos ||
         inet_pton(AF_INET, std::string(address.substr(0, colon)).c_str(), &ip) != 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--target: several addresses must each be IPV4:PORT, got '", address, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--target: several addresses must each be IPV4:PORT, got '", address, "'"));
     }
   }
   return absl::StrCat("ipv4:", target);

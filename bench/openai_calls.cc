@@ -62,9 +62,12 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
         disconnect_after_(o.disconnect_after_tokens) {
     record_.scheduled = scheduled;
     nlohmann::json body = {
-        {"prompt", plan_.prompt}, {"max_tokens", plan_.max_tokens},
-        {"temperature", plan_.temperature}, {"ignore_eos", true},
-        {"stream", true},         {"stream_options", {{"include_usage", true}}},
+        {"prompt", plan_.prompt},
+        {"max_tokens", plan_.max_tokens},
+        {"temperature", plan_.temperature},
+        {"ignore_eos", true},
+        {"stream", true},
+        {"stream_options", {{"include_usage", true}}},
     };
     if (plan_.temperature > 0) body["seed"] = plan_.seed;
     if (!o.model.empty()) body["model"] = o.model;

@@ -12,7 +12,8 @@ namespace tessera::bench {
 
 absl::StatusOr<std::unique_ptr<Recorder>> Recorder::Open(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "w");
-  if (f == nullptr) return absl::InvalidArgumentError(absl::StrCat("--record: cannot write ", path));
+  if (f == nullptr)
+    return absl::InvalidArgumentError(absl::StrCat("--record: cannot write ", path));
   return std::unique_ptr<Recorder>(new Recorder(path, f));
 }
 

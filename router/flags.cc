@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <tuple>
 #include <optional>
+#include <tuple>
 #include <vector>
 
 #include "absl/flags/flag.h"

@@ -94,25 +94,11 @@ TEST_F(LaunchReplicaTest, TwoRankReplicaAnswersThroughTheRouterThenDrainsOnSigus
 
   // ---- the replica, through the script ----
   std::vector<std::string> argv = {
-      "/bin/bash",
-      LaunchScript(),
-      "--hostfile",
-      hostfile,
-      "--np",
-      "2",
-      "--worker",
-      WorkerCluster::WorkerBinary(),
-      "--mpirun",
-      TESSERA_MPIEXEC,
+      "/bin/bash", LaunchScript(), "--hostfile", hostfile, "--np", "2", "--worker",
+      WorkerCluster::WorkerBinary(), "--mpirun", TESSERA_MPIEXEC,
       // No --mpirun-args: the script's own transports for one machine
       // (shared memory, loopback) carry the replica.
-      "--",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--port-file",
-      worker_port_file_};
+      "--", "--host", "127.0.0.1", "--port", "0", "--port-file", worker_port_file_};
   for (const std::string& a : StoriesWorkerArgs()) argv.push_back(a);
   std::string error;
   job_ = Process::Spawn(argv, dir_ + "/replica.log", &error);

@@ -10,8 +10,7 @@ namespace tessera {
 absl::StatusOr<EngineRequest> EngineRequestFromProto(const v1::GenerateRequest& request,
                                                      const api::RequestLimits& limits,
                                                      const ModelText& text) {
-  ASSIGN_OR_RETURN(api::ValidatedRequest v,
-                   api::ValidateGenerateRequest(request, limits, text));
+  ASSIGN_OR_RETURN(api::ValidatedRequest v, api::ValidateGenerateRequest(request, limits, text));
   EngineRequest r;
   r.request_id = request.request_id();
   r.priority = request.priority();

@@ -31,7 +31,7 @@ namespace tessera {
 
 struct ServiceContext {
   EngineLoop* loop = nullptr;
-  KvEventHub* hub = nullptr;  // null: WatchKvEvents is UNIMPLEMENTED
+  KvEventHub* hub = nullptr;        // null: WatchKvEvents is UNIMPLEMENTED
   const ModelText* text = nullptr;  // tokenizer and chat template
   // The cluster credential every call must carry; null: no check (in-process
   // tests only; tessera-worker always sets it).
