@@ -11,7 +11,8 @@
 #   bash bench/chaos.sh [BUILD_DIR]
 # The cluster: stories260K (the real llama2.c checkpoint, CPU, with
 # --batch-invariant), replicas w1 and w2 (TP=1) and w3 (TP=2, mpirun), routers
-# A and B, each with --workers w1,w2,w3. The tenants: "long" (Poisson LONG_RATE req/s, 48-96 tokens out,
+# A and B, each with --workers w1,w2,w3 (their JSON request logs give the
+# count of streams continued mid-stream and of requests retried). The tenants: "long" (Poisson LONG_RATE req/s, 48-96 tokens out,
 # sampled at temperature 0.8 with a seed per request) and "short" (SHORT_RATE
 # req/s, 8-16 tokens out, greedy); each client lists both routers
 # (tessera-bench --target A,B: round robin, a call that finds its router gone
@@ -78,7 +79,7 @@ fi
 start_router() {  # A|B
   local r=$1 workers="127.0.0.1:${port[w1]},127.0.0.1:${port[w2]},127.0.0.1:${port[w3]}"
   "$ROUTER" --host 127.0.0.1 --port "${port[router$r]}" --admin-port "${port[admin$r]}" \
-    --http-port -1 --workers "$workers" --health-interval-ms 500 --log-level warn \
+    --http-port -1 --workers "$workers" --health-interval-ms 500 --log-level warn --log-format json \
     "${tenant_flags[@]}" >> "$tmp/router$r.log" 2>&1 &
   pid[router$r]=$!
   pids+=("${pid[router$r]}")
@@ -235,5 +236,22 @@ for tenant in ("long", "short"):
         print(f"  failed {c['request_id']}: {c['failure']}: {c['error']} ({before})")
     if differ > 0 or not m:
         print("  " + "\n  ".join(l for l in replay.splitlines() if l.startswith(("replay", "  call"))))
+# The routers' request logs (JSON lines, both routers, across restarts): how
+# the requests that completed got there.
+records = []
+for r in ("A", "B"):
+    for line in open(f"{tmp}/router{r}.log", errors="replace"):
+        if line.startswith("{"):
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                pass
+continued = [x for x in records if x.get("continuations", 0) > 0]
+retried = [x for x in records if x.get("attempts", 0) > 1 and x.get("continuations", 0) == 0]
+print(f"routers: {len(records)} requests logged; {len(continued)} streams continued mid-stream on "
+      f"another worker ({sum(x['continuations'] for x in continued)} continuations, "
+      f"{sum(x['status'] == 'OK' for x in continued)} of them completed OK); "
+      f"{len(retried)} retried before their first token "
+      f"({sum(x['status'] == 'OK' for x in retried)} completed OK)")
 print(f"total: {total_failed} failed requests, {total_seams} streams with a seam")
 PY

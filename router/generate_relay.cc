@@ -178,6 +178,7 @@ RequestRecord GenerateRelay::RecordLocked() const {
   r.front_end = env_.front_end;
   if (!tried_.empty()) r.worker = tried_.back();
   r.attempts = attempts_;
+  r.continuations = failovers_;
   if (final_status_.has_value()) {
     r.status = final_status_->error_code();
     r.error = final_status_->error_message();

@@ -74,6 +74,8 @@ struct RouterCounters {
   std::atomic<int64_t> total{0};      // Generate calls that passed validation
   std::atomic<int64_t> failed{0};     // ended with a worker / placement failure
   std::atomic<int64_t> retried{0};    // placements retried on another worker
+  std::atomic<int64_t> continued{0};  // streams continued on another worker after output
+                                      // reached the client (mid-stream failover)
 };
 
 // Counts live relays, so a shutting-down router can wait until every upstream

@@ -196,6 +196,7 @@ std::optional<absl::Duration> GenerateRelay::FailOverLocked(const std::string& w
     case FailoverDecision::kContinue: {
       ++failovers_;
       env_.counters->retried.fetch_add(1);
+      env_.counters->continued.fetch_add(1);
       last_failure_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, failed);
       continuation_ = ContinuationRequest(request_, delivered_ids_);
       phase_ = Phase::kBackoff;

@@ -44,11 +44,11 @@ std::string FormatRequestText(const RequestRecord& r) {
       Timestamp(r.end_time), " request id=", TextValue(r.request_id),
       " client_id=", TextValue(r.client_request_id), " model=", TextValue(r.model),
       " front_end=", TextValue(r.front_end), " worker=", TextValue(r.worker),
-      " attempts=", r.attempts, " status=", api::StatusCodeName(r.status),
-      " finish=", TextValue(r.finish_reason), " prompt_tokens=", r.prompt_tokens,
-      " completion_tokens=", r.completion_tokens, " cached_tokens=", r.cached_tokens,
-      " queue_ms=", MsText(r.queue), " ttft_ms=", r.ttft.has_value() ? MsText(*r.ttft) : "-",
-      " total_ms=", MsText(r.total));
+      " attempts=", r.attempts, " continuations=", r.continuations,
+      " status=", api::StatusCodeName(r.status), " finish=", TextValue(r.finish_reason),
+      " prompt_tokens=", r.prompt_tokens, " completion_tokens=", r.completion_tokens,
+      " cached_tokens=", r.cached_tokens, " queue_ms=", MsText(r.queue),
+      " ttft_ms=", r.ttft.has_value() ? MsText(*r.ttft) : "-", " total_ms=", MsText(r.total));
   if (r.status != grpc::StatusCode::OK) absl::StrAppend(&line, " error=", TextValue(r.error));
   return line;
 }
@@ -65,6 +65,7 @@ std::string FormatRequestJson(const RequestRecord& r) {
   j["front_end"] = r.front_end;
   j["worker"] = or_null(r.worker);
   j["attempts"] = r.attempts;
+  j["continuations"] = r.continuations;
   j["status"] = api::StatusCodeName(r.status);
   j["finish_reason"] = or_null(r.finish_reason);
   j["prompt_tokens"] = r.prompt_tokens;

@@ -3,11 +3,12 @@
 // never on a request's per-message path.
 //
 //   text: 2025-01-02T03:04:05.678Z request id=router-1f-7 client_id=- model=stories
-//         front_end=grpc worker=w0 attempts=1 status=OK finish=length prompt_tokens=12
-//         completion_tokens=16 cached_tokens=0 queue_ms=0.1 ttft_ms=12.3 total_ms=40.2
-//         (one line; values with spaces or quotes are quoted; "-" for none)
+//         front_end=grpc worker=w0 attempts=1 continuations=0 status=OK finish=length
+//         prompt_tokens=12 completion_tokens=16 cached_tokens=0 queue_ms=0.1 ttft_ms=12.3
+//         total_ms=40.2 (one line; values with spaces or quotes are quoted; "-" for none)
 //   json: {"ts":"…","request_id":"…","client_request_id":null,"model":"…",
-//          "front_end":"grpc","worker":"w0","attempts":1,"status":"OK",
+//          "front_end":"grpc","worker":"w0","attempts":1,"continuations":0,
+//          "status":"OK",
 //          "finish_reason":"length","prompt_tokens":12,"completion_tokens":16,
 //          "cached_tokens":0,"queue_ms":0.1,"ttft_ms":12.3,"total_ms":40.2}
 //          (+ "error" when the status is not OK)
@@ -43,6 +44,8 @@ struct RequestRecord {
   std::string front_end;  // "grpc" or "http"
   std::string worker;     // the last worker tried; empty: never placed
   int attempts = 0;       // placements made
+  int continuations = 0;  // of them, continuations of a stream that had reached the
+                          // client (mid-stream failover: router/continuation.h)
   grpc::StatusCode status = grpc::StatusCode::OK;
   std::string error;          // the status message when not OK
   std::string finish_reason;  // "length", "stop", ...; empty: no final message

@@ -54,6 +54,12 @@ RouterMetrics::RouterMetrics(WorkerPool* pool, AdmissionController* admission,
                      .AddCounter("tessera_router_failovers_total",
                                  "Requests that ended OK on another worker after a retry.")
                      .Labels({})),
+      continuations_(registry_
+                         .AddCounter("tessera_router_stream_continuations_total",
+                                     "Streams continued on another worker after a worker failed "
+                                     "with output already delivered to the client (mid-stream "
+                                     "failover; each continuation counted).")
+                         .Labels({})),
       placements_(registry_.AddCounter(
           "tessera_router_placements_total",
           "Placement decisions by reason: prefix_match (the chosen worker held part of the "
@@ -130,6 +136,7 @@ void RouterMetrics::OnEnd(const RequestRecord& r) {
   const std::string code = api::StatusCodeName(r.status);
   requests_.Labels({r.worker.empty() ? "none" : r.worker, code}).Inc();
   if (r.failed_over) failovers_.Inc();
+  if (r.continuations > 0) continuations_.Inc(r.continuations);
   if (r.ttft.has_value()) ttft_.Labels({r.front_end}).Observe(absl::ToDoubleSeconds(*r.ttft));
   if (r.front_end == "grpc") {
     grpc_latency_.Labels({"Generate", code}).Observe(absl::ToDoubleSeconds(r.total));

@@ -9,6 +9,8 @@
 //   tessera_router_retries_total{worker,reason}         attempts retried elsewhere
 //                                                      (reason worker_error | rejected)
 //   tessera_router_failovers_total                      requests that ended OK after a retry
+//   tessera_router_stream_continuations_total           streams continued on another worker
+//                                                      after output reached the client
 //   tessera_router_placements_total{reason}             prefix_match | balance_fallback | policy
 //   tessera_router_placement_matched_blocks             histogram: prompt blocks the chosen
 //                                                      worker held
@@ -76,6 +78,7 @@ class RouterMetrics final : public RelayObserver {
   metrics::Family<metrics::Counter>& requests_;
   metrics::Family<metrics::Counter>& retries_;
   metrics::Counter& failovers_;
+  metrics::Counter& continuations_;
   metrics::Family<metrics::Counter>& placements_;
   metrics::Histogram& matched_blocks_;
   metrics::Histogram& queue_wait_;

@@ -160,6 +160,7 @@ TEST_F(RelayContinuationTest, AStreamWhoseWorkerFailsGoesOnElsewhereWithoutASeam
   EXPECT_EQ(continued->sampling().max_tokens(), 6);
   EXPECT_FALSE(continued->return_prompt_token_ids());
   EXPECT_EQ(router_->counters().failed.load(), 0);
+  EXPECT_EQ(router_->counters().continued.load(), 1);
 }
 
 // The HTTP API goes through the same relay: a non-streamed completion whose
@@ -221,6 +222,7 @@ TEST_F(RelayContinuationTest, FailoversAreBoundedByMaxFailovers) {
   EXPECT_EQ(served.size(), 3u);
   EXPECT_EQ(TotalGenerateCalls(), 3);
   EXPECT_EQ(router_->counters().failed.load(), 1);
+  EXPECT_EQ(router_->counters().continued.load(), 2);
 }
 
 TEST_F(RelayContinuationTest, WithoutFailoversAFailureAfterTokensEndsTheStreamAsBefore) {
@@ -237,6 +239,7 @@ TEST_F(RelayContinuationTest, WithoutFailoversAFailureAfterTokensEndsTheStreamAs
   EXPECT_THAT(s.status.error_message(), HasSubstr("failed after 2 tokens were delivered"));
   EXPECT_THAT(s.tokens(), ElementsAre(100, 101));
   EXPECT_EQ(TotalGenerateCalls(), 1);
+  EXPECT_EQ(router_->counters().continued.load(), 0);
 }
 
 TEST_F(RelayContinuationTest, ParallelSamplingIsNotContinuedAfterItsFirstToken) {

@@ -26,6 +26,7 @@ RequestRecord Sample() {
   r.front_end = "http";
   r.worker = "w1";
   r.attempts = 2;
+  r.continuations = 1;
   r.finish_reason = "length";
   r.prompt_tokens = 12;
   r.completion_tokens = 16;
@@ -41,8 +42,9 @@ TEST(RequestLogTest, TextLine) {
   RequestRecord r = Sample();
   EXPECT_EQ(FormatRequestText(r),
             "2023-11-14T22:13:20.123Z request id=router-ab-7 client_id=- model=stories "
-            "front_end=http worker=w1 attempts=2 status=OK finish=length prompt_tokens=12 "
-            "completion_tokens=16 cached_tokens=8 queue_ms=0.2 ttft_ms=12.0 total_ms=40.0");
+            "front_end=http worker=w1 attempts=2 continuations=1 status=OK finish=length "
+            "prompt_tokens=12 completion_tokens=16 cached_tokens=8 queue_ms=0.2 ttft_ms=12.0 "
+            "total_ms=40.0");
   r.client_request_id = "my id \"x\"";
   r.status = grpc::StatusCode::UNAVAILABLE;
   r.error = "worker w1 failed";
@@ -66,6 +68,7 @@ TEST(RequestLogTest, JsonLine) {
   EXPECT_EQ(j["worker"], "w1");
   EXPECT_EQ(j["status"], "OK");
   EXPECT_EQ(j["completion_tokens"], 16);
+  EXPECT_EQ(j["continuations"], 1);
   EXPECT_DOUBLE_EQ(j["ttft_ms"].get<double>(), 12.0);
   EXPECT_FALSE(j.contains("error"));
   r.ttft.reset();
@@ -114,6 +117,7 @@ TEST(RouterMetricsTest, RecordsRequestsAndRefreshesWorkers) {
   refused.worker.clear();
   refused.status = grpc::StatusCode::RESOURCE_EXHAUSTED;
   refused.failed_over = false;
+  refused.continuations = 0;
   refused.ttft.reset();
   metrics.OnEnd(refused);
   metrics.OnRefused(grpc::StatusCode::INVALID_ARGUMENT);
@@ -129,6 +133,7 @@ TEST(RouterMetricsTest, RecordsRequestsAndRefreshesWorkers) {
       text,
       HasSubstr(R"(tessera_router_requests_total{worker="none",status="INVALID_ARGUMENT"} 1)"));
   EXPECT_THAT(text, HasSubstr("tessera_router_failovers_total 1"));
+  EXPECT_THAT(text, HasSubstr("tessera_router_stream_continuations_total 1"));
   EXPECT_THAT(text,
               HasSubstr(R"(tessera_router_retries_total{worker="w0",reason="worker_error"} 1)"));
   EXPECT_THAT(text, HasSubstr("tessera_router_queue_wait_seconds_count 1"));
