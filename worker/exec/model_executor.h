@@ -33,9 +33,9 @@ struct ExecutorOptions {
   // Tokens per KV block; 0 = the cache's (required when the executor is
   // created before its cache, see SetCache).
   int block_size = 0;
-  // The longest sequence: the width of a graph's block table and the
-  // max_seq_len its attention was captured with. 0 = the model's
-  // max_position_embeddings.
+  // The longest sequence: the widest decode graph's block table and
+  // attention (narrower graphs are captured per context bucket, see
+  // worker/exec/cuda_staging.h). 0 = the model's max_position_embeddings.
   int max_model_len = 0;
   // CUDA graphs for decode steps (CUDA only; needs a communicator that
   // supports capture).
@@ -44,6 +44,9 @@ struct ExecutorOptions {
   // 256 either way: larger decode batches are compute-bound enough to gain
   // little).
   int max_graph_batch = 0;
+  // At most this many decode graphs (batch bucket x context bucket) are kept;
+  // the least recently replayed one makes room for a new shape.
+  int max_decode_graphs = 64;
 };
 
 struct ExecutorStats {
@@ -92,9 +95,11 @@ class ModelExecutor {
   absl::Status ProfileRun();
   int64_t ProfileBlocks() const;
 
-  // CUDA with graphs enabled: runs one padded decode step at each bucket size
-  // (largest first, so the ops' workspaces reach their final size) and
-  // captures it. Collective like Forward. Nothing to do otherwise.
+  // CUDA with graphs enabled: runs the widest padded decode (so the ops'
+  // workspaces reach their final size), then one padded decode step at each
+  // batch bucket with the smallest context bucket (largest first) and
+  // captures it; other context buckets are captured on their first step.
+  // Collective like Forward. Nothing to do otherwise.
   virtual absl::Status CaptureDecodeGraphs() { return absl::OkStatus(); }
 
   // Replaces the KV cache (e.g. after a profiling run with a small one);
