@@ -68,7 +68,8 @@ std::vector<int> DecodeGraphBuckets(int max_batch);
 // max_blocks, then max_blocks itself (min_blocks is clamped to [1,
 // max_blocks]; empty when max_blocks < 1). A graph's attention grid and block
 // tables are sized by its context bucket, so a step pays for at most twice
-// its longest context rather than for max_model_len; with min_blocks one
+// its longest context (or min_blocks) rather than for max_model_len; with
+// min_blocks one
 // attention partition (kDecodePartitionTokens) and max_model_len 131072 in
 // blocks of 16 there are 9 buckets.
 std::vector<int> DecodeContextBuckets(int max_blocks, int min_blocks);

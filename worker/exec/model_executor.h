@@ -90,7 +90,9 @@ class ModelExecutor {
   // is sized from the memory left: a prefill of max_num_batched_tokens tokens
   // over max_num_seqs sequences (SyntheticPrefillPlan in
   // worker/engine/step_plan.h, sampled greedily) and, on CUDA, a padded
-  // decode of max_num_seqs sequences. The cache must hold ProfileBlocks()
+  // decode of max_num_seqs sequences at max_model_len (the split-K partials'
+  // worst case), plus the buffers that carry max_num_seqs CPU-sampled logits
+  // rows to the host. The cache must hold ProfileBlocks()
   // blocks. Collective like Forward. Waits for the device.
   absl::Status ProfileRun();
   int64_t ProfileBlocks() const;
@@ -128,7 +130,8 @@ class ModelExecutor {
   virtual absl::StatusOr<std::vector<SampleResult>> SampleRows(std::span<const SamplingRow> rows,
                                                                Sampler& cpu_sampler) = 0;
   // ProfileRun's device-specific part after the prefill (CUDA: a padded
-  // decode at max_num_seqs).
+  // decode at max_num_seqs and max_model_len, and the CPU-sampled rows'
+  // buffers).
   virtual absl::Status ProfileDecode() { return absl::OkStatus(); }
   int BlockSize() const;
   // Runs the plan's KV block copies on this rank's cache, in order, for every
