@@ -15,7 +15,8 @@
 # What goes in OUT_DIR:
 #   bin/      what the first run needs, stripped: the kernel tests
 #             (cuda_*_test), the GPU tests (gpu_plumbing_test, gpu_model_test,
-#             gpu_tp_mpi_test), the CPU MPI test tp_logits_mpi2_test,
+#             gpu_decode_graphs_test, gpu_tp_mpi_test), the CPU MPI test
+#             tp_logits_mpi2_test,
 #             gpu_bench and tessera-generate
 #   lib/      every shared library they load that the GPU machine cannot be
 #             expected to have: all of `ldd`'s answers except glibc, libstdc++ /
@@ -65,6 +66,7 @@ bins=(
   tests/worker/cuda_graph_test
   tests/worker/gpu_plumbing_test
   tests/worker/gpu_model_test
+  tests/worker/gpu_decode_graphs_test
   tests/worker/gpu_tp_mpi_test
   tests/worker/tp_logits_mpi2_test
   bench/gpu/gpu_bench
@@ -299,6 +301,7 @@ if [[ "$mode" == all || "$mode" == --tests ]]; then
   for t in "$here"/bin/cuda_*_test; do run "${t##*/}" "$t"; done
   run gpu_plumbing_test "$here/bin/gpu_plumbing_test"
   run gpu_model_test "$here/bin/gpu_model_test"
+  run gpu_decode_graphs_test "$here/bin/gpu_decode_graphs_test"
   run "gpu_tp_mpi_test (2 ranks)" "${mpirun[@]}" -np 2 "$here/bin/gpu_tp_mpi_test"
 fi
 if [[ "$mode" == all || "$mode" == --bench ]]; then

@@ -17,6 +17,7 @@
 #include "kernels/cpu/sampling_cpu.h"
 #if TESSERA_HAVE_CUDA
 #include "kernels/cuda/ops_cuda.h"
+#include "kernels/cuda/scratch.h"
 #endif
 
 // TESSERA_CUDA_OP(Fn(args)): the CUDA branch of an op's dispatch, a lambda
@@ -445,6 +446,11 @@ absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor
   if (!std::isfinite(scale)) {
     return absl::InvalidArgumentError(absl::StrCat(kOp, ": scale must be finite, got ", scale));
   }
+  if (md.num_decodes < -1 || md.num_decodes > batch) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kOp, ": md.num_decodes must be -1 (unknown) or in [0, ", batch,
+                     "] (the batch's sequences), got ", md.num_decodes));
+  }
   return Dispatch(
       kOp, q.device(),
       [&] {
@@ -452,6 +458,14 @@ absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor
       },
       TESSERA_CUDA_OP(
           PagedAttention(q, k_cache, v_cache, md, num_heads, num_kv_heads, scale, out)));
+}
+
+int64_t ScratchGeneration() {
+#if TESSERA_HAVE_CUDA
+  return cuda::ScratchGeneration();
+#else
+  return 0;
+#endif
 }
 
 absl::Status SiluAndMul(const Tensor& x, Tensor& out) {

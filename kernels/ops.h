@@ -21,7 +21,8 @@
 // only make bad values harmless, as each op says; they never read or write
 // out of bounds. Ops that need scratch memory (PagedAttention for decodes,
 // Linear's cuBLASLt workspace) keep it per device and stream and grow it on
-// demand: run one step with the largest shapes before capturing a CUDA graph.
+// demand: run one step with the largest shapes before capturing a CUDA graph
+// (ScratchGeneration below says when a captured graph went stale).
 #pragma once
 
 #include <cstdint>
@@ -118,6 +119,12 @@ struct AttentionMetadata {
   Tensor block_tables;     // [B, max_blocks_per_seq] int32
   int max_query_len = 0;
   int max_seq_len = 0;
+  // The number of sequences with exactly one query row (decodes), or -1 when
+  // the caller does not count them. 0 tells the CUDA path to launch no decode
+  // kernels (and take no decode scratch): it then requires every query row to
+  // belong to a sequence (query_start_loc[B] == n), since the decode reduce is
+  // what zeroes padding rows. The CPU checks a count >= 0 against the batch.
+  int num_decodes = -1;
 };
 
 // Causal attention over the paged cache for a batch that mixes prefill chunks
@@ -147,6 +154,14 @@ absl::Status GatherRows(const Tensor& x, const Tensor& indices, Tensor& out);
 
 // Tokens per split-K partition of the CUDA decode attention.
 inline constexpr int kDecodePartitionTokens = 512;
+
+// CUDA: changes whenever an op's grow-on-demand device scratch (the decode
+// attention's split-K partials) of the current device and the calling
+// thread's current stream moves to a new allocation, which frees the old
+// one. A CUDA graph captured on that stream at another value may read freed
+// memory and must not be replayed. Always 0 without the CUDA path.
+// Thread-safe.
+int64_t ScratchGeneration();
 
 // ---- Sampling ----------------------------------------------------------------
 

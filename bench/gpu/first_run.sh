@@ -12,8 +12,8 @@
 #      check; one CUDA test that must not skip (TESSERA_REQUIRE_GPU=1);
 #   2. the kernel tests against the CPU references (Llama-3-8B and Qwen3-8B
 #      shapes in cuda_model_shapes_test);
-#   3. the model tests: CUDA-graph vs eager logits, stories260K float32
-#      against llama2.c's reference, a bf16 Qwen3-shaped dummy against CPU
+#   3. the model tests: CUDA-graph vs eager logits (and decode graphs per
+#      context bucket), stories260K float32 against llama2.c's reference, a bf16 Qwen3-shaped dummy against CPU
 #      float32 up to near-ties;
 #   4. a trimmed benchmark: batch-1 decode ms/token of a dummy Llama-3-8B in
 #      bf16 against the HBM roofline, offline throughput at 128 in / 128 out,
@@ -118,6 +118,7 @@ step kernels-sampling 60 20 "$(gt cuda_sampling_test)"
 step kernels-graphs 20 5 "$(gt cuda_graph_test)"
 step kernels-model-shapes 60 20 "$(gt cuda_model_shapes_test)"
 step model-graph-vs-eager 60 20 "$(gt gpu_model_test 'GpuStoriesTest.Graph*')"
+step model-decode-graph-buckets 45 15 "$(gt gpu_decode_graphs_test)"
 step model-stories-f32-reference 45 15 "$(gt gpu_model_test GpuStoriesTest.Float32ReproducesGreedyReference)"
 step model-qwen3-bf16-vs-cpu 90 30 "$(gt gpu_model_test 'GpuBf16Test.*')"
 deadline=$BUDGET_S

@@ -36,7 +36,7 @@ absl::Status PlanRows(const Tensor& q, const Tensor& k_cache, const AttentionMet
   }
   rows.assign(n, RowInfo{});
   work = 0;
-  int64_t max_q = 0, max_s = 0;
+  int64_t max_q = 0, max_s = 0, decodes = 0;
   for (int64_t b = 0; b < batch; ++b) {
     const int64_t start = qsl[b], end = qsl[b + 1], seq_len = seq_lens[b];
     if (end < start || end > n) {
@@ -47,6 +47,7 @@ absl::Status PlanRows(const Tensor& q, const Tensor& k_cache, const AttentionMet
     const int64_t q_len = end - start;
     max_q = std::max(max_q, q_len);
     max_s = std::max(max_s, seq_len);
+    decodes += q_len == 1;
     if (q_len == 0) continue;
     if (seq_len < q_len || seq_len > max_blocks * block_size) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -66,6 +67,18 @@ absl::Status PlanRows(const Tensor& q, const Tensor& k_cache, const AttentionMet
       rows[start + i] = RowInfo{static_cast<int32_t>(b), static_cast<int32_t>(seq_len - q_len + i)};
     }
     work += q_len * seq_len;
+  }
+  // The CUDA path trusts num_decodes (0: no decode kernels, so nothing zeroes
+  // padding rows); the CPU holds every caller to it.
+  if (md.num_decodes >= 0 && md.num_decodes != decodes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("PagedAttention: md.num_decodes = ", md.num_decodes, " but the batch has ",
+                     decodes, " sequences with one query row"));
+  }
+  if (md.num_decodes == 0 && qsl[batch] != n) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "PagedAttention: md.num_decodes = 0 needs every query row in a sequence, but rows [",
+        qsl[batch], ", ", n, ") are padding"));
   }
   if (md.max_query_len < max_q || md.max_seq_len < max_s) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -262,7 +262,9 @@ absl::Status PagedAttentionDecode(const Tensor& q, const Tensor& k_cache, const 
                                   const AttentionMetadata& md, int num_heads, int num_kv_heads,
                                   float scale, Tensor& out) {
   const AttnParams p = MakeAttnParams(q, k_cache, md, num_heads, num_kv_heads, scale);
-  if (p.rows == 0) return absl::OkStatus();
+  // No rows, or a batch of prefill chunks only (every row in a sequence, so
+  // no padding row for the reduce to zero): nothing to launch, no scratch.
+  if (p.rows == 0 || md.num_decodes == 0) return absl::OkStatus();
   Partials parts;
   parts.max_parts = std::max(1, (md.max_seq_len + kP - 1) / kP);
   const size_t slots = static_cast<size_t>(std::max(p.batch, 1)) * num_heads * parts.max_parts;

@@ -40,7 +40,8 @@ absl::Status RopeAndKvStore(const Tensor& positions, Tensor& q, Tensor& k, const
 absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                             const AttentionMetadata& md, int num_heads, int num_kv_heads,
                             float scale, Tensor& out);
-// Writes the rows of sequences with q_len == 1 and zeroes padding rows.
+// Writes the rows of sequences with q_len == 1 and zeroes padding rows;
+// launches nothing when md.num_decodes == 0.
 absl::Status PagedAttentionDecode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                                   const AttentionMetadata& md, int num_heads, int num_kv_heads,
                                   float scale, Tensor& out);

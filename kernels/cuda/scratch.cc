@@ -7,6 +7,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/tensor.h"
@@ -17,6 +18,7 @@ namespace {
 struct Buffer {
   void* ptr = nullptr;
   size_t bytes = 0;
+  int64_t generation = 0;  // allocations so far
 };
 
 struct Cache {
@@ -29,26 +31,67 @@ Cache& GetCache() {
   return *cache;
 }
 
+const char* KindName(ScratchKind kind) {
+  switch (kind) {
+    case ScratchKind::kAttentionDecode:
+      return "decode-attention partials";
+  }
+  return "unknown";
+}
+
 }  // namespace
 
 absl::StatusOr<void*> ScratchBuffer(ScratchKind kind, size_t bytes) {
   int device = 0;
   CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
-  const auto key = std::make_tuple(static_cast<int>(kind), device,
-                                   reinterpret_cast<uintptr_t>(CurrentCudaStream()));
+  auto stream = static_cast<cudaStream_t>(CurrentCudaStream());
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  CUDA_RETURN_IF_ERROR(cudaStreamIsCapturing(stream, &capture));
+  const auto key =
+      std::make_tuple(static_cast<int>(kind), device, reinterpret_cast<uintptr_t>(stream));
   Cache& cache = GetCache();
   absl::MutexLock lock(&cache.mu);
   Buffer& buf = cache.buffers[key];
-  if (buf.bytes >= bytes && buf.ptr != nullptr) return buf.ptr;
-  if (buf.ptr != nullptr) {
-    CUDA_RETURN_IF_ERROR(cudaFree(buf.ptr));
-    buf = Buffer{};
+  const ScratchDecision d = DecideScratch(buf.ptr == nullptr ? 0 : buf.bytes, bytes,
+                                          capture != cudaStreamCaptureStatusNone);
+  switch (d.action) {
+    case ScratchAction::kReuse:
+      return buf.ptr;
+    case ScratchAction::kRefuse:
+      return absl::FailedPreconditionError(absl::StrCat(
+          "ScratchBuffer: the ", KindName(kind), " scratch would grow from ", buf.bytes, " to ",
+          bytes,
+          " bytes while its stream captures a CUDA graph; run an eager step at this shape "
+          "before capturing it"));
+    case ScratchAction::kGrow:
+      break;
   }
-  // Round up to 1 MiB steps so slowly growing requests do not reallocate often.
-  const size_t rounded = (bytes + (size_t{1} << 20) - 1) & ~((size_t{1} << 20) - 1);
-  CUDA_RETURN_IF_ERROR(cudaMalloc(&buf.ptr, rounded));
-  buf.bytes = rounded;
+  // Whatever happens next, the old address is gone.
+  void* old = buf.ptr;
+  buf = Buffer{nullptr, 0, buf.generation + 1};
+  if (old != nullptr) CUDA_RETURN_IF_ERROR(cudaFree(old));
+  void* fresh = nullptr;
+  CUDA_RETURN_IF_ERROR(cudaMalloc(&fresh, d.bytes));
+  buf.ptr = fresh;
+  buf.bytes = d.bytes;
   return buf.ptr;
+}
+
+int64_t ScratchGeneration() {
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) {
+    (void)::tessera::cuda::ConsumeLastError();
+    return -1;  // no device: matches no capture
+  }
+  const auto stream = reinterpret_cast<uintptr_t>(CurrentCudaStream());
+  Cache& cache = GetCache();
+  absl::MutexLock lock(&cache.mu);
+  int64_t sum = 0;
+  for (ScratchKind kind : {ScratchKind::kAttentionDecode}) {
+    auto it = cache.buffers.find(std::make_tuple(static_cast<int>(kind), device, stream));
+    if (it != cache.buffers.end()) sum += it->second.generation;
+  }
+  return sum;
 }
 
 }  // namespace tessera::ops::cuda

@@ -153,7 +153,7 @@ TEST_F(GpuBundleTest, FitsTheGpuRunsLimits) {
   for (const char* bin :
        {"cuda_tensor_test", "cuda_error_test", "cuda_ops_test", "cuda_attention_test",
         "cuda_sampling_test", "cuda_model_shapes_test", "cuda_graph_test", "gpu_model_test",
-        "gpu_tp_mpi_test", "gpu_bench", "tessera-generate"}) {
+        "gpu_decode_graphs_test", "gpu_tp_mpi_test", "gpu_bench", "tessera-generate"}) {
     EXPECT_TRUE(fs::exists(*bundle_ + "/bin/" + bin)) << bin << " is not in the bundle";
   }
   for (const char* f : {"env.sh", "run-gpu.sh", "bench/first_run.sh", "bench/hf_baseline.py",
@@ -188,9 +188,9 @@ TEST_F(GpuBundleTest, FirstRunDryRunListsEveryStepWithItsTimeout) {
   for (const char* step :
        {"preflight-nvidia-smi", "preflight-torch", "preflight-libs", "preflight-cuda-must-not-skip",
         "kernels-errors", "kernels-ops", "kernels-attention", "kernels-sampling", "kernels-graphs",
-        "kernels-model-shapes", "model-graph-vs-eager", "model-stories-f32-reference",
-        "model-qwen3-bf16-vs-cpu", "bench-tessera-8b", "bench-transformers-8b",
-        "tp2-host-staged"}) {
+        "kernels-model-shapes", "model-graph-vs-eager", "model-decode-graph-buckets",
+        "model-stories-f32-reference", "model-qwen3-bf16-vs-cpu", "bench-tessera-8b",
+        "bench-transformers-8b", "tp2-host-staged"}) {
     bool listed = false;
     for (absl::string_view line : absl::StrSplit(r.out, '\n')) {
       std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());

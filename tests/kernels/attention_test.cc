@@ -317,6 +317,27 @@ TEST(PagedAttentionTest, RejectsBadMetadataAndShapes) {
     ExpectInvalid(RunAttention(b, 1.f, out), "max_seq_len");
   }
   {
+    // num_decodes, when given, is the batch's count of one-row sequences
+    // (the CUDA path skips its decode kernels on 0).
+    Batch b = fresh();
+    b.md.num_decodes = 1;
+    EXPECT_TRUE(RunAttention(b, 1.f, out).ok());
+    b.md.num_decodes = 0;
+    ExpectInvalid(RunAttention(b, 1.f, out), "md.num_decodes = 0 but the batch has 1");
+    b.md.num_decodes = 3;
+    ExpectInvalid(RunAttention(b, 1.f, out), "md.num_decodes must be -1 (unknown) or in [0, 2]");
+  }
+  {
+    // A prefill-only batch with padding rows may not claim num_decodes 0:
+    // on CUDA nothing would zero the padding rows.
+    Batch b = MakeBatch(rng, {{2, 9}, {3, 4}}, 4, 2, 8, 4, /*extra_rows=*/2);
+    Tensor padded = Tensor::Empty(DType::kFloat32, {b.n, 32});
+    b.md.num_decodes = 0;
+    ExpectInvalid(RunAttention(b, 1.f, padded), "rows [5, 7) are padding");
+    b.md.num_decodes = -1;
+    EXPECT_TRUE(RunAttention(b, 1.f, padded).ok());
+  }
+  {
     Batch b = fresh();
     ExpectInvalid(ops::PagedAttention(b.q, b.k_cache, b.v_cache, b.md, 3, 2, 1.f, out),
                   "num_heads (3)");

@@ -26,6 +26,10 @@
 #include "tests/kernels/cuda_test_util.h"
 #include "tests/kernels/kernel_test_util.h"
 
+#if TESSERA_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
+
 namespace tessera {
 namespace {
 
@@ -251,6 +255,76 @@ TEST_F(CudaAttentionTest, ModelHeadShapes) {
         dtype);
   }
 }
+
+#if TESSERA_HAVE_CUDA
+class Stream {
+ public:
+  Stream() { EXPECT_EQ(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking), cudaSuccess); }
+  ~Stream() { cudaStreamDestroy(s_); }
+  cudaStream_t get() const { return s_; }
+
+ private:
+  cudaStream_t s_ = nullptr;
+};
+
+// A batch of prefill chunks only (md.num_decodes == 0) launches no decode
+// kernel and takes no decode scratch; told nothing (-1), it does.
+TEST_F(CudaAttentionTest, PrefillOnlyBatchTakesNoDecodeScratch) {
+  std::mt19937 rng(TestSeed(208));
+  const Case c{{{37, 1100}, {64, 64}}, 8, 2, 128, 16};
+  Batch b = MakeBatch(rng, c, DType::kFloat32);
+  b.md.num_decodes = 0;
+  const float scale = 0.125f;
+  Tensor ref = Tensor::Empty(DType::kFloat32, {b.n, 8 * 128});
+  ASSERT_TRUE(ops::PagedAttention(b.q, b.k_cache, b.v_cache, b.md, 8, 2, scale, ref).ok());
+  // A stream of its own, never destroyed (a later stream with the same
+  // handle would find this one's scratch), so it starts without scratch.
+  Stream& stream = *new Stream();
+  ScopedCudaStream scoped(stream.get());
+  Tensor q = Upload(b.q), k = Upload(b.k_cache), v = Upload(b.v_cache);
+  ops::AttentionMetadata md = UploadMetadata(b.md);
+  md.num_decodes = 0;
+  Tensor out = Tensor::Empty(DType::kFloat32, ref.shape(), Device::kCuda);
+  const int64_t before = ops::ScratchGeneration();
+  ASSERT_TRUE(ops::PagedAttention(q, k, v, md, 8, 2, scale, out).ok());
+  ASSERT_TRUE(SynchronizeCurrentStream().ok());
+  EXPECT_EQ(ops::ScratchGeneration(), before);
+  EXPECT_TRUE(NormwiseNear(ToHostFloat(out), ToDoubles(ref), RelTol(DType::kFloat32)));
+  md.num_decodes = -1;
+  ASSERT_TRUE(ops::PagedAttention(q, k, v, md, 8, 2, scale, out).ok());
+  ASSERT_TRUE(SynchronizeCurrentStream().ok());
+  EXPECT_GT(ops::ScratchGeneration(), before);
+}
+
+// The decode scratch never grows while its stream captures a graph (the
+// allocation would break the capture; the free would strand graphs captured
+// at the old address): the op says to warm up first and leaves no CUDA error
+// behind; eagerly, the same call then grows it and is right.
+TEST_F(CudaAttentionTest, DecodeScratchNeverGrowsDuringCapture) {
+  std::mt19937 rng(TestSeed(209));
+  const Case c{{{1, 700}, {1, 30}}, 8, 2, 128, 16};
+  Batch b = MakeBatch(rng, c, DType::kFloat32);
+  const float scale = 0.125f;
+  Tensor ref = Tensor::Empty(DType::kFloat32, {b.n, 8 * 128});
+  ASSERT_TRUE(ops::PagedAttention(b.q, b.k_cache, b.v_cache, b.md, 8, 2, scale, ref).ok());
+  Stream& stream = *new Stream();  // never destroyed: see above
+  ScopedCudaStream scoped(stream.get());
+  Tensor q = Upload(b.q), k = Upload(b.k_cache), v = Upload(b.v_cache);
+  const ops::AttentionMetadata md = UploadMetadata(b.md);
+  Tensor out = Tensor::Empty(DType::kFloat32, ref.shape(), Device::kCuda);
+  ASSERT_EQ(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  const absl::Status captured = ops::PagedAttention(q, k, v, md, 8, 2, scale, out);
+  cudaGraph_t graph = nullptr;
+  (void)cudaStreamEndCapture(stream.get(), &graph);
+  if (graph != nullptr) cudaGraphDestroy(graph);
+  EXPECT_EQ(captured.code(), absl::StatusCode::kFailedPrecondition) << captured;
+  EXPECT_NE(captured.message().find("while its stream captures a CUDA graph"), std::string::npos)
+      << captured;
+  EXPECT_EQ(cudaPeekAtLastError(), cudaSuccess);
+  ASSERT_TRUE(ops::PagedAttention(q, k, v, md, 8, 2, scale, out).ok());
+  EXPECT_TRUE(NormwiseNear(ToHostFloat(out), ToDoubles(ref), RelTol(DType::kFloat32)));
+}
+#endif
 
 TEST_F(CudaAttentionTest, UnsupportedHeadDimIsUnimplemented) {
   std::mt19937 rng(207);

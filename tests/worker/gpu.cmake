@@ -12,3 +12,13 @@ tessera_add_test(gpu_tp_mpi_test SOURCES ${_gpu_dir}/gpu_tp_mpi_test.cc
 # CudaGraph's capture, failure and replay on a GPU (bundled as a kernel test).
 tessera_add_test(cuda_graph_test SOURCES ${_gpu_dir}/cuda_graph_test.cc
   LIBS tessera_device LABELS gpu)
+# The CUDA executor's host side (graph shapes, staging, the graph cache),
+# which needs no GPU.
+tessera_add_test(cuda_staging_test SOURCES ${_gpu_dir}/cuda_staging_test.cc
+  LIBS tessera_engine LABELS unit)
+tessera_add_test(decode_graph_cache_test SOURCES ${_gpu_dir}/decode_graph_cache_test.cc
+  LIBS tessera_engine LABELS unit)
+# Decode graphs per context bucket and the CPU-sampled rows' gather, through
+# the CUDA executor (bundled for the first GPU run).
+tessera_add_test(gpu_decode_graphs_test SOURCES ${_gpu_dir}/gpu_decode_graphs_test.cc
+  LIBS tessera_engine LABELS gpu TIMEOUT 300)

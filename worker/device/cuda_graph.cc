@@ -1,6 +1,7 @@
 #include "worker/device/cuda_graph.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -29,6 +30,16 @@ std::vector<int> DecodeGraphBuckets(int max_batch) {
     }
   }
   if (max_batch >= 1 && buckets.back() != max_batch) buckets.push_back(max_batch);
+  return buckets;
+}
+
+std::vector<int> DecodeContextBuckets(int max_blocks, int min_blocks) {
+  std::vector<int> buckets;
+  if (max_blocks < 1) return buckets;
+  for (int64_t b = std::clamp(min_blocks, 1, max_blocks); b < max_blocks; b *= 2) {
+    buckets.push_back(static_cast<int>(b));
+  }
+  buckets.push_back(max_blocks);
   return buckets;
 }
 

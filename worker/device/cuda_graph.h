@@ -1,5 +1,6 @@
 // CUDA graphs for decode steps: a captured, instantiated graph (CudaGraph)
-// and the batch-size buckets decode graphs are captured at.
+// and the buckets decode graphs are captured at: batch sizes and context
+// lengths (in KV blocks).
 //
 // A decode step's kernels launch in a few microseconds each but there are
 // hundreds of them per step (a few per layer), so at small batches the CPU
@@ -7,7 +8,8 @@
 // bucket and replaying it costs one launch. A graph replays exactly the
 // kernels, pointers and launch shapes it captured: its inputs and outputs
 // must sit in the same (static) buffers at every replay, and the batch is
-// padded up to the bucket it was captured at (see ModelExecutor).
+// padded up to the bucket it was captured at, and its block tables are as
+// wide as its context bucket (see CudaModelExecutor).
 //
 // The header needs no CUDA toolkit: in a build without the CUDA path Capture
 // fails with FAILED_PRECONDITION.
@@ -61,8 +63,19 @@ class CudaGraph {
 // notices, and 256 sequences need 17 graphs.
 std::vector<int> DecodeGraphBuckets(int max_batch);
 
+// The context lengths, in KV blocks, decode graphs are captured at,
+// ascending: min_blocks, 2 * min_blocks, 4 * min_blocks, ... below
+// max_blocks, then max_blocks itself (min_blocks is clamped to [1,
+// max_blocks]; empty when max_blocks < 1). A graph's attention grid and block
+// tables are sized by its context bucket, so a step pays for at most twice
+// its longest context (or min_blocks) rather than for max_model_len; with
+// min_blocks one
+// attention partition (kDecodePartitionTokens) and max_model_len 131072 in
+// blocks of 16 there are 9 buckets.
+std::vector<int> DecodeContextBuckets(int max_blocks, int min_blocks);
+
 // The smallest bucket >= batch, or -1 when batch exceeds the largest (or the
-// list is empty). `buckets` ascending.
+// list is empty). `buckets` ascending. Used for context buckets too.
 int BucketFor(const std::vector<int>& buckets, int batch);
 
 }  // namespace tessera

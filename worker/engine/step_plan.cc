@@ -4,6 +4,8 @@
 #include <numeric>
 #include <vector>
 
+#include "worker/exec/cuda_staging.h"
+
 namespace tessera {
 namespace {
 
@@ -124,6 +126,8 @@ ModelInput ModelInputFromPlan(const v1::StepPlan& plan) {
   in.attn.block_tables = ViewOf(plan.block_tables(), DType::kInt32, {b, plan.max_blocks_per_seq()});
   in.attn.max_query_len = plan.max_query_len();
   in.attn.max_seq_len = plan.max_seq_len();
+  in.attn.num_decodes = CountDecodes(
+      std::span<const int32_t>(plan.query_start_loc().data(), plan.query_start_loc_size()), n);
   in.logits_indices = ViewOf(plan.logits_indices(), DType::kInt32, {plan.logits_indices_size()});
   return in;
 }

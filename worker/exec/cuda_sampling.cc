@@ -1,5 +1,6 @@
 // CudaModelExecutor's sampling path: GPU sampling (ops::Sample) for the rows
-// it handles, the CPU Sampler on host copies of the other rows' logits.
+// it handles, the CPU Sampler for the others (CpuSampledRows), on their
+// logits gathered on the device and copied to pinned host memory at once.
 #include <algorithm>
 #include <utility>
 
@@ -7,15 +8,20 @@
 #include "worker/exec/cuda_executor.h"
 
 namespace tessera {
-namespace {
 
-// Whether the GPU sampler implements everything `p` asks for.
-bool GpuSamplable(const SamplingParams& p) {
-  return p.repetition_penalty == 1.0f && p.presence_penalty == 0.0f &&
-         p.frequency_penalty == 0.0f && p.logprobs == 0;
+absl::Status CudaModelExecutor::ReserveCpuRows(int64_t rows) {
+  if (rows <= cpu_rows_capacity_) return absl::OkStatus();
+  rows = std::max<int64_t>(rows, options_.max_num_seqs);  // grow once, not row by row
+  const int64_t vocab = model_->config().vocab_size;
+  const DType dtype = model_->logits_dtype();
+  RETURN_IF_ERROR(SynchronizeCurrentStream());  // the old buffers may still be in use
+  dev_cpu_rows_ = Tensor();
+  cpu_rows_capacity_ = 0;
+  ASSIGN_OR_RETURN(dev_cpu_rows_, Tensor::TryEmpty(dtype, {rows, vocab}, Device::kCuda));
+  host_cpu_rows_ = Tensor::EmptyPinned(dtype, {rows, vocab});
+  cpu_rows_capacity_ = rows;
+  return absl::OkStatus();
 }
-
-}  // namespace
 
 absl::StatusOr<std::vector<SampleResult>> CudaModelExecutor::SampleRows(
     std::span<const SamplingRow> rows, Sampler& cpu_sampler) {
@@ -27,15 +33,16 @@ absl::StatusOr<std::vector<SampleResult>> CudaModelExecutor::SampleRows(
   if (m > sample_capacity_) {
     RETURN_IF_ERROR(SynchronizeCurrentStream());
     const int64_t cap = std::max<int64_t>(m, options_.max_num_seqs);
-    host_sample_in_ = Tensor::EmptyPinned(DType::kInt32, {8 * cap});
+    host_sample_in_ = Tensor::EmptyPinned(DType::kInt32, {9 * cap});
     host_sample_out_ = Tensor::EmptyPinned(DType::kInt32, {2 * cap});
-    ASSIGN_OR_RETURN(dev_sample_in_, Tensor::TryEmpty(DType::kInt32, {8 * cap}, Device::kCuda));
+    ASSIGN_OR_RETURN(dev_sample_in_, Tensor::TryEmpty(DType::kInt32, {9 * cap}, Device::kCuda));
     ASSIGN_OR_RETURN(dev_sample_out_, Tensor::TryEmpty(DType::kInt32, {2 * cap}, Device::kCuda));
     sample_capacity_ = cap;
   }
   const int64_t cap = sample_capacity_;
   // Host layout (int32 units): seed int64 [cap] | step int64 [cap] |
-  // temperature [cap] | top_k [cap] | top_p [cap] | min_p [cap].
+  // temperature [cap] | top_k [cap] | top_p [cap] | min_p [cap] |
+  // the CPU-sampled rows [cap].
   int32_t* h = host_sample_in_.data_as<int32_t>();
   auto* seed = reinterpret_cast<int64_t*>(h);
   auto* step = reinterpret_cast<int64_t*>(h + 2 * cap);
@@ -43,7 +50,9 @@ absl::StatusOr<std::vector<SampleResult>> CudaModelExecutor::SampleRows(
   int32_t* top_k = h + 5 * cap;
   auto* top_p = reinterpret_cast<float*>(h + 6 * cap);
   auto* min_p = reinterpret_cast<float*>(h + 7 * cap);
-  std::vector<int64_t> cpu_rows;
+  const std::vector<int32_t> cpu_rows = CpuSampledRows(rows);
+  const auto k = static_cast<int64_t>(cpu_rows.size());
+  std::copy(cpu_rows.begin(), cpu_rows.end(), h + 8 * cap);
   for (int64_t r = 0; r < m; ++r) {
     const SamplingParams& p = *rows[r].params;
     seed[r] = static_cast<int64_t>(rows[r].seed);
@@ -52,7 +61,6 @@ absl::StatusOr<std::vector<SampleResult>> CudaModelExecutor::SampleRows(
     top_k[r] = p.top_k;
     top_p[r] = p.top_p;
     min_p[r] = p.min_p;
-    if (!GpuSamplable(p)) cpu_rows.push_back(r);
   }
   RETURN_IF_ERROR(dev_sample_in_.CopyFromAsync(host_sample_in_));
   int32_t* d = dev_sample_in_.data_as<int32_t>();
@@ -72,17 +80,14 @@ absl::StatusOr<std::vector<SampleResult>> CudaModelExecutor::SampleRows(
   RETURN_IF_ERROR(ops::Sample(logits_, params, tokens, logprobs));
   RETURN_IF_ERROR(host_sample_out_.CopyFromAsync(dev_sample_out_));
 
-  // Rows the GPU sampler cannot do: their logits go to the host.
-  Tensor host_logits;
-  if (!cpu_rows.empty()) {
-    const int64_t k = static_cast<int64_t>(cpu_rows.size());
-    host_logits = Tensor::Empty(DType::kFloat32, {k, vocab});
-    Tensor staged = Tensor::Empty(logits_.dtype(), {1, vocab});
-    for (int64_t j = 0; j < k; ++j) {
-      RETURN_IF_ERROR(staged.CopyFrom(logits_.Slice(cpu_rows[j], cpu_rows[j] + 1)));
-      ConvertToFloat32(staged.data(), staged.dtype(), vocab,
-                       host_logits.data_as<float>() + j * vocab);
-    }
+  // Rows the GPU sampler cannot do: their logits are gathered on the device
+  // and copied to pinned host memory in one transfer.
+  if (k > 0) {
+    RETURN_IF_ERROR(ReserveCpuRows(k));
+    Tensor gathered = dev_cpu_rows_.Slice(0, k);
+    RETURN_IF_ERROR(ops::GatherRows(
+        logits_, Tensor::View(d + 8 * cap, DType::kInt32, {k}, Device::kCuda), gathered));
+    RETURN_IF_ERROR(host_cpu_rows_.Slice(0, k).CopyFromAsync(gathered));
   }
   RETURN_IF_ERROR(SynchronizeCurrentStream());
   const int32_t* host_tokens = host_sample_out_.data_as<int32_t>();
@@ -91,12 +96,21 @@ absl::StatusOr<std::vector<SampleResult>> CudaModelExecutor::SampleRows(
     results[r].token = host_tokens[r];
     results[r].logprob = host_logprobs[r];
   }
-  if (!cpu_rows.empty()) {
+  if (k > 0) {
+    // float32 logits (the usual: see LlamaForCausalLM::logits_dtype) are
+    // sampled where they landed; others are widened first.
+    Tensor host_logits = host_cpu_rows_.Slice(0, k);
+    if (host_logits.dtype() != DType::kFloat32) {
+      Tensor widened = Tensor::Empty(DType::kFloat32, {k, vocab});
+      ConvertToFloat32(host_logits.data(), host_logits.dtype(), k * vocab,
+                       widened.data_as<float>());
+      host_logits = widened;
+    }
     std::vector<SamplingRow> subset;
-    subset.reserve(cpu_rows.size());
-    for (int64_t r : cpu_rows) subset.push_back(rows[r]);
+    subset.reserve(k);
+    for (int32_t r : cpu_rows) subset.push_back(rows[r]);
     std::vector<SampleResult> cpu = cpu_sampler.Sample(host_logits.data_as<float>(), vocab, subset);
-    for (size_t j = 0; j < cpu_rows.size(); ++j) results[cpu_rows[j]] = std::move(cpu[j]);
+    for (int64_t j = 0; j < k; ++j) results[cpu_rows[j]] = std::move(cpu[j]);
   }
   return results;
 }

@@ -33,9 +33,9 @@ struct ExecutorOptions {
   // Tokens per KV block; 0 = the cache's (required when the executor is
   // created before its cache, see SetCache).
   int block_size = 0;
-  // The longest sequence: the width of a graph's block table and the
-  // max_seq_len its attention was captured with. 0 = the model's
-  // max_position_embeddings.
+  // The longest sequence: the widest decode graph's block table and
+  // attention (narrower graphs are captured per context bucket, see
+  // worker/exec/cuda_staging.h). 0 = the model's max_position_embeddings.
   int max_model_len = 0;
   // CUDA graphs for decode steps (CUDA only; needs a communicator that
   // supports capture).
@@ -44,6 +44,9 @@ struct ExecutorOptions {
   // 256 either way: larger decode batches are compute-bound enough to gain
   // little).
   int max_graph_batch = 0;
+  // At most this many decode graphs (batch bucket x context bucket) are kept;
+  // the least recently replayed one makes room for a new shape.
+  int max_decode_graphs = 64;
 };
 
 struct ExecutorStats {
@@ -87,14 +90,18 @@ class ModelExecutor {
   // is sized from the memory left: a prefill of max_num_batched_tokens tokens
   // over max_num_seqs sequences (SyntheticPrefillPlan in
   // worker/engine/step_plan.h, sampled greedily) and, on CUDA, a padded
-  // decode of max_num_seqs sequences. The cache must hold ProfileBlocks()
+  // decode of max_num_seqs sequences at max_model_len (the split-K partials'
+  // worst case), plus the buffers that carry max_num_seqs CPU-sampled logits
+  // rows to the host. The cache must hold ProfileBlocks()
   // blocks. Collective like Forward. Waits for the device.
   absl::Status ProfileRun();
   int64_t ProfileBlocks() const;
 
-  // CUDA with graphs enabled: runs one padded decode step at each bucket size
-  // (largest first, so the ops' workspaces reach their final size) and
-  // captures it. Collective like Forward. Nothing to do otherwise.
+  // CUDA with graphs enabled: runs the widest padded decode (so the ops'
+  // workspaces reach their final size), then one padded decode step at each
+  // batch bucket with the smallest context bucket (largest first) and
+  // captures it; other context buckets are captured on their first step.
+  // Collective like Forward. Nothing to do otherwise.
   virtual absl::Status CaptureDecodeGraphs() { return absl::OkStatus(); }
 
   // Replaces the KV cache (e.g. after a profiling run with a small one);
@@ -123,7 +130,8 @@ class ModelExecutor {
   virtual absl::StatusOr<std::vector<SampleResult>> SampleRows(std::span<const SamplingRow> rows,
                                                                Sampler& cpu_sampler) = 0;
   // ProfileRun's device-specific part after the prefill (CUDA: a padded
-  // decode at max_num_seqs).
+  // decode at max_num_seqs and max_model_len, and the CPU-sampled rows'
+  // buffers).
   virtual absl::Status ProfileDecode() { return absl::OkStatus(); }
   int BlockSize() const;
   // Runs the plan's KV block copies on this rank's cache, in order, for every
