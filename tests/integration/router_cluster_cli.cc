@@ -2,13 +2,12 @@
 // binary under test, run through the shell with a timeout, its stdout and
 // stderr captured, and the admin / client flavours that point it at the
 // cluster's router.
-#include "tests/integration/router_cluster.h"
-
 #include <atomic>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "tests/integration/router_cluster.h"
 #include "tests/testing/subprocess.h"
 
 namespace tessera::testing {
