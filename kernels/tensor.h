@@ -13,7 +13,7 @@
 // buffers once and reuse them, never in a step's hot path). Their data()
 // pointer is a device pointer: never dereference it on the host. Copies and
 // CUDA ops are enqueued on the calling thread's current stream
-// (CurrentCudaStream()).
+// (CurrentCudaStream()). The element types (DType) are in kernels/dtype.h.
 #pragma once
 
 #include <cstddef>
@@ -25,24 +25,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "kernels/dtype.h"
 
 namespace tessera {
 
-enum class DType : uint8_t { kFloat32, kFloat16, kBFloat16, kInt32, kInt64 };
 enum class Device : uint8_t { kCpu, kCuda };
-
-size_t DTypeSize(DType dtype);
-absl::string_view DTypeName(DType dtype);  // "float32", "float16", "bfloat16", "int32", "int64"
-// Accepts the --dtype names: float32 (fp32), bfloat16 (bf16), float16 (fp16, half).
-absl::StatusOr<DType> ParseDType(absl::string_view name);
-
-// Element conversions used by weight loading and the reference paths.
-float HalfToFloat(uint16_t h);
-float BFloat16ToFloat(uint16_t b);
-uint16_t FloatToHalf(float f);      // round to nearest even
-uint16_t FloatToBFloat16(float f);  // round to nearest even
-// Converts `n` elements of `src` (float32, float16 or bfloat16) to float32.
-void ConvertToFloat32(const void* src, DType src_dtype, size_t n, float* dst);
 
 class Tensor {
  public:

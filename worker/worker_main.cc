@@ -12,16 +12,12 @@
 // it completes after all. A failed step (a rank died or hung past
 // --step-timeout) turns health NOT_SERVING, ends in-flight requests with
 // UNAVAILABLE and aborts the whole MPI job (exit non-zero).
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -43,6 +39,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "worker/comm/timed_communicator.h"
+#include "worker/drain_signals.h"
 #include "worker/exec/replica_protocol.h"
 #include "worker/flags.h"
 #include "worker/hang_detection.h"
@@ -136,45 +133,6 @@ void SetServing(grpc::Server& server, bool serving) {
   health->SetServingStatus("", serving);
   health->SetServingStatus("tessera.v1.Worker", serving);
   health->SetServingStatus("tessera.v1.Llm", serving);
-}
-
-sigset_t DrainSignals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGUSR1);
-  return set;
-}
-
-// Drain signals reach the leader through a self-pipe: the handler only writes
-// the signal number (async-signal-safe), whichever thread the kernel picks —
-// also a thread some library started before main() with the signals unblocked.
-int g_signal_pipe[2] = {-1, -1};
-
-extern "C" void OnDrainSignal(int sig) {
-  const int saved_errno = errno;
-  const unsigned char byte = static_cast<unsigned char>(sig);
-  [[maybe_unused]] const ssize_t n = write(g_signal_pipe[1], &byte, 1);
-  errno = saved_errno;
-}
-
-// Leader: drain signals are written to the self-pipe. Followers: ignored (they
-// leave on the leader's shutdown plan; mpirun still ends a job with SIGKILL).
-absl::Status InstallDrainSignalHandlers(bool leader) {
-  if (leader && pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-    return absl::InternalError(absl::StrCat("pipe2: ", strerror(errno)));
-  }
-  for (const int sig : {SIGTERM, SIGINT, SIGUSR1}) {
-    struct sigaction sa = {};
-    sa.sa_handler = leader ? OnDrainSignal : SIG_IGN;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    if (sigaction(sig, &sa, nullptr) != 0) {
-      return absl::InternalError(absl::StrCat("sigaction(", sig, "): ", strerror(errno)));
-    }
-  }
-  return absl::OkStatus();
 }
 
 int RunLeader(Replica& replica, const api::ClusterCredentials& cluster,
@@ -298,22 +256,9 @@ int RunLeader(Replica& replica, const api::ClusterCredentials& cluster,
     registration->Start();
   }
 
-  // The signal thread reads the self-pipe (InstallDrainSignalHandlers), so no
-  // work happens in a signal handler.
-  std::atomic<bool> stop_signals{false};
-  std::thread signal_thread([&] {
-    const sigset_t set = DrainSignals();
-    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
-    pollfd pfd{g_signal_pipe[0], POLLIN, 0};
-    while (!stop_signals.load()) {
-      if (poll(&pfd, 1, /*timeout_ms=*/200) <= 0) continue;
-      unsigned char sig = 0;
-      while (read(g_signal_pipe[0], &sig, 1) == 1) {
-        spdlog::info("received signal {} ({})", sig, strsignal(sig));
-        ctx.drain();
-      }
-    }
-  });
+  // Drain signals (InstallDrainSignalHandlers) are handled on their own
+  // thread, so no work happens in a signal handler.
+  DrainSignalThread signal_thread([&] { ctx.drain(); });
 
   const absl::Status status = loop.Wait();
   if (watchdog) watchdog->Stop();
@@ -333,8 +278,7 @@ int RunLeader(Replica& replica, const api::ClusterCredentials& cluster,
   }
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   if (metrics_server) metrics_server->Shutdown(absl::Seconds(1));
-  stop_signals = true;
-  signal_thread.join();
+  signal_thread.Stop();
   spdlog::info("drained; exiting");
   return 0;
 }

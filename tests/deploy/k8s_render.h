@@ -16,6 +16,7 @@
 //                      disableNameSuffixHash: true (hashed names are not
 //                      modelled)
 //   images             name / newName / newTag
+// (the patches: k8s_patch.h; field helpers and ObjectKey: k8s_yaml.h).
 // A patch that matches no resource, a missing file and a duplicate
 // kind/name are errors.
 //
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "tests/deploy/k8s_yaml.h"  // ObjectKey
 #include "yaml-cpp/yaml.h"
 
 namespace tessera::testing {
@@ -44,15 +46,5 @@ absl::StatusOr<RenderedKustomization> RenderKustomization(const std::string& dir
 // Every document of a YAML file (empty documents skipped); the parse error
 // names the file and line.
 absl::StatusOr<std::vector<YAML::Node>> LoadYamlDocuments(const std::string& path);
-
-// Applies a strategic-merge patch to a deep copy of `base` and returns it.
-// `$patch` / `$setElementOrder` directives are errors.
-absl::StatusOr<YAML::Node> StrategicMerge(const YAML::Node& base, const YAML::Node& patch);
-
-// Applies JSON 6902 operations (add, replace, remove) to a deep copy of `base`.
-absl::StatusOr<YAML::Node> ApplyJsonPatch(const YAML::Node& base, const YAML::Node& ops);
-
-// "Kind/name" of an object.
-std::string ObjectKey(const YAML::Node& object);
 
 }  // namespace tessera::testing

@@ -33,15 +33,6 @@ constexpr char kAdminToken[] = "deploy-test-token";
 
 std::string LaunchScript() { return std::string(TESSERA_SOURCE_DIR) + "/deploy/launch-replica.sh"; }
 
-std::optional<std::vector<int>> ReadInts(const std::string& path, size_t n) {
-  std::ifstream in(path);
-  std::vector<int> values(n);
-  for (int& v : values) {
-    if (!(in >> v) || v <= 0 || v > 65535) return std::nullopt;
-  }
-  return values;
-}
-
 // The router's workers (ListWorkers with the admin token); empty on error.
 std::vector<v1::WorkerInfo> ListWorkers(v1::Admin::Stub& admin) {
   grpc::ClientContext ctx;
@@ -103,12 +94,10 @@ TEST_F(LaunchReplicaTest, TwoRankReplicaAnswersThroughTheRouterThenDrainsOnSigus
   std::string error;
   job_ = Process::Spawn(argv, dir_ + "/replica.log", &error);
   ASSERT_NE(job_, nullptr) << error;
-  std::optional<std::vector<int>> worker_port;
-  ASSERT_TRUE(PollUntil(milliseconds(60000), [&] {
-    worker_port = ReadInts(worker_port_file_, 1);
-    return worker_port.has_value() || !job_->Running();
-  }));
-  ASSERT_TRUE(worker_port.has_value()) << "the replica exited before writing its port file";
+  const std::optional<std::vector<int>> worker_port =
+      WaitPortFile(worker_port_file_, 1, *job_, milliseconds(60000));
+  ASSERT_TRUE(worker_port.has_value())
+      << "no port file from the replica (it exited first, or 60 s passed)";
   const std::string worker_address = "127.0.0.1:" + std::to_string((*worker_port)[0]);
   EXPECT_EQ(FindProcesses(worker_port_file_).size(), 3u)
       << "mpirun (the script's own process after exec) and two ranks";
@@ -140,12 +129,10 @@ TEST_F(LaunchReplicaTest, TwoRankReplicaAnswersThroughTheRouterThenDrainsOnSigus
                             RouterLogLevel()},
                            dir_ + "/router.log", &error);
   ASSERT_NE(router_, nullptr) << error;
-  std::optional<std::vector<int>> ports;
-  ASSERT_TRUE(PollUntil(milliseconds(30000), [&] {
-    ports = ReadInts(router_ports, 2);
-    return ports.has_value() || !router_->Running();
-  }));
-  ASSERT_TRUE(ports.has_value()) << "the router exited before writing its port file";
+  const std::optional<std::vector<int>> ports =
+      WaitPortFile(router_ports, 2, *router_, milliseconds(30000));
+  ASSERT_TRUE(ports.has_value())
+      << "no port file from the router (it exited first, or 30 s passed)";
   auto llm = v1::Llm::NewStub(MakeTestChannel("127.0.0.1:" + std::to_string((*ports)[0])));
   auto admin = v1::Admin::NewStub(MakeTestChannel("127.0.0.1:" + std::to_string((*ports)[1])));
   std::vector<v1::WorkerInfo> workers;

@@ -1,8 +1,7 @@
 #include "tests/integration/cluster_process.h"
 
-#include <cstdio>
+#include <cstdlib>
 #include <fstream>
-#include <sstream>
 
 #include "common/api/cluster_channel.h"
 #include "google/protobuf/descriptor.h"
@@ -14,91 +13,19 @@ namespace tessera::testing {
 
 std::vector<std::string> TinyWorkerCommand(const std::string& host, const std::string& port_file,
                                            const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {WorkerCluster::Mpirun(),
-                                   "--allow-run-as-root",
-                                   "--oversubscribe",
-                                   "--bind-to",
-                                   "none",
-                                   "--mca",
-                                   "btl",
-                                   "self,vader,tcp",
-                                   "--mca",
-                                   "btl_tcp_if_include",
-                                   "lo",
-                                   "--mca",
-                                   "oob_tcp_if_include",
-                                   "lo",
-                                   "-np",
-                                   "1",
-                                   WorkerCluster::WorkerBinary(),
-                                   "--host",
-                                   host,
-                                   "--port",
-                                   "0",
-                                   "--port-file",
-                                   port_file,
-                                   "--dummy",
-                                   "tiny",
-                                   "--threads",
-                                   "1",
-                                   "--num-kv-blocks",
-                                   "256",
-                                   "--log-level",
-                                   "info"};
+  std::vector<std::string> argv = LoopbackWorkerCommand(/*ranks=*/1, host, port_file);
+  argv.insert(argv.end(), {"--dummy", "tiny", "--threads", "1", "--num-kv-blocks", "256",
+                           "--log-level", "info"});
   argv.insert(argv.end(), args.begin(), args.end());
   return argv;
 }
 
 std::vector<std::string> RouterCommand(const std::string& port_file,
                                        const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {RouterCluster::RouterBinary(),
-                                   "--host",
-                                   "127.0.0.1",
-                                   "--port",
-                                   "0",
-                                   "--admin-host",
-                                   "127.0.0.1",
-                                   "--admin-port",
-                                   "0",
-                                   "--http-host",
-                                   "127.0.0.1",
-                                   "--http-port",
-                                   "0",
-                                   "--port-file",
-                                   port_file,
-                                   "--health-interval-ms",
-                                   "200",
-                                   "--log-level",
-                                   "info"};
+  std::vector<std::string> argv = LoopbackRouterCommand(port_file);
+  argv.insert(argv.end(), {"--health-interval-ms", "200", "--log-level", "info"});
   argv.insert(argv.end(), args.begin(), args.end());
   return argv;
-}
-
-std::optional<std::vector<int>> WaitPortFile(const std::string& path, size_t count,
-                                             Process& process, std::chrono::milliseconds timeout) {
-  std::vector<int> ports;
-  auto read = [&] {
-    std::ifstream in(path);
-    if (!in) return false;
-    ports.clear();
-    int p = 0;
-    while (ports.size() < count && in >> p) ports.push_back(p);
-    if (ports.size() < count) return false;
-    for (int q : ports) {
-      if (q <= 0 || q > 65535) return false;
-    }
-    return true;
-  };
-  if (!PollUntil(timeout, [&] { return read() || !process.Running(); })) return std::nullopt;
-  if (!read()) return std::nullopt;
-  return ports;
-}
-
-std::string ReadTestFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
 }
 
 namespace {

@@ -1,22 +1,21 @@
 // Helpers for the cluster-credential tests (cluster_auth_test, cluster_tls_test):
 // the command lines of a single-rank tessera-worker and of a tessera-router on
-// loopback with free ports and a port file, waiting for a port file, and
-// channels with the cluster token and/or TLS credentials. Unlike
-// WorkerCluster/RouterCluster they assume nothing about the credentials a
-// process needs, so a test can start one that must fail, or one that serves
-// TLS only.
+// loopback with free ports and a port file (waited on with process.h's
+// WaitPortFile), and channels with the cluster token and/or TLS credentials.
+// Unlike WorkerCluster/RouterCluster they assume nothing about the
+// credentials a process needs, so a test can start one that must fail, or one
+// that serves TLS only.
 //
 // Not thread-safe (plain functions over the file system and processes).
 #pragma once
 
 #include <chrono>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "grpcpp/grpcpp.h"
-#include "tests/integration/process.h"
+#include "tests/integration/process.h"  // WaitPortFile, ReadTestFile
 
 namespace tessera::testing {
 
@@ -31,11 +30,6 @@ std::vector<std::string> TinyWorkerCommand(const std::string& host, const std::s
 std::vector<std::string> RouterCommand(const std::string& port_file,
                                        const std::vector<std::string>& args);
 
-// Polls until `path` holds at least `count` positive port numbers (then
-// returns them) or the process exits or `timeout` passes (nullopt).
-std::optional<std::vector<int>> WaitPortFile(const std::string& path, size_t count,
-                                             Process& process, std::chrono::milliseconds timeout);
-
 // PEM files a test made (MakeTestCertificates).
 struct TestCertificates {
   std::string ca;          // the cluster's CA certificate
@@ -47,9 +41,6 @@ struct TestCertificates {
 // Makes the CAs and certificates under `dir` with the openssl CLI; false and
 // *error (openssl's output) when that fails.
 bool MakeTestCertificates(const std::string& dir, TestCertificates* out, std::string* error);
-
-// The whole content of a file ("" when it cannot be read).
-std::string ReadTestFile(const std::string& path);
 
 // A channel to `address`: TLS when `ca_pem` is set (with `cert_pem`/`key_pem`
 // as the client certificate when set), plaintext otherwise; with `token`

@@ -17,13 +17,6 @@
 namespace tessera::testing {
 namespace {
 
-std::string ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 int DecodeWaitStatus(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
@@ -121,7 +114,7 @@ void Process::KillGroup(std::chrono::milliseconds grace) {
 }
 
 std::string Process::LogTail(size_t max_bytes) const {
-  const std::string all = ReadWholeFile(log_path_);
+  const std::string all = ReadTestFile(log_path_);
   if (all.size() <= max_bytes) return all;
   return "...\n" + all.substr(all.size() - max_bytes);
 }
@@ -134,15 +127,15 @@ std::vector<pid_t> FindProcesses(const std::string& marker, const std::string& e
     if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
     const pid_t pid = static_cast<pid_t>(std::atoi(name.c_str()));
     if (pid == getpid()) continue;
-    const std::string stat = ReadWholeFile(entry.path().string() + "/stat");
+    const std::string stat = ReadTestFile(entry.path().string() + "/stat");
     // State is the field after the parenthesised command name.
     const size_t paren = stat.rfind(')');
     if (paren == std::string::npos || paren + 2 >= stat.size()) continue;
     if (stat[paren + 2] == 'Z' || stat[paren + 2] == 'X') continue;
-    const std::string cmdline = ReadWholeFile(entry.path().string() + "/cmdline");
+    const std::string cmdline = ReadTestFile(entry.path().string() + "/cmdline");
     if (cmdline.find(marker) == std::string::npos) continue;
     if (!env_entry.empty()) {
-      const std::string env_text = ReadWholeFile(entry.path().string() + "/environ");
+      const std::string env_text = ReadTestFile(entry.path().string() + "/environ");
       bool match = false;
       size_t start = 0;
       while (start < env_text.size()) {
@@ -171,6 +164,44 @@ std::string MakeTempDir(const std::string& prefix) {
   buf.push_back('\0');
   const char* dir = mkdtemp(buf.data());
   return dir == nullptr ? std::string() : std::string(dir);
+}
+
+std::string ReadTestFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+std::unique_ptr<Process> SpawnLogged(const std::vector<std::string>& argv,
+                                     const std::string& log_path, std::string* error) {
+  {
+    std::ofstream log(log_path);
+    log << "$";
+    for (const std::string& a : argv) log << " " << a;
+    log << "\n";
+  }
+  return Process::Spawn(argv, log_path, error);
+}
+
+std::optional<std::vector<int>> WaitPortFile(const std::string& path, size_t count,
+                                             Process& process, std::chrono::milliseconds timeout) {
+  std::vector<int> ports;
+  auto read = [&] {
+    std::ifstream in(path);
+    if (!in) return false;
+    ports.clear();
+    int p = 0;
+    while (ports.size() < count && in >> p) ports.push_back(p);
+    if (ports.size() < count) return false;
+    for (int q : ports) {
+      if (q <= 0 || q > 65535) return false;
+    }
+    return true;
+  };
+  if (!PollUntil(timeout, [&] { return read() || !process.Running(); })) return std::nullopt;
+  if (!read()) return std::nullopt;
+  return ports;
 }
 
 }  // namespace tessera::testing

@@ -3,7 +3,8 @@
 // deadline, and killed with its whole group (SIGTERM, a grace period, then
 // SIGKILL) when the object dies, so a failing test never leaks processes.
 // Also: /proc scans to find processes by a marker in their command line and
-// an environment variable (e.g. the MPI rank of an mpirun'd child).
+// an environment variable (e.g. the MPI rank of an mpirun'd child), and
+// waiting for the port file of a server started with --port 0.
 //
 // Not thread-safe: one thread owns a Process.
 #pragma once
@@ -76,6 +77,21 @@ bool PollUntil(std::chrono::milliseconds timeout, F&& condition);
 
 // A fresh, unique, empty directory under the system temp directory.
 std::string MakeTempDir(const std::string& prefix);
+
+// The whole content of a file ("" when it cannot be read).
+std::string ReadTestFile(const std::string& path);
+
+// Process::Spawn after writing "$ ARGV..." as the log's first line, so a
+// failure's log tail shows the command that was run.
+std::unique_ptr<Process> SpawnLogged(const std::vector<std::string>& argv,
+                                     const std::string& log_path, std::string* error);
+
+// Polls until `path` holds at least `count` positive port numbers (then
+// returns the first `count`) or `process` exits or `timeout` passes
+// (nullopt). For servers started with --port 0 --port-file: the file is
+// written atomically (write + rename) once they listen.
+std::optional<std::vector<int>> WaitPortFile(const std::string& path, size_t count,
+                                             Process& process, std::chrono::milliseconds timeout);
 
 }  // namespace tessera::testing
 

@@ -1,77 +1,29 @@
+// RouterCluster (router_cluster.h): starting the replicas and the router,
+// the Admin API helpers, replicas killed and restarted. The CLI runs are in
+// router_cluster_cli.cc.
 #include "tests/integration/router_cluster.h"
 
 #include <signal.h>
 
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "gtest/gtest.h"
 #include "tests/integration/stream.h"
-#include "tests/testing/subprocess.h"
 
 namespace tessera::testing {
 namespace {
 
 using std::chrono::milliseconds;
 
-std::string ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// "CLIENT_PORT ADMIN_PORT HTTP_PORT\n", written atomically by the router.
-bool ReadRouterPortFile(const std::string& path, int* client_port, int* admin_port,
-                        int* http_port) {
-  std::ifstream in(path);
-  if (!in) return false;
-  int c = 0;
-  int a = 0;
-  int h = 0;
-  if (!(in >> c >> a >> h)) return false;
-  if (c <= 0 || c > 65535 || a <= 0 || a > 65535 || h <= 0 || h > 65535) return false;
-  *client_port = c;
-  *admin_port = a;
-  *http_port = h;
-  return true;
-}
-
 int PortOf(const std::string& address) {
   const size_t colon = address.rfind(':');
   return colon == std::string::npos ? 0 : std::atoi(address.c_str() + colon + 1);
 }
 
-// Single-quoted for /bin/sh.
-std::string ShellQuote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
-
-std::string Join(const std::vector<std::string>& parts) {
-  std::string out;
-  for (const std::string& p : parts) out += (out.empty() ? "" : " ") + p;
-  return out;
-}
-
 }  // namespace
-
-std::string CliResult::Describe() const {
-  return "$ " + command + "\nexit code " + std::to_string(exit_code) + "\n--- stdout ---\n" + out +
-         "--- stderr ---\n" + err;
-}
 
 std::string StateName(tessera::v1::WorkerInfo::State state) {
   return tessera::v1::WorkerInfo::State_Name(state);
@@ -82,18 +34,29 @@ std::string RouterLogLevel() {
   return env != nullptr && *env != '\0' ? env : "info";
 }
 
+std::vector<std::string> LoopbackRouterCommand(const std::string& port_file) {
+  return {RouterCluster::RouterBinary(),
+          "--host",
+          "127.0.0.1",
+          "--port",
+          "0",
+          "--admin-host",
+          "127.0.0.1",
+          "--admin-port",
+          "0",
+          "--http-host",
+          "127.0.0.1",
+          "--http-port",
+          "0",
+          "--port-file",
+          port_file};
+}
+
 std::string RouterCluster::RouterBinary() {
   if (const char* env = std::getenv("TESSERA_ROUTER_BINARY"); env != nullptr && *env != '\0') {
     return env;
   }
   return TESSERA_ROUTER_BINARY;
-}
-
-std::string RouterCluster::CliBinary() {
-  if (const char* env = std::getenv("TESSERA_CLI_BINARY"); env != nullptr && *env != '\0') {
-    return env;
-  }
-  return TESSERA_CLI_BINARY;
 }
 
 std::unique_ptr<RouterCluster> RouterCluster::Start(const RouterClusterOptions& options,
@@ -173,29 +136,11 @@ bool RouterCluster::StartRouter(const RouterOptions& options, std::string* error
   const std::string tag = std::to_string(router_starts_);
   const std::string port_file = dir_ + "/router" + tag + ".port";
   const std::string log = dir_ + "/router" + tag + ".log";
-  std::vector<std::string> argv = {RouterBinary(),
-                                   "--host",
-                                   "127.0.0.1",
-                                   "--port",
-                                   "0",
-                                   "--admin-host",
-                                   "127.0.0.1",
-                                   "--admin-port",
-                                   "0",
-                                   "--http-host",
-                                   "127.0.0.1",
-                                   "--http-port",
-                                   "0",
-                                   "--port-file",
-                                   port_file,
-                                   "--health-interval-ms",
-                                   std::to_string(options.health_interval_ms),
-                                   "--health-timeout-ms",
-                                   std::to_string(options.health_timeout_ms),
-                                   "--unhealthy-threshold",
-                                   std::to_string(options.unhealthy_threshold),
-                                   "--log-level",
-                                   RouterLogLevel()};
+  std::vector<std::string> argv = LoopbackRouterCommand(port_file);
+  argv.insert(argv.end(), {"--health-interval-ms", std::to_string(options.health_interval_ms),
+                           "--health-timeout-ms", std::to_string(options.health_timeout_ms),
+                           "--unhealthy-threshold", std::to_string(options.unhealthy_threshold),
+                           "--log-level", RouterLogLevel()});
   if (!options.admin_token.empty()) {
     argv.insert(argv.end(), {"--admin-token", options.admin_token});
   }
@@ -209,11 +154,7 @@ bool RouterCluster::StartRouter(const RouterOptions& options, std::string* error
     argv.insert(argv.end(), {"--workers", list});
   }
   argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
-  {
-    std::ofstream out(log);
-    out << "$ " << Join(argv) << "\n";
-  }
-  router_ = Process::Spawn(argv, log, error);
+  router_ = SpawnLogged(argv, log, error);
   if (router_ == nullptr) return false;
 
   auto fail = [&](const std::string& why) {
@@ -221,23 +162,18 @@ bool RouterCluster::StartRouter(const RouterOptions& options, std::string* error
     StopRouter();
     return false;
   };
-  int client_port = 0;
-  int admin_port = 0;
-  int http_port = 0;
-  const bool have_ports = PollUntil(options.start_timeout, [&] {
-    return ReadRouterPortFile(port_file, &client_port, &admin_port, &http_port) ||
-           !router_->Running();
-  });
-  if (!have_ports || client_port == 0) {
+  const std::optional<std::vector<int>> ports =
+      WaitPortFile(port_file, 3, *router_, options.start_timeout);
+  if (!ports) {
     const std::optional<int> code = router_->WaitExit(milliseconds(0));
     return fail(code ? "the router exited with code " + std::to_string(*code) +
                            " before writing its port file"
                      : "no router port file after " +
                            std::to_string(options.start_timeout.count()) + " ms");
   }
-  client_address_ = "127.0.0.1:" + std::to_string(client_port);
-  admin_address_ = "127.0.0.1:" + std::to_string(admin_port);
-  http_address_ = "127.0.0.1:" + std::to_string(http_port);
+  client_address_ = "127.0.0.1:" + std::to_string((*ports)[0]);
+  admin_address_ = "127.0.0.1:" + std::to_string((*ports)[1]);
+  http_address_ = "127.0.0.1:" + std::to_string((*ports)[2]);
   client_channel_ = MakeTestChannel(client_address_);
   admin_channel_ = MakeTestChannel(admin_address_);
   llm_ = tessera::v1::Llm::NewStub(client_channel_);
@@ -284,7 +220,7 @@ CallOptions RouterCluster::ClientCallOptions(std::chrono::milliseconds deadline)
 
 std::string RouterCluster::RouterLogTail(size_t max_bytes) const {
   const std::string log = dir_ + "/router" + std::to_string(router_starts_) + ".log";
-  const std::string all = ReadWholeFile(log);
+  const std::string all = ReadTestFile(log);
   if (all.size() <= max_bytes) return all;
   return "...\n" + all.substr(all.size() - max_bytes);
 }
@@ -406,39 +342,6 @@ bool RouterCluster::RestartReplica(int i, std::string* error) {
     return false;
   }
   return true;
-}
-
-CliResult RouterCluster::RunCli(const std::vector<std::string>& args, int timeout_s) const {
-  CliResult r;
-  static std::atomic<int> counter{0};
-  const std::string err_file = dir_ + "/cli" + std::to_string(counter.fetch_add(1)) + ".err";
-  std::string command = ShellQuote(CliBinary());
-  for (const std::string& a : args) command += " " + ShellQuote(a);
-  r.command = command;
-  const CommandResult cr = RunCommand(
-      "env -u TESSERA_ROUTER -u TESSERA_ADMIN_TOKEN -u TESSERA_ENDPOINT -u TESSERA_API_KEY " +
-          command + " 2>" + ShellQuote(err_file),
-      timeout_s);
-  r.exit_code = cr.exit_code;
-  r.out = cr.out;
-  r.err = ReadWholeFile(err_file);
-  return r;
-}
-
-CliResult RouterCluster::AdminCli(const std::vector<std::string>& args) const {
-  std::vector<std::string> all = {"--router", admin_address_, "--admin-token",
-                                  router_options_.admin_token};
-  all.insert(all.end(), args.begin(), args.end());
-  return RunCli(all);
-}
-
-CliResult RouterCluster::ClientCli(const std::vector<std::string>& args) const {
-  std::vector<std::string> all = {"--endpoint", client_address_};
-  if (!router_options_.api_key.empty()) {
-    all.insert(all.end(), {"--api-key", router_options_.api_key});
-  }
-  all.insert(all.end(), args.begin(), args.end());
-  return RunCli(all);
 }
 
 void RouterCluster::PrintLogsIfTestFailed() const {

@@ -66,6 +66,12 @@ struct CliResult {
 // $TESSERA_ROUTER_LOG_LEVEL (default info) sets the router's --log-level.
 std::string RouterLogLevel();
 
+// `tessera-router --host 127.0.0.1 --port 0 --admin-host 127.0.0.1
+// --admin-port 0 --http-host 127.0.0.1 --http-port 0 --port-file FILE`
+// (RouterCluster::RouterBinary()); the caller appends the other flags. The
+// port file then holds "CLIENT_PORT ADMIN_PORT HTTP_PORT".
+std::vector<std::string> LoopbackRouterCommand(const std::string& port_file);
+
 class RouterCluster {
  public:
   // The binaries under test ($TESSERA_ROUTER_BINARY / $TESSERA_CLI_BINARY

@@ -15,23 +15,6 @@
 namespace tessera::testing {
 namespace {
 
-std::optional<int> ReadPortFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t i = 0;
-  while (i < text.size() && (text[i] == ' ' || text[i] == '\n')) ++i;
-  int port = 0;
-  bool digits = false;
-  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
-    port = port * 10 + (text[i] - '0');
-    digits = true;
-    if (port > 65535) return std::nullopt;
-  }
-  if (!digits || port <= 0) return std::nullopt;
-  return port;
-}
-
 // The second number of the port file (the worker's --metrics-port), or 0.
 int ReadSecondPort(const std::string& path) {
   std::ifstream in(path);
@@ -130,6 +113,33 @@ std::string WorkerCluster::WorkerBinary() {
 
 std::string WorkerCluster::Mpirun() { return TESSERA_MPIEXEC; }
 
+std::vector<std::string> LoopbackWorkerCommand(int ranks, const std::string& host,
+                                               const std::string& port_file) {
+  return {WorkerCluster::Mpirun(),
+          "--allow-run-as-root",
+          "--oversubscribe",
+          "--bind-to",
+          "none",
+          "--mca",
+          "btl",
+          "self,vader,tcp",
+          "--mca",
+          "btl_tcp_if_include",
+          "lo",
+          "--mca",
+          "oob_tcp_if_include",
+          "lo",
+          "-np",
+          std::to_string(ranks),
+          WorkerCluster::WorkerBinary(),
+          "--host",
+          host,
+          "--port",
+          "0",
+          "--port-file",
+          port_file};
+}
+
 std::unique_ptr<WorkerCluster> WorkerCluster::Start(const WorkerClusterOptions& options,
                                                     std::string* error) {
   if (!std::filesystem::exists(WorkerBinary())) {
@@ -144,45 +154,14 @@ std::unique_ptr<WorkerCluster> WorkerCluster::Start(const WorkerClusterOptions& 
     return nullptr;
   }
   c->port_file_ = c->dir_ + "/port";
-  std::vector<std::string> argv = {Mpirun(),
-                                   "--allow-run-as-root",
-                                   "--oversubscribe",
-                                   "--bind-to",
-                                   "none",
-                                   "--mca",
-                                   "btl",
-                                   "self,vader,tcp",
-                                   "--mca",
-                                   "btl_tcp_if_include",
-                                   "lo",
-                                   "--mca",
-                                   "oob_tcp_if_include",
-                                   "lo",
-                                   "-np",
-                                   std::to_string(options.ranks),
-                                   WorkerBinary(),
-                                   "--host",
-                                   "127.0.0.1",
-                                   "--port",
-                                   "0",
-                                   "--port-file",
-                                   c->port_file_};
+  std::vector<std::string> argv = LoopbackWorkerCommand(options.ranks, "127.0.0.1", c->port_file_);
   argv.insert(argv.end(), options.worker_args.begin(), options.worker_args.end());
-  std::string command;
-  for (const std::string& a : argv) command += a + " ";
-  {
-    std::ofstream log(c->dir_ + "/job.log");
-    log << "$ " << command << "\n";
-  }
-  c->job_ = Process::Spawn(argv, c->dir_ + "/job.log", error);
+  c->job_ = SpawnLogged(argv, c->dir_ + "/job.log", error);
   if (c->job_ == nullptr) return nullptr;
 
-  std::optional<int> port;
-  const bool have_port = PollUntil(options.start_timeout, [&] {
-    port = ReadPortFile(c->port_file_);
-    return port.has_value() || !c->job_->Running();
-  });
-  if (!have_port || !port) {
+  const std::optional<std::vector<int>> port =
+      WaitPortFile(c->port_file_, 1, *c->job_, options.start_timeout);
+  if (!port) {
     const std::optional<int> code = c->job_->WaitExit(std::chrono::milliseconds(0));
     *error =
         (code
@@ -191,7 +170,7 @@ std::unique_ptr<WorkerCluster> WorkerCluster::Start(const WorkerClusterOptions& 
         "\n--- job log ---\n" + c->LogTail();
     return nullptr;
   }
-  c->address_ = "127.0.0.1:" + std::to_string(*port);
+  c->address_ = "127.0.0.1:" + std::to_string((*port)[0]);
   c->metrics_port_ = ReadSecondPort(c->port_file_);
   c->channel_ = MakeTestChannel(c->address_);
   c->stub_ = tessera::v1::Worker::NewStub(c->channel_);

@@ -57,6 +57,13 @@ std::optional<tessera::v1::LoadReport> GetLoad(
 // A channel to `address` that reconnects quickly (tests kill servers).
 std::shared_ptr<grpc::Channel> MakeTestChannel(const std::string& address);
 
+// `mpirun ... -np RANKS tessera-worker --host HOST --port 0 --port-file FILE`:
+// the build's mpirun (as root, oversubscribed, unbound, its transports on
+// loopback only) and WorkerCluster::WorkerBinary(); the caller appends the
+// worker's other flags.
+std::vector<std::string> LoopbackWorkerCommand(int ranks, const std::string& host,
+                                               const std::string& port_file);
+
 class WorkerCluster {
  public:
   // <build>/worker/tessera-worker, the binary under test
