@@ -7,13 +7,15 @@
 #include "gtest/gtest.h"
 #include "tests/integration/common.h"
 #include "tests/integration/worker_cluster.h"
+#include "tests/testing/sanitizers.h"
 
 namespace tessera::testing {
 namespace {
 
 using std::chrono::milliseconds;
 
-constexpr int kShutdownTimeoutS = 20;
+// Under ASan the same streams take several times longer to run to their end.
+constexpr int kShutdownTimeoutS = kSanitizerBuild ? 90 : 20;
 constexpr int kStreams = 16;
 constexpr int kMaxTokens = 400;
 

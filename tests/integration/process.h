@@ -67,7 +67,8 @@ class Process {
 // exactly that "NAME=value" entry. Zombies are skipped.
 std::vector<pid_t> FindProcesses(const std::string& marker, const std::string& env_entry = "");
 
-// SIGKILLs every process FindProcesses(marker) returns.
+// SIGKILLs every process FindProcesses(marker) returns, then waits (at most
+// 10 s) until none is left, so what they held (their ports) is free again.
 void KillProcesses(const std::string& marker);
 
 // Polls `condition` every few milliseconds until it returns true or

@@ -6,10 +6,12 @@
 #include <mpi.h>
 
 #include <cmath>
+#include <cstdio>
 #include <random>
 
 #include "gtest/gtest.h"
 #include "worker/comm/make_communicator.h"
+#include "worker/comm/mpi_communicator.h"
 #include "worker/engine/step_plan.h"
 #include "worker/model/dummy_presets.h"
 #include "worker/model/llama.h"
@@ -149,7 +151,11 @@ TEST(TpLogitsTest, UnevenSplitsWithBiasAndQkNorm) {
 }  // namespace tessera
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
+  auto session = tessera::MpiSession::Init(&argc, &argv);  // MPI_Finalize when it goes
+  if (!session.ok()) {
+    std::fprintf(stderr, "%s\n", session.status().ToString().c_str());
+    return 1;
+  }
   ::testing::InitGoogleTest(&argc, argv);
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -161,6 +167,6 @@ int main(int argc, char** argv) {
   // A failure on any rank fails the job.
   int worst = 0;
   MPI_Allreduce(&result, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  MPI_Finalize();
+  session->reset();
   return worst;
 }
