@@ -1,37 +1,83 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds Tessera and runs every test suite.
-#   bash deploy/test.sh                 # all labels
+# Installs what is missing, builds Tessera and runs every test suite (.ci/run runs this).
+#   bash deploy/test.sh                                        # all labels, Release build
 #   TESSERA_TEST_LABELS=unit bash deploy/test.sh
-#   TESSERA_SANITIZERS=1 bash deploy/test.sh   # also the ASan + UBSan stage
-# Environment: BUILD_DIR (default build), JOBS (default: cores), CMAKE_ARGS; the sanitizer
-# stage's in deploy/test-sanitizers.sh.
+#   TESSERA_SANITIZE=address,undefined bash deploy/test.sh     # all labels, ASan + UBSan
+#
+# One build serves every test. With TESSERA_SANITIZE it is instrumented (all C/C++ code,
+# -O1 -g1, every finding fatal: cmake/sanitizers.cmake) and the CUDA kernels compile with it
+# for sm_90 whenever nvcc is found (nvcc code is not instrumented). CI runs the Release build:
+# the sanitized one takes ~40 min to build and ~14 min to test on CI's 2 cores
+# (bench/RESULTS.md, "Sanitizer build"), over CI's 45-minute budget.
+#
+# Sanitized runs: every process — also the tessera-worker / tessera-router / mpirun
+# children the integration tests start — writes its reports to $BUILD_DIR/sanitizer-logs/
+# (log_path), and a report there fails the run even when the test that started the
+# process did not notice. LeakSanitizer suppressions: tests/sanitizers/lsan.supp (Open
+# MPI's own leaks only).
+#
+# Environment: TESSERA_SANITIZE (a -fsanitize= list, e.g. address,undefined; default empty:
+# none), BUILD_DIR (build, or build-asan when sanitizing), JOBS (default: cores),
+# TESSERA_TEST_LABELS (a ctest -L regex), TESSERA_TEST_EXCLUDE (a ctest -E regex),
+# CMAKE_ARGS (more cmake options).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash deploy/install-deps.sh
-BUILD_DIR=${BUILD_DIR:-build}
+SANITIZE=${TESSERA_SANITIZE:-}
 JOBS=${JOBS:-$(nproc)}
-# CUDA (when nvcc is found) for sm_90, the H100/H200 the GPU bundle and its
-# test (tests/deploy/gpu_bundle_test) target; CMAKE_ARGS may override it.
+if [ -n "$SANITIZE" ]; then
+  BUILD_DIR=${BUILD_DIR:-build-asan}
+  build_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g1"
+              "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" "-DTESSERA_SANITIZE=$SANITIZE")
+else
+  BUILD_DIR=${BUILD_DIR:-build}
+  build_args=(-DCMAKE_BUILD_TYPE=Release -DTESSERA_SANITIZE=)
+fi
 launcher=()
 if command -v ccache > /dev/null; then  # optional: reuses objects across builds
-  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
+  launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+            -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
 fi
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+start=$(date +%s)
+# CUDA (when nvcc is found) for sm_90, the H100/H200 the GPU bundle and its test
+# (tests/deploy/gpu_bundle_test) target; CMAKE_ARGS may override it.
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_CUDA_ARCHITECTURES=90 "${build_args[@]}" \
   "${launcher[@]}" ${CMAKE_ARGS:-}
 cmake --build "$BUILD_DIR" -j"$JOBS"
+built=$(date +%s)
 
 # The official `openai` SDK (npm) for the HTTP API's tests.
 TESSERA_TEST_CLIENTS=$(bash deploy/install-test-clients.sh "$BUILD_DIR/test-clients")
 export TESSERA_TEST_CLIENTS
 
-label_args=()
-if [ -n "${TESSERA_TEST_LABELS:-}" ]; then label_args=(-L "$TESSERA_TEST_LABELS"); fi
-ctest --test-dir "$BUILD_DIR" -j2 --output-on-failure --timeout 600 "${label_args[@]}"
-
-# Then, when asked, the AddressSanitizer + UndefinedBehaviorSanitizer build of the unit and
-# integration tests (its own build dir, CUDA off). Opt-in for now: its time on CI's 2-core
-# machine has not been measured yet, and CI must stay well inside its budget.
-if [ "${TESSERA_SANITIZERS:-0}" = "1" ]; then
-  bash deploy/test-sanitizers.sh
+logs="$(pwd)/$BUILD_DIR/sanitizer-logs"
+if [ -n "$SANITIZE" ]; then
+  rm -rf "$logs"
+  mkdir -p "$logs"
+  # protect_shadow_gap=0: the CUDA runtime maps memory in ASan's shadow gap (a GPU run).
+  export ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:protect_shadow_gap=0"
+  export LSAN_OPTIONS="suppressions=$(pwd)/tests/sanitizers/lsan.supp:print_suppressions=0"
+  export UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1"
 fi
+
+ctest_args=(--test-dir "$BUILD_DIR" -j2 --output-on-failure --timeout 600)
+if [ -n "${TESSERA_TEST_LABELS:-}" ]; then ctest_args+=(-L "$TESSERA_TEST_LABELS"); fi
+if [ -n "${TESSERA_TEST_EXCLUDE:-}" ]; then ctest_args+=(-E "$TESSERA_TEST_EXCLUDE"); fi
+status=0
+ctest "${ctest_args[@]}" || status=$?
+
+if [ -n "$SANITIZE" ]; then
+  reports=$(find "$logs" -type f | sort)
+  if [ -n "$reports" ]; then
+    echo "test.sh: sanitizer reports (from the tests or the processes they started):" >&2
+    for r in $reports; do
+      echo "---- $r" >&2
+      head -60 "$r" >&2
+    done
+    status=1
+  fi
+fi
+echo "test.sh: ${SANITIZE:+sanitizers $SANITIZE, }build $((built - start)) s," \
+  "tests $(($(date +%s) - built)) s (load $(cut -d' ' -f1-3 /proc/loadavg)); exit $status"
+exit "$status"
