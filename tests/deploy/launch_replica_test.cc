@@ -104,30 +104,14 @@ TEST_F(LaunchReplicaTest, TwoRankReplicaAnswersThroughTheRouterThenDrainsOnSigus
 
   // ---- the router, finding it through dns:/// ----
   const std::string router_ports = dir_ + "/router.port";
-  router_ = Process::Spawn({RouterCluster::RouterBinary(),
-                            "--host",
-                            "127.0.0.1",
-                            "--port",
-                            "0",
-                            "--admin-host",
-                            "127.0.0.1",
-                            "--admin-port",
-                            "0",
-                            "--http-port",
-                            "-1",
-                            "--port-file",
-                            router_ports,
-                            "--admin-token",
-                            kAdminToken,
-                            "--workers",
-                            "dns:///127.0.0.1:" + std::to_string((*worker_port)[0]),
-                            "--dns-refresh-seconds",
-                            "1",
-                            "--health-interval-ms",
-                            "200",
-                            "--log-level",
-                            RouterLogLevel()},
-                           dir_ + "/router.log", &error);
+  std::vector<std::string> router_argv = LoopbackRouterCommand(router_ports);
+  router_argv.insert(
+      router_argv.end(),
+      {"--http-port", "-1",  // after the loopback command's: the last one wins
+       "--admin-token", kAdminToken, "--workers",
+       "dns:///127.0.0.1:" + std::to_string((*worker_port)[0]), "--dns-refresh-seconds", "1",
+       "--health-interval-ms", "200", "--log-level", RouterLogLevel()});
+  router_ = Process::Spawn(router_argv, dir_ + "/router.log", &error);
   ASSERT_NE(router_, nullptr) << error;
   const std::optional<std::vector<int>> ports =
       WaitPortFile(router_ports, 2, *router_, milliseconds(30000));
