@@ -257,15 +257,7 @@ TEST_F(CudaAttentionTest, ModelHeadShapes) {
 }
 
 #if TESSERA_HAVE_CUDA
-class Stream {
- public:
-  Stream() { EXPECT_EQ(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking), cudaSuccess); }
-  ~Stream() { cudaStreamDestroy(s_); }
-  cudaStream_t get() const { return s_; }
-
- private:
-  cudaStream_t s_ = nullptr;
-};
+using Stream = testing::TestStream;
 
 // A batch of prefill chunks only (md.num_decodes == 0) launches no decode
 // kernel and takes no decode scratch; told nothing (-1), it does.

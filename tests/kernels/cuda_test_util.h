@@ -14,7 +14,26 @@
 #include "kernels/tensor.h"
 #include "tests/testing/gpu_required.h"
 
+#if TESSERA_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
+
 namespace tessera::testing {
+
+#if TESSERA_HAVE_CUDA
+// A non-blocking CUDA stream for one test (destroyed with it).
+class TestStream {
+ public:
+  TestStream() { EXPECT_EQ(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking), cudaSuccess); }
+  ~TestStream() { cudaStreamDestroy(s_); }
+  TestStream(const TestStream&) = delete;
+  TestStream& operator=(const TestStream&) = delete;
+  cudaStream_t get() const { return s_; }
+
+ private:
+  cudaStream_t s_ = nullptr;
+};
+#endif
 
 // Why CUDA tests cannot run here, or "" when a device is present.
 inline std::string NoCudaReason() {

@@ -25,15 +25,7 @@ namespace {
 class CudaGraphTest : public testing::CudaTest {};
 
 #if TESSERA_HAVE_CUDA
-class Stream {
- public:
-  Stream() { EXPECT_EQ(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking), cudaSuccess); }
-  ~Stream() { cudaStreamDestroy(s_); }
-  cudaStream_t get() const { return s_; }
-
- private:
-  cudaStream_t s_ = nullptr;
-};
+using Stream = testing::TestStream;
 
 TEST_F(CudaGraphTest, AFailedCaptureLeavesNothingForTheEagerFallback) {
   Stream stream;
