@@ -41,6 +41,12 @@ struct PrefixCounters {
   PrefixCounters operator-(const PrefixCounters& before) const {
     return {queried - before.queried, hits - before.hits, ok && before.ok};
   }
+  PrefixCounters& operator+=(const PrefixCounters& other) {
+    queried += other.queried;
+    hits += other.hits;
+    ok = ok && other.ok;
+    return *this;
+  }
   std::string Describe() const;  // "hit H / queried Q = R"
 };
 
