@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds Tessera and runs every test suite (.ci/run runs this).
-#   bash deploy/test.sh                                        # all labels, Release build
+#   bash deploy/test.sh                               # all labels, ASan + UBSan build (CI's)
 #   TESSERA_TEST_LABELS=unit bash deploy/test.sh
-#   TESSERA_SANITIZE=address,undefined bash deploy/test.sh     # all labels, ASan + UBSan
+#   TESSERA_SANITIZE= bash deploy/test.sh             # all labels, Release build (build/)
 #
-# One build serves every test. With TESSERA_SANITIZE it is instrumented (all C/C++ code,
-# -O1 -g1, every finding fatal: cmake/sanitizers.cmake) and the CUDA kernels compile with it
-# for sm_90 whenever nvcc is found (nvcc code is not instrumented). CI runs the Release build:
-# the sanitized one takes ~40 min to build and ~14 min to test on CI's 2 cores
-# (bench/RESULTS.md, "Sanitizer build"), over CI's 45-minute budget.
+# One build serves every test. By default it is instrumented with AddressSanitizer +
+# UndefinedBehaviorSanitizer (build-asan/; cmake/sanitizers.cmake): the code under test
+# at -O1 -g1, the test sources at -O0 -g1 (they are over half of the compile time), every
+# finding fatal. The CUDA kernels compile with it for sm_90 whenever nvcc is found (nvcc
+# code is not instrumented). Timings on CI's 2 cores: bench/RESULTS.md, "Sanitizer build".
 #
 # Sanitized runs: every process — also the tessera-worker / tessera-router / mpirun
 # children the integration tests start — writes its reports to $BUILD_DIR/sanitizer-logs/
@@ -16,23 +16,25 @@
 # process did not notice. LeakSanitizer suppressions: tests/sanitizers/lsan.supp (Open
 # MPI's own leaks only).
 #
-# Environment: TESSERA_SANITIZE (a -fsanitize= list, e.g. address,undefined; default empty:
-# none), BUILD_DIR (build, or build-asan when sanitizing), JOBS (default: cores),
-# TESSERA_TEST_LABELS (a ctest -L regex), TESSERA_TEST_EXCLUDE (a ctest -E regex),
-# CMAKE_ARGS (more cmake options).
+# Environment: TESSERA_SANITIZE (a -fsanitize= list; unset: address,undefined; empty: none,
+# a Release build), BUILD_DIR (build-asan when sanitizing, else build), JOBS (build jobs,
+# default: cores), TEST_JOBS (ctest -j, default 3: most tests wait on processes they
+# start; the timing-sensitive ones reserve 2 slots), TESSERA_TEST_LABELS (a ctest -L
+# regex), TESSERA_TEST_EXCLUDE (a ctest -E regex), CMAKE_ARGS (more cmake options).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash deploy/install-deps.sh
-SANITIZE=${TESSERA_SANITIZE:-}
+SANITIZE=${TESSERA_SANITIZE-address,undefined}
 JOBS=${JOBS:-$(nproc)}
 if [ -n "$SANITIZE" ]; then
   BUILD_DIR=${BUILD_DIR:-build-asan}
   build_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g1"
-              "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" "-DTESSERA_SANITIZE=$SANITIZE")
+              "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" "-DTESSERA_SANITIZE=$SANITIZE"
+              -DTESSERA_TEST_CXX_FLAGS=-O0)
 else
   BUILD_DIR=${BUILD_DIR:-build}
-  build_args=(-DCMAKE_BUILD_TYPE=Release -DTESSERA_SANITIZE=)
+  build_args=(-DCMAKE_BUILD_TYPE=Release -DTESSERA_SANITIZE= -DTESSERA_TEST_CXX_FLAGS=)
 fi
 launcher=()
 if command -v ccache > /dev/null; then  # optional: reuses objects across builds
@@ -61,7 +63,7 @@ if [ -n "$SANITIZE" ]; then
   export UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1"
 fi
 
-ctest_args=(--test-dir "$BUILD_DIR" -j2 --output-on-failure --timeout 600)
+ctest_args=(--test-dir "$BUILD_DIR" -j"${TEST_JOBS:-3}" --output-on-failure --timeout 600)
 if [ -n "${TESSERA_TEST_LABELS:-}" ]; then ctest_args+=(-L "$TESSERA_TEST_LABELS"); fi
 if [ -n "${TESSERA_TEST_EXCLUDE:-}" ]; then ctest_args+=(-E "$TESSERA_TEST_EXCLUDE"); fi
 status=0
