@@ -5,9 +5,9 @@
 #   TESSERA_SANITIZE= bash deploy/test.sh             # all labels, Release build (build/)
 #
 # One build serves every test. By default it is instrumented with AddressSanitizer +
-# UndefinedBehaviorSanitizer (build-asan/; cmake/sanitizers.cmake): the code under test
-# at -O1 -g1, the test sources at -O0 -g1 (they are over half of the compile time), every
-# finding fatal. The CUDA kernels compile with it for sm_90 whenever nvcc is found (nvcc
+# UndefinedBehaviorSanitizer (build-asan/; cmake/sanitizers.cmake), compiled by clang: the
+# code under test at -O1 -g1, the test sources at -O0 -g1 (they are over half of the
+# compile time), every finding fatal. The CUDA kernels compile with it for sm_90 whenever nvcc is found (nvcc
 # code is not instrumented). Timings on CI's 2 cores: bench/RESULTS.md, "Sanitizer build".
 #
 # Sanitized runs: every process — also the tessera-worker / tessera-router / mpirun
@@ -32,6 +32,14 @@ if [ -n "$SANITIZE" ]; then
   build_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g1"
               "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" "-DTESSERA_SANITIZE=$SANITIZE"
               -DTESSERA_TEST_CXX_FLAGS=-O0)
+  # clang, where installed (deploy/install-deps.sh installs it): it compiles this code base
+  # with ASan at -O1 30-50% faster than GCC (bench/RESULTS.md, "Sanitizer build"), which
+  # keeps CI's one build within its budget. nvcc keeps g++ as its host compiler. Our
+  # OpenMP code then runs on LLVM's libomp, which also serves OpenBLAS's GOMP_* calls.
+  if command -v clang++ > /dev/null && command -v clang > /dev/null; then
+    build_args+=(-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
+                 -DCMAKE_CUDA_HOST_COMPILER=g++)
+  fi
 else
   BUILD_DIR=${BUILD_DIR:-build}
   build_args=(-DCMAKE_BUILD_TYPE=Release -DTESSERA_SANITIZE= -DTESSERA_TEST_CXX_FLAGS=)
@@ -70,15 +78,20 @@ status=0
 ctest "${ctest_args[@]}" || status=$?
 
 if [ -n "$SANITIZE" ]; then
-  reports=$(find "$logs" -type f | sort)
-  if [ -n "$reports" ]; then
-    echo "test.sh: sanitizer reports (from the tests or the processes they started):" >&2
-    for r in $reports; do
-      echo "---- $r" >&2
-      head -60 "$r" >&2
-    done
+  # A log that only says LeakSanitizer's own tracer crashed ("Tracer caught signal 11";
+  # seen in 2 processes of one run on 2 busy cores, cause not established) is a failure of
+  # the tool, not a finding: it is shown, and does not fail the run. Any other log does.
+  tool_failure='^(Tracer caught signal [0-9]+: .*|==[0-9]+==LeakSanitizer has encountered a fatal error\.|==[0-9]+==HINT: .*)$'
+  for r in $(find "$logs" -type f | sort); do
+    if ! grep -Evq "$tool_failure" "$r"; then
+      echo "test.sh: warning: LeakSanitizer could not check one process (its tracer crashed): $r" >&2
+      cat "$r" >&2
+      continue
+    fi
+    echo "---- sanitizer report (from a test or a process it started): $r" >&2
+    head -60 "$r" >&2
     status=1
-  fi
+  done
 fi
 echo "test.sh: ${SANITIZE:+sanitizers $SANITIZE, }build $((built - start)) s," \
   "tests $(($(date +%s) - built)) s (load $(cut -d' ' -f1-3 /proc/loadavg)); exit $status"
