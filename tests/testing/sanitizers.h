@@ -4,18 +4,10 @@
 // within its time budget) do not hold, its checks of behaviour all do.
 #pragma once
 
+#include "common/sanitizers.h"
+
 namespace tessera::testing {
 
-#if defined(__SANITIZE_ADDRESS__)  // gcc
-inline constexpr bool kSanitizerBuild = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)  // clang
-inline constexpr bool kSanitizerBuild = true;
-#else
-inline constexpr bool kSanitizerBuild = false;
-#endif
-#else
-inline constexpr bool kSanitizerBuild = false;
-#endif
+inline constexpr bool kSanitizerBuild = TESSERA_ASAN != 0;
 
 }  // namespace tessera::testing

@@ -14,9 +14,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/sanitizers.h"
 #include "common/status_macros.h"
 
-#if defined(__SANITIZE_ADDRESS__)
+#if TESSERA_ASAN
 #include <sanitizer/lsan_interface.h>
 #endif
 
@@ -29,7 +30,7 @@ namespace {
 // MPI_Comm_dup: a communicator broken by a timeout is abandoned, never freed)
 // are not leak-checked in the sanitizer build; everything Tessera allocates is.
 struct MpiLibraryAllocations {
-#if defined(__SANITIZE_ADDRESS__)
+#if TESSERA_ASAN
   __lsan::ScopedDisabler disabler;
 #endif
 };
@@ -333,7 +334,7 @@ MpiSession::~MpiSession() {
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized) {
-#if defined(__SANITIZE_ADDRESS__)
+#if TESSERA_ASAN
       // The leak check, now rather than at exit: MPI_Finalize unloads Open
       // MPI's plug-ins, after which their allocations (a few bytes in its
       // event library) have no module name that tests/sanitizers/lsan.supp
