@@ -214,7 +214,10 @@ TEST_F(RouterPrometheusTest, ScrapedTotalsMatchAKnownWorkload) {
       {"sum(tessera_router_grpc_request_duration_seconds_count)", kRequests},
       {"sum(tessera_router_worker_healthy)", 2},
   };
-  for (const auto& [promql, want] : expected) {
+  for (const auto& entry : expected) {
+    // Named copies: clang 14 cannot capture structured bindings in a lambda.
+    const std::string& promql = entry.first;
+    const double want = entry.second;
     double got = -1;
     EXPECT_TRUE(
         PollUntil(milliseconds(20000), [&] { return (got = Scalar(prom_port, promql)) == want; }))
