@@ -18,8 +18,8 @@
 #
 # Environment: TESSERA_SANITIZE (a -fsanitize= list; unset: address,undefined; empty: none,
 # a Release build), BUILD_DIR (build-asan when sanitizing, else build), JOBS (build jobs,
-# default: cores), TEST_JOBS (ctest -j, default 3: most tests wait on processes they
-# start; the timing-sensitive ones reserve 2 slots), TESSERA_TEST_LABELS (a ctest -L
+# default: cores), TEST_JOBS (ctest -j, default 2; the timing-sensitive tests take 2
+# slots, so they run alone), TESSERA_TEST_LABELS (a ctest -L
 # regex), TESSERA_TEST_EXCLUDE (a ctest -E regex), CMAKE_ARGS (more cmake options).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,13 +32,17 @@ if [ -n "$SANITIZE" ]; then
   build_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g1"
               "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" "-DTESSERA_SANITIZE=$SANITIZE"
               -DTESSERA_TEST_CXX_FLAGS=-O0)
-  # clang, where installed (deploy/install-deps.sh installs it): it compiles this code base
-  # with ASan at -O1 30-50% faster than GCC (bench/RESULTS.md, "Sanitizer build"), which
-  # keeps CI's one build within its budget. nvcc keeps g++ as its host compiler. Our
-  # OpenMP code then runs on LLVM's libomp, which also serves OpenBLAS's GOMP_* calls.
+  # clang, where installed (deploy/install-deps.sh installs it): the whole build takes ~26
+  # instead of ~35 min on 2 cores (bench/RESULTS.md, "Sanitizer build"), which keeps CI's
+  # one build within its budget. nvcc keeps g++ as its host compiler. Our OpenMP code then
+  # runs on LLVM's libomp while the OpenMP build of OpenBLAS keeps GCC's libgomp: two
+  # runtimes in one process, which deadlock once both run thread teams (engine_loop_test
+  # hangs); so the tests run with OMP_NUM_THREADS=1 (code that asks for threads, like
+  # tessera-worker --threads, still gets them from libomp).
   if command -v clang++ > /dev/null && command -v clang > /dev/null; then
     build_args+=(-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
                  -DCMAKE_CUDA_HOST_COMPILER=g++)
+    export OMP_NUM_THREADS=1
   fi
 else
   BUILD_DIR=${BUILD_DIR:-build}
@@ -71,7 +75,7 @@ if [ -n "$SANITIZE" ]; then
   export UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1"
 fi
 
-ctest_args=(--test-dir "$BUILD_DIR" -j"${TEST_JOBS:-3}" --output-on-failure --timeout 600)
+ctest_args=(--test-dir "$BUILD_DIR" -j"${TEST_JOBS:-2}" --output-on-failure --timeout 600)
 if [ -n "${TESSERA_TEST_LABELS:-}" ]; then ctest_args+=(-L "$TESSERA_TEST_LABELS"); fi
 if [ -n "${TESSERA_TEST_EXCLUDE:-}" ]; then ctest_args+=(-E "$TESSERA_TEST_EXCLUDE"); fi
 status=0
