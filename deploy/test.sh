@@ -7,8 +7,9 @@
 # One build serves every test. By default it is instrumented with AddressSanitizer +
 # UndefinedBehaviorSanitizer (build-asan/; cmake/sanitizers.cmake), compiled by clang: the
 # code under test at -O1 -g1, the test sources at -O0 -g1 (they are over half of the
-# compile time), every finding fatal. The CUDA kernels compile with it for sm_90 whenever nvcc is found (nvcc
-# code is not instrumented). Timings on CI's 2 cores: bench/RESULTS.md, "Sanitizer build".
+# compile time), every finding fatal. The CUDA kernels compile with it for sm_90 whenever
+# nvcc is found (nvcc code is not instrumented). Timings on 2 cores: bench/RESULTS.md,
+# "Sanitizer build in CI".
 #
 # Sanitized runs: every process — also the tessera-worker / tessera-router / mpirun
 # children the integration tests start — writes its reports to $BUILD_DIR/sanitizer-logs/
@@ -19,8 +20,8 @@
 # Environment: TESSERA_SANITIZE (a -fsanitize= list; unset: address,undefined; empty: none,
 # a Release build), BUILD_DIR (build-asan when sanitizing, else build), JOBS (build jobs,
 # default: cores), TEST_JOBS (ctest -j, default 2; the timing-sensitive tests take 2
-# slots, so they run alone), TESSERA_TEST_LABELS (a ctest -L
-# regex), TESSERA_TEST_EXCLUDE (a ctest -E regex), CMAKE_ARGS (more cmake options).
+# slots, so they run alone), TESSERA_TEST_LABELS (a ctest -L regex), TESSERA_TEST_EXCLUDE
+# (a ctest -E regex), CMAKE_ARGS (more cmake options).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,8 +33,8 @@ if [ -n "$SANITIZE" ]; then
   build_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g1"
               "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" "-DTESSERA_SANITIZE=$SANITIZE"
               -DTESSERA_TEST_CXX_FLAGS=-O0)
-  # clang, where installed (deploy/install-deps.sh installs it): the whole build takes ~26
-  # instead of ~35 min on 2 cores (bench/RESULTS.md, "Sanitizer build"), which keeps CI's
+  # clang, where installed (deploy/install-deps.sh installs it): the whole build takes ~27
+  # instead of ~35 min on 2 cores (bench/RESULTS.md, "Sanitizer build in CI"), keeping CI's
   # one build within its budget. nvcc keeps g++ as its host compiler. Our OpenMP code then
   # runs on LLVM's libomp while the OpenMP build of OpenBLAS keeps GCC's libgomp: two
   # runtimes in one process, which deadlock once both run thread teams (engine_loop_test
