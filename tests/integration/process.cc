@@ -155,13 +155,12 @@ std::vector<pid_t> FindProcesses(const std::string& marker, const std::string& e
 }
 
 void KillProcesses(const std::string& marker) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  for (std::vector<pid_t> left = FindProcesses(marker); !left.empty();
-       left = FindProcesses(marker)) {
-    if (std::chrono::steady_clock::now() > deadline) return;
+  // Polled: they are not our children, so there is nothing to wait on.
+  PollUntil(std::chrono::seconds(10), [&] {
+    const std::vector<pid_t> left = FindProcesses(marker);
     for (pid_t pid : left) kill(pid, SIGKILL);
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // poll: they are not our children
-  }
+    return left.empty();
+  });
 }
 
 std::string MakeTempDir(const std::string& prefix) {
