@@ -9,6 +9,8 @@
 //   ContinuationRequest    the request for the next worker: the same request
 //                          (prompt, seed, sampling parameters, max_tokens)
 //                          with the delivered output as its continuation
+//                          (n > 1: each unfinished choice with its output;
+//                          the finished ones are not run again)
 //   ContinuationBlockHashes  placement hashes of prompt + delivered output, so
 //                          a worker that holds the longer prefix is preferred
 // The worker resumes the sequence after the delivered output with the same
@@ -17,7 +19,7 @@
 //
 // The router's seed is not shown to the client (responses carry no seed); a
 // client that wants to repeat a request sets its own. With n > 1, choice i
-// samples with seed + i, as for a client's seed.
+// samples with seed + i, as for a client's seed, also in a continuation.
 //
 // Stateless; thread-safe.
 #pragma once
@@ -39,6 +41,13 @@ namespace tessera::router {
 // drawn from `bitgen`.
 absl::Status MakeResumable(v1::GenerateRequest& request, absl::BitGenRef bitgen);
 
+// What reached the client of one choice (the relay keeps one per choice,
+// GenerateResponse.index).
+struct DeliveredChoice {
+  std::vector<int32_t> token_ids;
+  bool finished = false;  // its final message reached the client
+};
+
 // What the relay knows when a worker failed after a message reached the
 // client.
 struct FailoverFacts {
@@ -46,16 +55,21 @@ struct FailoverFacts {
   int finals_delivered = 0;      // messages with a finish reason that reached the client
   int failovers_done = 0;        // continuations started so far for this request
   int max_failovers = 2;         // --max-failovers
-  int64_t delivered_tokens = 0;  // tokens that reached the client
-  int64_t max_tokens = 16;       // the request's (the default when unset)
+  int64_t delivered_tokens = 0;  // tokens that reached the client, all choices
+  // The most tokens any choice without its final message has delivered.
+  int64_t longest_unfinished = 0;
+  int64_t max_tokens = 16;  // the request's (the default when unset)
+
+  // The facts of `delivered` (one entry per choice) with these limits.
+  static FailoverFacts Of(std::span<const DeliveredChoice> delivered, int failovers_done,
+                          int max_failovers, int64_t max_tokens);
 };
 
 enum class FailoverDecision {
   kContinue,         // re-issue as a continuation on another worker
   kComplete,         // every choice's final message reached the client: it has it all
-  kMultipleChoices,  // n > 1: not continued (each choice has its own output)
   kNoFailoversLeft,  // max_failovers reached
-  kNothingLeft,      // max_tokens delivered without a final message: nothing to continue
+  kNothingLeft,      // a choice delivered max_tokens without a final message: nothing to continue
 };
 
 FailoverDecision DecideFailover(const FailoverFacts& facts);
@@ -64,14 +78,20 @@ FailoverDecision DecideFailover(const FailoverFacts& facts);
 // and kComplete), e.g. "not continued: --max-failovers (2) reached".
 std::string FailoverRefusal(FailoverDecision decision, const FailoverFacts& facts);
 
-// `original` (as the first worker got it) with continuation.output_token_ids
-// = `delivered` and return_prompt_token_ids cleared (the client has them).
+// `original` (as the first worker got it) with what the client has as its
+// continuation (`delivered`: one entry per choice) and
+// return_prompt_token_ids cleared (the client has them). n = 1:
+// continuation.output_token_ids; n > 1: continuation.choices, one per choice
+// not finished (index, its tokens).
 v1::GenerateRequest ContinuationRequest(const v1::GenerateRequest& original,
-                                        std::span<const int32_t> delivered);
+                                        std::span<const DeliveredChoice> delivered);
 
 // The full-block hashes (common/block_hash.h) of `original`'s prompt token ids
-// followed by `delivered`; empty when block_size <= 0 (unknown yet).
+// followed by the first unfinished choice's delivered tokens (the choices
+// share the prompt's blocks; their outputs differ); empty when block_size <=
+// 0 (unknown yet).
 std::vector<uint64_t> ContinuationBlockHashes(const v1::GenerateRequest& original,
-                                              std::span<const int32_t> delivered, int block_size);
+                                              std::span<const DeliveredChoice> delivered,
+                                              int block_size);
 
 }  // namespace tessera::router

@@ -91,14 +91,14 @@ void GenerateRelay::Admitted(absl::Status status) {
 
 void GenerateRelay::PlaceAndStart() {
   std::vector<std::string> exclude;
-  std::vector<int32_t> delivered;  // set when this attempt continues the stream
+  std::vector<DeliveredChoice> delivered;  // set when this attempt continues the stream
   bool continues = false;
   {
     absl::MutexLock lock(&mu_);
     exclude = tried_;
     if (continuation_.has_value()) {
       continues = true;
-      delivered = delivered_ids_;
+      delivered = delivered_;
     }
   }
   const std::vector<uint64_t> continuation_hashes =

@@ -20,12 +20,13 @@
 //             max_attempts attempts in all. Or it failed after output reached
 //             the client (failover, router/continuation.h): the request is
 //             re-issued to a worker not tried yet as a continuation of the
-//             delivered tokens, up to max_failovers times, and the client's
-//             stream goes on without a seam
+//             delivered tokens (with n > 1, of each unfinished choice's), up
+//             to max_failovers times, and the client's stream goes on without
+//             a seam
 //   ended     the client's status is decided and Finish is called once no write
 //             is in flight
-// A worker failure after a message was delivered that is not continued (n > 1,
-// max_failovers reached, no other worker) ends the stream with UNAVAILABLE
+// A worker failure after a message was delivered that is not continued
+// (max_failovers reached, no other worker) ends the stream with UNAVAILABLE
 // "worker <id> failed after <n> tokens were delivered: <cause>; <why not>".
 // Client errors from the worker (INVALID_ARGUMENT, NOT_FOUND, OUT_OF_RANGE,
 // FAILED_PRECONDITION, ALREADY_EXISTS) pass through unchanged, never retried.

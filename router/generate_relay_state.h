@@ -57,7 +57,8 @@ class GenerateRelay final : public Relay, public std::enable_shared_from_this<Ge
         choices_(std::max(1, request_.sampling().has_n() ? request_.sampling().n() : 1)),
         arrived_(absl::Now()),
         tenant_(std::move(tenant)),
-        requester_(tenant_ != nullptr ? tenant_->requester() : AdmissionController::Requester()) {
+        requester_(tenant_ != nullptr ? tenant_->requester() : AdmissionController::Requester()),
+        delivered_(static_cast<size_t>(choices_)) {
     env_.tracker->Add();
   }
 
@@ -191,10 +192,11 @@ class GenerateRelay final : public Relay, public std::enable_shared_from_this<Ge
   // The backoff ended while the failed attempt's last write was in flight:
   // WriteDone places the continuation (so its reads never overtake a write).
   bool place_after_write_ ABSL_GUARDED_BY(mu_) = false;
-  // What reached the client.
+  // What reached the client: per choice (GenerateResponse.index) its tokens
+  // and whether its final message did, which a continuation resumes after.
   int64_t delivered_messages_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t delivered_tokens_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<int32_t> delivered_ids_ ABSL_GUARDED_BY(mu_);  // their ids (n = 1 only)
+  std::vector<DeliveredChoice> delivered_ ABSL_GUARDED_BY(mu_);  // choices_ of them
   int finals_ ABSL_GUARDED_BY(mu_) = 0;  // messages with a finish reason (one per choice)
   // For the request log and the metrics (set a few times per request).
   bool started_ ABSL_GUARDED_BY(mu_) = false;

@@ -32,9 +32,12 @@ void GenerateRelay::UpstreamRead(bool ok) {
                                                          : client_request_id_);
       ++delivered_messages_;
       delivered_tokens_ += writing_.token_ids_size();
-      if (choices_ == 1) {  // what a continuation resumes after
-        delivered_ids_.insert(delivered_ids_.end(), writing_.token_ids().begin(),
-                              writing_.token_ids().end());
+      // What a continuation resumes after (the worker checks the index).
+      if (writing_.index() >= 0 && writing_.index() < choices_) {
+        DeliveredChoice& choice = delivered_[writing_.index()];
+        choice.token_ids.insert(choice.token_ids.end(), writing_.token_ids().begin(),
+                                writing_.token_ids().end());
+        if (writing_.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) choice.finished = true;
       }
       if (!first_token_.has_value() && writing_.token_ids_size() > 0) first_token_ = absl::Now();
       if (writing_.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) NoteFinalLocked(writing_);
@@ -177,14 +180,10 @@ void GenerateRelay::UpstreamDone(const grpc::Status& status) {
 
 std::optional<absl::Duration> GenerateRelay::FailOverLocked(const std::string& worker,
                                                             const std::string& error) {
-  FailoverFacts facts;
-  facts.choices = choices_;
-  facts.finals_delivered = finals_;
-  facts.failovers_done = failovers_;
-  facts.max_failovers = env_.options.max_failovers;
-  facts.delivered_tokens = delivered_tokens_;
-  facts.max_tokens = request_.sampling().has_max_tokens() ? request_.sampling().max_tokens()
-                                                          : SamplingParams{}.max_tokens;
+  const FailoverFacts facts =
+      FailoverFacts::Of(delivered_, failovers_, env_.options.max_failovers,
+                        request_.sampling().has_max_tokens() ? request_.sampling().max_tokens()
+                                                             : SamplingParams{}.max_tokens);
   const std::string failed = absl::StrCat("worker ", worker, " failed after ", delivered_tokens_,
                                           " tokens were delivered: ", error);
   const FailoverDecision decision = DecideFailover(facts);
@@ -198,12 +197,11 @@ std::optional<absl::Duration> GenerateRelay::FailOverLocked(const std::string& w
       env_.counters->retried.fetch_add(1);
       env_.counters->continued.fetch_add(1);
       last_failure_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, failed);
-      continuation_ = ContinuationRequest(request_, delivered_ids_);
+      continuation_ = ContinuationRequest(request_, delivered_);
       phase_ = Phase::kBackoff;
       thread_local absl::BitGen bitgen;
       return Backoff(env_.options).Delay(attempts_, absl::Uniform(bitgen, 0.5, 1.5));
     }
-    case FailoverDecision::kMultipleChoices:
     case FailoverDecision::kNoFailoversLeft:
     case FailoverDecision::kNothingLeft:
       env_.counters->failed.fetch_add(1);

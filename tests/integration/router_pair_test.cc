@@ -2,7 +2,7 @@
 // replicas (no single point of failure). Each router keeps the cluster's
 // exact prefix state from the workers' KV events, not only from what it
 // placed itself, so a shared-prefix workload split between the two routers
-// reaches (at least 80% of) the prefix-cache hit rate one router reaches
+// reaches (at least 90% of) the prefix-cache hit rate one router reaches
 // alone; and a gRPC client given both routers' addresses keeps being served
 // when one router goes away.
 #include <string>
@@ -97,15 +97,18 @@ class RouterPairTest : public ::testing::Test {
 TEST_F(RouterPairTest, SplitWorkloadKeepsOneRoutersHitRate) {
   // Each hit rate is noisy: a prefix's first requests race its KV events (a
   // second request placed before the first one's prefill is announced lands
-  // wherever the load points), and the race depends on the machine's speed.
+  // wherever the load points), and which worker a new prefix lands on decides
+  // what the small caches evict; both depend on the machine's speed.
   // Measured ratios two/one on 2 shared cores, one round each: 0.84 to 1.14.
-  // So two rounds per setup, alternated, fresh prefixes each (the seed picks
-  // them), pooled. A second router without the prefix state (least_load)
-  // pools to 0.59-0.63 of one router here; one that keeps the state must
-  // reach 0.8.
+  // So kRounds rounds per setup, alternated, fresh prefixes each (the seed
+  // picks them), pooled: the pooled ratio's spread shrinks with the rounds. A
+  // second router without the prefix state (least_load) pools to about 0.6
+  // of one router here; one that keeps the state must reach 0.9.
+  constexpr int kRounds = 5;
   PrefixCounters one;
   PrefixCounters two;
-  for (const uint64_t seed : {3003, 6006}) {
+  for (int round = 0; round < kRounds; ++round) {
+    const uint64_t seed = 3003 * static_cast<uint64_t>(round + 1);
     one += Run({first_.get()}, seed);
     ASSERT_FALSE(HasFatalFailure());
     two += Run({first_.get(), second_.get()}, seed + 1001);
@@ -116,7 +119,7 @@ TEST_F(RouterPairTest, SplitWorkloadKeepsOneRoutersHitRate) {
               one.hit_rate() > 0 ? 100.0 * two.hit_rate() / one.hit_rate() : 0.0);
   // Prefix placement works at all (round_robin gets about 0.3 here).
   ASSERT_GE(one.hit_rate(), 0.5) << one.Describe();
-  EXPECT_GE(two.hit_rate(), 0.8 * one.hit_rate())
+  EXPECT_GE(two.hit_rate(), 0.9 * one.hit_rate())
       << "two routers: " << two.Describe() << "\none router: " << one.Describe();
 }
 

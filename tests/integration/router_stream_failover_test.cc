@@ -1,11 +1,15 @@
 // Exact mid-stream failover (router/continuation.h) end to end: stories260K
 // replicas behind tessera-router; greedy and seeded-sampling requests (one
 // variant with stop strings and frequency / presence / repetition
-// penalties) stream through the router; the replica serving one of them is
+// penalties, one with n = 2 choices) stream through the router; the replica
+// serving one of them is
 // killed with SIGKILL (mpirun and its ranks) mid-stream. Every stream
-// completes, and its tokens, text, finish reason and usage equal those of an
-// uninterrupted run of the same request -- with one-rank replicas and with
-// TP=2 replicas (two ranks under mpirun each).
+// completes, and its tokens, text, finish reason and usage (each choice's)
+// equal those of an uninterrupted run of the same request -- with one-rank
+// replicas and with TP=2 replicas (two ranks under mpirun each). The workers
+// run --batch-invariant: a continuation, like any request, then gets the
+// same logits whatever else shares its steps.
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -29,15 +33,22 @@ constexpr int kMaxTokens = 400;  // + the prompt within stories260K's 512
 constexpr int kCopies = 2;       // concurrent streams of each request
 constexpr int kKillAfterTokens = 8;
 
+// One choice of a stream as its client saw it.
+struct ChoiceSeen {
+  std::vector<int32_t> tokens;
+  std::string text;
+  v1::FinishReason finish = v1::FINISH_REASON_UNSPECIFIED;
+  v1::Usage usage;
+  int after_final = 0;  // messages of this choice after its final one (must be 0)
+};
+
 // One stream as its client saw it.
 struct Seen {
   grpc::Status status;
-  std::vector<int32_t> tokens;
-  std::string text;
+  std::vector<ChoiceSeen> choices;   // by GenerateResponse.index
   std::vector<std::string> workers;  // worker_id of each message
-  v1::FinishReason finish = v1::FINISH_REASON_UNSPECIFIED;
-  v1::Usage usage;
-  int after_final = 0;  // messages after the final one (must be 0)
+  size_t tokens = 0;                 // all choices
+  int finals = 0;
   // Whether the stream moved to another worker part way (the failover's seam).
   bool moved() const {
     for (size_t i = 1; i < workers.size(); ++i) {
@@ -74,21 +85,27 @@ Seen Stream(v1::Llm::Stub& llm, const v1::GenerateRequest& request, const CallOp
   ctx.set_deadline(std::chrono::system_clock::now() + call.deadline);
   if (!call.api_key.empty()) ctx.AddMetadata("authorization", "Bearer " + call.api_key);
   auto reader = llm.Generate(&ctx, request);
+  const int n = std::max(1, request.sampling().n());
   Seen s;
+  s.choices.resize(static_cast<size_t>(n));
   v1::GenerateResponse m;
   while (reader->Read(&m)) {
-    if (s.finish != v1::FINISH_REASON_UNSPECIFIED) ++s.after_final;
-    s.tokens.insert(s.tokens.end(), m.token_ids().begin(), m.token_ids().end());
-    s.text += m.text();
     s.workers.push_back(m.worker_id());
+    if (m.index() < 0 || m.index() >= n) {
+      ADD_FAILURE() << "a message with index " << m.index() << " for n = " << n;
+      continue;
+    }
+    ChoiceSeen& c = s.choices[m.index()];
+    if (c.finish != v1::FINISH_REASON_UNSPECIFIED) ++c.after_final;
+    c.tokens.insert(c.tokens.end(), m.token_ids().begin(), m.token_ids().end());
+    c.text += m.text();
+    s.tokens += m.token_ids_size();
     if (m.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) {
-      s.finish = m.finish_reason();
-      s.usage = m.usage();
+      c.finish = m.finish_reason();
+      c.usage = m.usage();
+      ++s.finals;
     }
-    if (progress != nullptr) {
-      progress->Note(index, m.worker_id(), s.tokens.size(),
-                     s.finish != v1::FINISH_REASON_UNSPECIFIED);
-    }
+    if (progress != nullptr) progress->Note(index, m.worker_id(), s.tokens, s.finals >= n);
   }
   s.status = reader->Finish();
   if (progress != nullptr) progress->Note(index, "", 0, true);
@@ -133,16 +150,24 @@ std::vector<Case> Cases(RouterCluster& cluster) {
   // before it stops there.
   const Seen free_run = Stream(cluster.llm(), penalised.request, call);
   EXPECT_TRUE(free_run.status.ok()) << free_run.status.error_message();
-  for (size_t pos = free_run.text.size() * 3 / 4; pos + 5 <= free_run.text.size(); ++pos) {
-    const std::string candidate = free_run.text.substr(pos, 5);
-    if (free_run.text.find(candidate) == pos) {
+  const std::string& free_text = free_run.choices[0].text;
+  for (size_t pos = free_text.size() * 3 / 4; pos + 5 <= free_text.size(); ++pos) {
+    const std::string candidate = free_text.substr(pos, 5);
+    if (free_text.find(candidate) == pos) {
       p->add_stop(candidate);
       break;
     }
   }
-  EXPECT_EQ(p->stop_size(), 1) << "no unique late 5-byte string in: " << free_run.text;
+  EXPECT_EQ(p->stop_size(), 1) << "no unique late 5-byte string in: " << free_text;
   p->add_stop("never-in-these-stories");
   cases.push_back(penalised);
+  // Two choices (choice i samples with seed + i), each continued from the
+  // point its own stream had reached.
+  Case parallel{"parallel sampling (n = 2), seeded", Base(3), {}};
+  parallel.request.mutable_sampling()->set_temperature(1.0f);
+  parallel.request.mutable_sampling()->set_seed(9001);
+  parallel.request.mutable_sampling()->set_n(2);
+  cases.push_back(parallel);
   for (Case& c : cases) {
     c.reference = Stream(cluster.llm(), c.request, call);
     EXPECT_TRUE(c.reference.status.ok()) << c.name << ": " << c.reference.status.error_message();
@@ -154,13 +179,14 @@ void KillMidStreamAndCompare(int ranks) {
   RouterClusterOptions options;
   options.replicas = 2;
   options.ranks = ranks;
-  options.worker_args = StoriesWorkerArgs();
+  options.worker_args = StoriesWorkerArgs({"--batch-invariant"});
   std::string error;
   auto cluster = RouterCluster::Start(options, &error);
   ASSERT_NE(cluster, nullptr) << error;
   const std::vector<Case> cases = Cases(*cluster);
   ASSERT_FALSE(::testing::Test::HasFailure());
-  EXPECT_EQ(cases[2].reference.finish, v1::FINISH_REASON_STOP);
+  EXPECT_EQ(cases[2].reference.choices[0].finish, v1::FINISH_REASON_STOP);
+  EXPECT_NE(cases[3].reference.choices[0].tokens, cases[3].reference.choices[1].tokens);
 
   Progress progress;
   std::vector<Seen> seen(cases.size() * kCopies);
@@ -192,12 +218,18 @@ void KillMidStreamAndCompare(int ranks) {
     const Seen& s = seen[i];
     const std::string what = "stream " + std::to_string(i) + " (" + c.name + ")";
     ASSERT_TRUE(s.status.ok()) << what << ": " << s.status.error_message();
-    EXPECT_EQ(s.tokens, c.reference.tokens) << what << ": tokens differ from the uninterrupted run";
-    EXPECT_EQ(s.text, c.reference.text) << what << ": text differs from the uninterrupted run";
-    EXPECT_EQ(s.finish, c.reference.finish) << what;
-    EXPECT_EQ(s.usage.prompt_tokens(), kPromptLen) << what;
-    EXPECT_EQ(s.usage.completion_tokens(), c.reference.usage.completion_tokens()) << what;
-    EXPECT_EQ(s.after_final, 0) << what;
+    ASSERT_EQ(s.choices.size(), c.reference.choices.size()) << what;
+    for (size_t k = 0; k < s.choices.size(); ++k) {
+      const std::string choice = what + ", choice " + std::to_string(k);
+      const ChoiceSeen& got = s.choices[k];
+      const ChoiceSeen& want = c.reference.choices[k];
+      EXPECT_EQ(got.tokens, want.tokens) << choice << ": tokens differ from the uninterrupted run";
+      EXPECT_EQ(got.text, want.text) << choice << ": text differs from the uninterrupted run";
+      EXPECT_EQ(got.finish, want.finish) << choice;
+      EXPECT_EQ(got.usage.prompt_tokens(), kPromptLen) << choice;
+      EXPECT_EQ(got.usage.completion_tokens(), want.usage.completion_tokens()) << choice;
+      EXPECT_EQ(got.after_final, 0) << choice;
+    }
     if (s.moved()) {
       ++moved;
       EXPECT_EQ(s.workers.front(), victim) << what << " moved off a worker that was not killed";

@@ -39,6 +39,10 @@ struct GenerateScript {
   // {prompt_tokens: the prompt's token ids (or text bytes), completion_tokens}.
   // A continuation (GenerateRequest.continuation with k tokens) sends token
   // messages k .. tokens-1 only; completion_tokens still counts all.
+  // With sampling.n > 1 choice c (index c) sends max(1, tokens - c) tokens
+  // {first_token_id + 100 c + i} and its final message right after its last
+  // token, the choices interleaved token by token; a continuation with
+  // choices runs only those, each after the tokens it gives.
   int tokens = 4;
   // Fail after sending this many messages (the final one counts; -1 never;
   // 0 = fail before any message): the stream ends with `fail_status`.

@@ -36,25 +36,51 @@ class FakeWorkerService final : public v1::Worker::CallbackService {
     }
     const int prompt_tokens = request->has_token_ids() ? request->token_ids().ids_size()
                                                        : static_cast<int>(request->text().size());
-    std::vector<v1::GenerateResponse> messages;
-    // A continuation resumes after the tokens the client has, as a worker does.
-    for (int i = request->continuation().output_token_ids_size(); i < script.tokens; ++i) {
-      v1::GenerateResponse& m = messages.emplace_back();
-      m.set_request_id(request->request_id());
-      m.add_token_ids(script.first_token_id + i);
-      m.set_worker_id(st->options.worker_id);
+    // The choices to run, each with the tokens the client has of it: all n
+    // (choice 0 resuming after continuation.output_token_ids), or a
+    // continuation's unfinished choices. Choice c sends tokens - c tokens
+    // (at least 1; ids first_token_id + 100 c + i), its final message right
+    // after its last token, choices interleaved step by step.
+    const int n = std::max(1, request->sampling().n());
+    std::vector<std::pair<int, int>> run;  // (index, tokens delivered)
+    if (request->continuation().choices_size() > 0) {
+      for (const v1::ContinuedChoice& c : request->continuation().choices()) {
+        run.emplace_back(c.index(), c.output_token_ids_size());
+      }
+    } else {
+      for (int c = 0; c < n; ++c) {
+        run.emplace_back(c, c == 0 ? request->continuation().output_token_ids_size() : 0);
+      }
     }
-    v1::GenerateResponse& last = messages.emplace_back();
-    last.set_request_id(request->request_id());
-    last.set_worker_id(st->options.worker_id);
-    last.set_finish_reason(v1::FINISH_REASON_LENGTH);
-    last.mutable_usage()->set_prompt_tokens(prompt_tokens);
-    last.mutable_usage()->set_completion_tokens(script.tokens);
+    std::vector<v1::GenerateResponse> messages;
+    int token_messages = 0;
+    for (int i = 0; i < script.tokens; ++i) {
+      for (const auto& [c, from] : run) {
+        const int tokens = std::max(1, script.tokens - c);
+        if (i >= from && i < tokens) {
+          v1::GenerateResponse& m = messages.emplace_back();
+          m.set_request_id(request->request_id());
+          m.set_index(c);
+          m.add_token_ids(script.first_token_id + 100 * c + i);
+          m.set_worker_id(st->options.worker_id);
+          ++token_messages;
+        }
+        if (i == tokens - 1 && !script.hang) {
+          v1::GenerateResponse& last = messages.emplace_back();
+          last.set_request_id(request->request_id());
+          last.set_index(c);
+          last.set_worker_id(st->options.worker_id);
+          last.set_finish_reason(v1::FINISH_REASON_LENGTH);
+          last.mutable_usage()->set_prompt_tokens(prompt_tokens);
+          last.mutable_usage()->set_completion_tokens(tokens);
+        }
+      }
+    }
 
     const int total = static_cast<int>(messages.size());
     const bool fails = script.fail_after_messages >= 0 &&
-                       script.fail_after_messages < (script.hang ? script.tokens + 1 : total);
-    const int send = fails ? script.fail_after_messages : (script.hang ? script.tokens : total);
+                       script.fail_after_messages < (script.hang ? token_messages + 1 : total);
+    const int send = fails ? script.fail_after_messages : total;
     for (int i = 0; i < send; ++i) w->Enqueue(std::move(messages[static_cast<size_t>(i)]));
     if (fails) {
       w->FinishAfterQueued(script.fail_status);

@@ -3,7 +3,8 @@
 // router's seed), then, through a router over fake workers, a stream whose
 // worker fails after some tokens goes on on another worker as a continuation
 // of exactly the delivered tokens, with the same seed and parameters; the
-// client's stream has no seam; --max-failovers, n > 1 and a client-set
+// client's stream has no seam (n > 1: each unfinished choice goes on, the
+// finished ones are not run again); --max-failovers and a client-set
 // continuation end as documented.
 #include <set>
 
@@ -26,6 +27,7 @@ using ::testing::HasSubstr;
 FailoverFacts Facts(int64_t delivered, int failovers_done = 0) {
   FailoverFacts f;
   f.delivered_tokens = delivered;
+  f.longest_unfinished = delivered;
   f.failovers_done = failovers_done;
   f.max_failovers = 2;
   f.max_tokens = 10;
@@ -51,37 +53,48 @@ TEST(DecideFailover, ACompleteStreamIsCompleteAndNothingLeftIsNotContinued) {
   EXPECT_EQ(DecideFailover(Facts(9)), FailoverDecision::kContinue);
 }
 
-TEST(DecideFailover, MultipleChoicesAreNotContinued) {
-  FailoverFacts n2 = Facts(3);
-  n2.choices = 2;
-  n2.finals_delivered = 1;
-  EXPECT_EQ(DecideFailover(n2), FailoverDecision::kMultipleChoices);
-  EXPECT_THAT(FailoverRefusal(FailoverDecision::kMultipleChoices, n2), HasSubstr("n = 2"));
-  n2.finals_delivered = 2;
-  EXPECT_EQ(DecideFailover(n2), FailoverDecision::kComplete);
+TEST(DecideFailover, MultipleChoicesContinueWhileAnUnfinishedChoiceHasTokensLeft) {
+  // Choice 0 finished with all 10 tokens, choice 1 has 3 of them, choice 2 none.
+  std::vector<DeliveredChoice> delivered(3);
+  delivered[0].token_ids.assign(10, 7);
+  delivered[0].finished = true;
+  delivered[1].token_ids.assign(3, 7);
+  FailoverFacts f = FailoverFacts::Of(delivered, /*failovers_done=*/1, /*max_failovers=*/2,
+                                      /*max_tokens=*/10);
+  EXPECT_EQ(f.choices, 3);
+  EXPECT_EQ(f.finals_delivered, 1);
+  EXPECT_EQ(f.delivered_tokens, 13);
+  EXPECT_EQ(f.longest_unfinished, 3);  // the finished choice's 10 do not count
+  EXPECT_EQ(DecideFailover(f), FailoverDecision::kContinue);
+  f.failovers_done = 2;
+  EXPECT_EQ(DecideFailover(f), FailoverDecision::kNoFailoversLeft);
+  // An unfinished choice with all max_tokens delivered: nothing to continue.
+  delivered[2].token_ids.assign(10, 7);
+  EXPECT_EQ(DecideFailover(FailoverFacts::Of(delivered, 0, 2, 10)), FailoverDecision::kNothingLeft);
+  delivered[1].finished = delivered[2].finished = true;
+  EXPECT_EQ(DecideFailover(FailoverFacts::Of(delivered, 2, 2, 10)), FailoverDecision::kComplete);
 }
 
-TEST(ContinuationRequest, IsTheSameRequestWithTheDeliveredTokens) {
+TEST(ContinuationRequest, WithSeveralChoicesCarriesEachUnfinishedOneWithItsTokens) {
   v1::GenerateRequest original = IdsRequest({1, 2, 3, 4, 5}, 12);
-  original.set_request_id("r1");
+  original.mutable_sampling()->set_n(3);
   original.mutable_sampling()->set_seed(77);
-  original.mutable_sampling()->set_temperature(0.5f);
-  original.mutable_sampling()->add_stop("end");
-  original.set_return_prompt_token_ids(true);
-  original.set_return_text(true);
-  const std::vector<int32_t> delivered = {9, 8, 7};
+  std::vector<DeliveredChoice> delivered(3);
+  delivered[0].token_ids = {9, 8};
+  delivered[1].token_ids = {6, 5, 4};
+  delivered[1].finished = true;  // the client has it whole: not run again
   const v1::GenerateRequest next = ContinuationRequest(original, delivered);
-  EXPECT_THAT(next.continuation().output_token_ids(), ElementsAre(9, 8, 7));
-  EXPECT_FALSE(next.return_prompt_token_ids());  // the client has them
-  v1::GenerateRequest same = next;
-  same.clear_continuation();
-  same.set_return_prompt_token_ids(true);
-  EXPECT_EQ(same.SerializeAsString(), original.SerializeAsString());
-  // Placement: the full blocks of prompt + delivered.
-  EXPECT_EQ(ContinuationBlockHashes(original, delivered, 4),
-            HashFullBlocks(std::vector<int32_t>{1, 2, 3, 4, 5, 9, 8, 7}, 4));
-  EXPECT_EQ(ContinuationBlockHashes(original, delivered, 4).size(), 2u);
-  EXPECT_TRUE(ContinuationBlockHashes(original, delivered, 0).empty());
+  EXPECT_TRUE(next.continuation().output_token_ids().empty());
+  ASSERT_EQ(next.continuation().choices_size(), 2);
+  EXPECT_EQ(next.continuation().choices(0).index(), 0);
+  EXPECT_THAT(next.continuation().choices(0).output_token_ids(), ElementsAre(9, 8));
+  EXPECT_EQ(next.continuation().choices(1).index(), 2);
+  EXPECT_TRUE(next.continuation().choices(1).output_token_ids().empty());
+  EXPECT_EQ(next.sampling().seed(), 77u);
+  EXPECT_EQ(next.sampling().n(), 3);
+  // Placement follows the first unfinished choice: prompt + {9, 8}.
+  EXPECT_EQ(ContinuationBlockHashes(original, delivered, 7),
+            HashFullBlocks(std::vector<int32_t>{1, 2, 3, 4, 5, 9, 8}, 7));
 }
 
 TEST(MakeResumable, GivesARandomSeedKeepsTheClientsAndRefusesAContinuation) {
@@ -242,20 +255,65 @@ TEST_F(RelayContinuationTest, WithoutFailoversAFailureAfterTokensEndsTheStreamAs
   EXPECT_EQ(router_->counters().continued.load(), 0);
 }
 
-TEST_F(RelayContinuationTest, ParallelSamplingIsNotContinuedAfterItsFirstToken) {
-  FakeWorkerOptions parallel;
-  parallel.max_n = 4;
-  StartWorkers(2, parallel);
-  GenerateScript fails;
-  fails.fail_after_messages = 2;
-  for (auto& w : workers_) w->SetGenerateScript(fails);
-  StartRouter();
-  v1::GenerateRequest request = IdsRequest({1, 2, 3});
-  request.mutable_sampling()->set_n(2);
-  const Stream s = Generate(request);
-  EXPECT_EQ(s.status.error_code(), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_THAT(s.status.error_message(), HasSubstr("n > 1"));
-  EXPECT_EQ(TotalGenerateCalls(), 1);
+// n = 2 over the fake workers' script (fake_worker.h): choice 0 sends 100..103,
+// choice 1 200..202, interleaved, each final right after its last token:
+//   100 200 101 201 102 202 [final 1] 103 [final 0]
+// The first worker fails after `fail_after` messages; the client's stream
+// still has every token of each choice once, in order, and both finals.
+TEST_F(RelayContinuationTest, ParallelSamplingContinuesEachUnfinishedChoice) {
+  struct Case {
+    int fail_after;
+    std::vector<int32_t> continued_indices;  // the continuation's choices
+    std::vector<int> continued_tokens;       // their delivered token counts
+  };
+  const std::vector<Case> cases = {
+      {3, {0, 1}, {2, 1}},  // after 100 200 101
+      {6, {0, 1}, {3, 3}},  // choice 1 has all its tokens but not its final
+      {7, {0}, {3}},        // choice 1 finished: only choice 0 goes on
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.fail_after);
+    FakeWorkerOptions parallel;
+    parallel.max_n = 4;
+    StartWorkers(2, parallel);
+    GenerateScript fails;
+    fails.fail_after_messages = c.fail_after;
+    workers_[0]->SetGenerateScript(fails);
+    workers_[1]->SetGenerateScript(GenerateScript{});
+    StartRouter();
+    v1::GenerateRequest request = IdsRequest({1, 2, 3});
+    request.mutable_sampling()->set_n(2);
+    const Stream s = GenerateStartingOn("w0", request);
+    ASSERT_TRUE(s.status.ok()) << s.status.error_message();
+    std::vector<std::vector<int32_t>> tokens(2);
+    int finals = 0;
+    int completion = 0;
+    for (const v1::GenerateResponse& m : s.messages) {
+      ASSERT_GE(m.index(), 0);
+      ASSERT_LT(m.index(), 2);
+      tokens[m.index()].insert(tokens[m.index()].end(), m.token_ids().begin(), m.token_ids().end());
+      if (m.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) {
+        ++finals;
+        completion += m.usage().completion_tokens();
+      }
+    }
+    EXPECT_THAT(tokens[0], ElementsAre(100, 101, 102, 103));
+    EXPECT_THAT(tokens[1], ElementsAre(200, 201, 202));
+    EXPECT_EQ(finals, 2);
+    EXPECT_EQ(completion, 7);
+    const std::optional<v1::GenerateRequest> continued = workers_[1]->last_request();
+    ASSERT_TRUE(continued.has_value());
+    ASSERT_EQ(continued->continuation().choices_size(),
+              static_cast<int>(c.continued_indices.size()));
+    for (int i = 0; i < continued->continuation().choices_size(); ++i) {
+      const v1::ContinuedChoice& choice = continued->continuation().choices(i);
+      EXPECT_EQ(choice.index(), c.continued_indices[i]);
+      EXPECT_EQ(choice.output_token_ids_size(), c.continued_tokens[i]);
+    }
+    EXPECT_EQ(router_->counters().continued.load(), 1);
+    EXPECT_EQ(router_->counters().failed.load(), 0);
+    TearDown();  // the next case starts its own workers and router
+  }
 }
 
 TEST_F(RelayContinuationTest, WithNoOtherWorkerTheErrorSaysSo) {

@@ -5,7 +5,9 @@
 // sampling, penalties), the same logprobs, the rest of the text with nothing
 // repeated or missing (text held back for a stop string or a split
 // character comes out after the cut), the same stop and finish reason, and
-// usage that counts the whole output. stories260K (../shared) gives text and
+// usage that counts the whole output. With n > 1 each unfinished choice
+// goes on from its own cut (the finished ones are not run again) and gives
+// exactly the rest of that choice. stories260K (../shared) gives text and
 // stop strings; the tiny dummy model checks the tokens alone.
 #include <iostream>
 #include <memory>
@@ -26,8 +28,13 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::unique_ptr<Replica> MakeReplica(bool stories, bool prefix_caching) {
+// `batch_invariant`: the CPU matmul gives a row the same bits in any batch
+// (--batch-invariant), as a continuation's exactness needs when its choices
+// run in other batches than the uninterrupted request's.
+std::unique_ptr<Replica> MakeReplica(bool stories, bool prefix_caching,
+                                     bool batch_invariant = false) {
   ReplicaOptions o;
+  o.batch_invariant = batch_invariant;
   if (stories) {
     o.model_dir = testing::StoriesDir();
   } else {
@@ -68,17 +75,24 @@ struct Outputs {
   }
 };
 
-Outputs RunAlone(Engine& engine, EngineRequest request) {
+// Runs `request` alone to its end; the outputs of each choice (index 0 ..
+// params.n - 1; a choice that gave none has finals == 0). Every output must
+// carry the request's id.
+std::vector<Outputs> RunChoices(Engine& engine, EngineRequest request) {
   const std::string id = request.request_id;
+  const int n = request.params.n;
   absl::Status added = engine.AddRequest(std::move(request));
   EXPECT_TRUE(added.ok()) << added;
-  Outputs run;
+  std::vector<Outputs> runs(static_cast<size_t>(n));
   for (int guard = 0; engine.HasUnfinished() && guard < 10000; ++guard) {
     auto outputs = engine.Step();
     EXPECT_TRUE(outputs.ok()) << outputs.status();
     if (!outputs.ok()) break;
     for (RequestOutput& o : *outputs) {
-      if (o.request_id != id) continue;
+      EXPECT_EQ(o.request_id, id);
+      EXPECT_TRUE(o.index >= 0 && o.index < n) << o.index;
+      if (o.request_id != id || o.index < 0 || o.index >= n) continue;
+      Outputs& run = runs[o.index];
       run.tokens_before.push_back(static_cast<int>(run.tokens.size()));
       run.tokens.insert(run.tokens.end(), o.new_tokens.begin(), o.new_tokens.end());
       run.texts.push_back(o.text);
@@ -91,7 +105,11 @@ Outputs RunAlone(Engine& engine, EngineRequest request) {
   }
   EXPECT_FALSE(engine.HasUnfinished());
   EXPECT_EQ(engine.scheduler().block_manager().num_used_blocks(), 0);
-  return run;
+  return runs;
+}
+
+Outputs RunAlone(Engine& engine, EngineRequest request) {
+  return std::move(RunChoices(engine, std::move(request))[0]);
 }
 
 std::vector<int32_t> Prompt(bool stories) {
@@ -218,6 +236,105 @@ TEST(EngineContinuationTest, StopStringsContinueAcrossTheCut) {
   }
 }
 
+// n = 3, seeded: the uninterrupted run's choices, then continuations in
+// which each choice is finished (not run again), cut after k of its tokens
+// (k = 0 included: it had given nothing yet), in several mixes.
+TEST(EngineContinuationTest, ParallelSamplingContinuesEachChoiceExactly) {
+  for (const bool stories : {false, true}) {
+    if (stories && !testing::HaveStories()) {
+      std::cerr << "stories260K not found under ../shared: checked with the tiny model only\n";
+      continue;
+    }
+    for (Variant v : Variants(stories)) {
+      if (!v.request.params.seed.has_value()) continue;  // greedy choices are all alike
+      v.request.params.n = 3;
+      v.request.params.max_tokens = 24;
+      const std::string what = std::string(stories ? "stories260K, " : "tiny, ") + v.name;
+      auto replica = MakeReplica(stories, /*prefix_caching=*/true, /*batch_invariant=*/true);
+      ASSERT_NE(replica, nullptr);
+      Engine& engine = *replica->engine;
+      const std::vector<Outputs> whole = RunChoices(engine, v.request);
+      for (int c = 0; c < 3; ++c) {
+        ASSERT_EQ(whole[c].finals, 1) << what << ", choice " << c;
+        ASSERT_EQ(whole[c].tokens.size(), 24u) << what << ", choice " << c;
+      }
+      ASSERT_NE(whole[0].tokens, whole[1].tokens) << what << ": the choices should differ";
+      // cuts[c]: -1 finished (the client has it whole), else its tokens delivered.
+      const std::vector<std::vector<int>> mixes = {{5, 5, 5},    {1, 17, 0}, {-1, 9, 23},
+                                                   {12, -1, -1}, {0, 0, 0},  {23, 3, -1}};
+      int cut = 0;
+      for (const std::vector<int>& cuts : mixes) {
+        const std::string at = what + ", mix " + std::to_string(cut);
+        EngineRequest next = v.request;
+        next.request_id = "n" + std::to_string(cut++);
+        for (int c = 0; c < 3; ++c) {
+          if (cuts[c] < 0) continue;
+          next.continued_choices.push_back(ContinuedChoice{
+              c, std::vector<int32_t>(whole[c].tokens.begin(), whole[c].tokens.begin() + cuts[c])});
+        }
+        const std::vector<Outputs> rest = RunChoices(engine, next);
+        for (int c = 0; c < 3; ++c) {
+          const std::string choice = at + ", choice " + std::to_string(c);
+          if (cuts[c] < 0) {
+            EXPECT_EQ(rest[c].finals, 0) << choice << ": a finished choice ran again";
+            EXPECT_TRUE(rest[c].tokens.empty()) << choice;
+            continue;
+          }
+          const int k = cuts[c];
+          ASSERT_EQ(rest[c].finals, 1) << choice;
+          std::vector<int32_t> joined(whole[c].tokens.begin(), whole[c].tokens.begin() + k);
+          joined.insert(joined.end(), rest[c].tokens.begin(), rest[c].tokens.end());
+          EXPECT_EQ(joined, whole[c].tokens) << choice;
+          EXPECT_EQ(whole[c].TextAfter(k) + rest[c].text(), whole[c].text()) << choice;
+          EXPECT_EQ(rest[c].last.finish_reason, whole[c].last.finish_reason) << choice;
+          EXPECT_EQ(rest[c].last.completion_tokens, whole[c].last.completion_tokens) << choice;
+          ASSERT_EQ(rest[c].logprobs.size(), whole[c].tokens.size() - k) << choice;
+          for (size_t i = 0; i < rest[c].logprobs.size(); ++i) {
+            EXPECT_NEAR(rest[c].logprobs[i].logprob, whole[c].logprobs[k + i].logprob, 1e-4)
+                << choice << ", logprob " << i;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Aborting a continued n > 1 request ends each choice it runs, under the
+// request's id, and frees the id.
+TEST(EngineContinuationTest, AContinuedParallelRequestAbortsAsOne) {
+  auto replica = MakeReplica(false, true);
+  ASSERT_NE(replica, nullptr);
+  Engine& engine = *replica->engine;
+  EngineRequest r;
+  r.request_id = "p";
+  r.prompt_token_ids = Prompt(false);
+  r.params.max_tokens = 30;
+  r.params.n = 4;
+  r.params.seed = 5;
+  r.params.temperature = 1.0f;
+  r.continued_choices = {{1, {7, 8}}, {3, {}}};
+  ASSERT_TRUE(engine.AddRequest(r).ok());
+  EXPECT_EQ(engine.AddRequest(r).code(), absl::StatusCode::kAlreadyExists);
+  ASSERT_TRUE(engine.Step().ok());
+  ASSERT_TRUE(engine.Abort("p"));
+  std::vector<int> aborted;
+  for (int guard = 0; engine.HasUnfinished() || aborted.size() < 2; ++guard) {
+    ASSERT_LT(guard, 10);
+    auto outputs = engine.Step();
+    ASSERT_TRUE(outputs.ok()) << outputs.status();
+    for (const RequestOutput& o : *outputs) {
+      EXPECT_EQ(o.request_id, "p");
+      if (o.finished()) {
+        EXPECT_EQ(o.finish_reason, FinishReason::kAbort);
+        aborted.push_back(o.index);
+      }
+    }
+  }
+  EXPECT_THAT(aborted, ::testing::UnorderedElementsAre(1, 3));
+  EXPECT_FALSE(engine.Abort("p"));
+  EXPECT_TRUE(engine.AddRequest(r).ok()) << "the id is free again";
+}
+
 TEST(EngineContinuationTest, ABadContinuationIsRefusedNamingTheField) {
   auto replica = MakeReplica(false, true);
   ASSERT_NE(replica, nullptr);
@@ -235,7 +352,21 @@ TEST(EngineContinuationTest, ABadContinuationIsRefusedNamingTheField) {
   r.continued_output = {5};
   r.params.n = 2;
   s = replica->engine->AddRequest(r);
-  EXPECT_THAT(s.message(), HasSubstr("sampling.n = 1"));
+  EXPECT_THAT(s.message(), HasSubstr("continuation.choices"));
+  r.continued_output.clear();
+  r.continued_choices = {{0, {5}}, {2, {6}}};
+  s = replica->engine->AddRequest(r);
+  EXPECT_THAT(s.message(), HasSubstr("continuation.choices[1].index = 2 is outside [0, 2)"));
+  r.continued_choices = {{1, {5}}, {1, {6}}};
+  s = replica->engine->AddRequest(r);
+  EXPECT_THAT(s.message(), HasSubstr("continuation.choices[1].index = 1 is given twice"));
+  r.continued_choices = {{1, {5, 6, 7, 8}}};
+  s = replica->engine->AddRequest(r);
+  EXPECT_THAT(s.message(), HasSubstr("continuation.choices[0].output_token_ids has 4 tokens"));
+  r.params.n = 1;
+  r.continued_choices = {{0, {5}}};
+  s = replica->engine->AddRequest(r);
+  EXPECT_THAT(s.message(), HasSubstr("continuation.choices is for sampling.n > 1"));
   EXPECT_FALSE(replica->engine->HasUnfinished());
 }
 

@@ -14,12 +14,17 @@
 //     so the next text continues the delivered text: nothing repeated,
 //     nothing missing (text a stop string or a split character held back
 //     comes out with the next token, as it would have).
-// Only for n = 1: each choice of an n > 1 request has output of its own.
+// With n > 1 each unfinished choice (ContinuedChoice) has output of its own:
+// the engine runs each as a request of its own with n = 1 and the choice's
+// seed (seed + index, as a fork of the uninterrupted request samples), and
+// gives its outputs the request's id and the choice's index
+// (Engine::AddRequest). Choices the client has whole are not run again.
 // Stateless functions; thread-safe.
 #pragma once
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "common/api/request_limits.h"
@@ -27,11 +32,20 @@
 
 namespace tessera {
 
-// INVALID_ARGUMENT, naming the field and the limit, unless `output` (the
-// delivered tokens; empty: not a continuation, always OK) can continue a
-// request with `params`: n is 1, fewer tokens than max_tokens (at least one
-// is left to generate), every id in the vocabulary.
-absl::Status ValidateContinuation(std::span<const int32_t> output, const SamplingParams& params,
-                                  const api::RequestLimits& limits);
+// One unfinished choice of a continued request with n > 1.
+struct ContinuedChoice {
+  int index = 0;                // 0 .. n - 1
+  std::vector<int32_t> output;  // what the client has of it (may be empty)
+};
+
+// INVALID_ARGUMENT, naming the field and the limit, unless the continuation
+// can continue a request with `params`: with n = 1 `output` (the delivered
+// tokens) and no `choices`; with n > 1 `choices` (at least one, each index in
+// [0, n) once) and no `output`; every choice with fewer tokens than
+// max_tokens (at least one is left to generate), every id in the
+// vocabulary. Both empty: not a continuation, always OK.
+absl::Status ValidateContinuation(std::span<const int32_t> output,
+                                  std::span<const ContinuedChoice> choices,
+                                  const SamplingParams& params, const api::RequestLimits& limits);
 
 }  // namespace tessera

@@ -27,6 +27,11 @@ RequestOutput ToRequestOutput(const SeqOutput& o) {
   return ro;
 }
 
+absl::Status AlreadyInUse(const std::string& request_id) {
+  return absl::AlreadyExistsError(
+      absl::StrCat("request_id '", request_id, "' is already in use by an unfinished request"));
+}
+
 }  // namespace
 
 Engine::Engine(const SchedulerConfig& sched, const CacheConfig& cache, std::vector<int32_t> eos_ids,
@@ -44,11 +49,13 @@ absl::Status Engine::AddRequest(EngineRequest r) {
   RETURN_IF_ERROR(api::ValidateTokensAndParams(r.prompt_token_ids, r.params, limits_));
   // An aborted request leaves the scheduler at once but its final outputs
   // come with the next Step(): until then its id is not free.
-  if (output_processor_.contains(r.request_id)) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("request_id '", r.request_id, "' is already in use by an unfinished request"));
-  }
-  RETURN_IF_ERROR(ValidateContinuation(r.continued_output, r.params, limits_));
+  if (InUse(r.request_id)) return AlreadyInUse(r.request_id);
+  RETURN_IF_ERROR(ValidateContinuation(r.continued_output, r.continued_choices, r.params, limits_));
+  if (!r.continued_choices.empty()) return AddContinuedChoices(std::move(r));
+  return AddSequence(std::move(r));
+}
+
+absl::Status Engine::AddSequence(EngineRequest r) {
   const uint64_t seed = r.params.seed.has_value() ? *r.params.seed : seed_rng_();
   const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                              std::chrono::steady_clock::now().time_since_epoch())
@@ -79,8 +86,80 @@ absl::Status Engine::AddRequest(EngineRequest r) {
   return absl::OkStatus();
 }
 
+absl::Status Engine::AddContinuedChoices(EngineRequest r) {
+  const int choices = static_cast<int>(r.continued_choices.size());
+  // All or none: the waiting queue is the one limit that differs between the
+  // choices' admissions (the others are the request's, checked alike for each).
+  const int room = scheduler_.config().max_waiting - scheduler_.num_waiting();
+  if (choices > room) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("request ", r.request_id, ": the waiting queue has room for ",
+                     std::max(room, 0), " requests but the continuation has ", choices,
+                     " unfinished choices (max_waiting = ", scheduler_.config().max_waiting, ")"));
+  }
+  // Choice i samples with seed + i, as the uninterrupted request's fork does.
+  const uint64_t seed = r.params.seed.has_value() ? *r.params.seed : seed_rng_();
+  Split& split = split_[r.request_id];
+  for (ContinuedChoice& c : r.continued_choices) {
+    EngineRequest one;
+    // '\x1f' keeps the internal id apart from the request's own.
+    one.request_id = absl::StrCat(r.request_id, "\x1f", c.index);
+    one.prompt_token_ids = r.prompt_token_ids;
+    one.params = r.params;
+    one.params.n = 1;
+    one.params.seed = seed + static_cast<uint64_t>(c.index);
+    one.priority = r.priority;
+    one.return_text = r.return_text;
+    one.continued_output = std::move(c.output);
+    const std::string id = one.request_id;
+    const absl::Status added = InUse(id) ? AlreadyInUse(id) : AddSequence(std::move(one));
+    if (!added.ok()) {
+      // Not reachable after the first choice unless the scheduler's limits
+      // changed; the choices already queued end, their outputs dropped.
+      if (split.unfinished.empty()) {
+        split_.erase(r.request_id);
+      } else {
+        split.admitted = false;
+        for (const std::string& queued : split.unfinished) {
+          scheduler_.Abort(queued, FinishReason::kAbort);
+        }
+      }
+      return added;
+    }
+    split.unfinished.push_back(id);
+    choice_seqs_[id] = ChoiceSeq{r.request_id, c.index};
+  }
+  return absl::OkStatus();
+}
+
+void Engine::MapChoiceOutputs(std::vector<RequestOutput>& outputs) {
+  if (choice_seqs_.empty()) return;
+  std::erase_if(outputs, [this](RequestOutput& o) {
+    const auto seq = choice_seqs_.find(o.request_id);
+    if (seq == choice_seqs_.end()) return false;
+    const std::string internal = o.request_id;
+    o.request_id = seq->second.request_id;
+    o.index = seq->second.index;
+    const auto split = split_.find(o.request_id);
+    TESSERA_CHECK(split != split_.end(), internal, ": a choice of no split request");
+    const bool drop = !split->second.admitted;
+    if (o.finished()) {
+      std::erase(split->second.unfinished, internal);
+      if (split->second.unfinished.empty()) split_.erase(split);
+      choice_seqs_.erase(seq);
+    }
+    return drop;
+  });
+}
+
 bool Engine::Abort(const std::string& request_id, FinishReason reason) {
-  return scheduler_.Abort(request_id, reason);
+  const auto split = split_.find(request_id);
+  if (split == split_.end()) return scheduler_.Abort(request_id, reason);
+  bool aborted = false;
+  for (const std::string& id : split->second.unfinished) {
+    aborted = scheduler_.Abort(id, reason) || aborted;
+  }
+  return aborted;
 }
 
 absl::StatusOr<std::vector<RequestOutput>> Engine::Step() {
@@ -165,6 +244,7 @@ absl::StatusOr<std::vector<RequestOutput>> Engine::Step() {
     TESSERA_CHECK(finished, f.request_id, "/", f.index, ": ended by the output processor but ",
                   "not running in the scheduler");
   }
+  MapChoiceOutputs(results);
   std::vector<KvEvent> events = scheduler_.TakeKvEvents();
   if (kv_event_sink_ && !events.empty()) kv_event_sink_(std::move(events));
   return results;

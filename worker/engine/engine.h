@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/api/request_limits.h"
@@ -62,8 +63,12 @@ class Engine {
   // params.n > 1 the prompt is prefilled once and forked into n choices
   // (see Scheduler), choice i sampling with seed + i when a seed is given,
   // else with a seed of its own drawn here. A continued request
-  // (request.continued_output, worker/engine/continuation.h) is checked by
-  // ValidateContinuation and resumes after its delivered output. ALREADY_EXISTS
+  // (request.continued_output / continued_choices,
+  // worker/engine/continuation.h) is checked by ValidateContinuation and
+  // resumes after its delivered output; with n > 1 each unfinished choice
+  // runs as a sequence of its own (n = 1, seed + index) under an internal id,
+  // and Step() gives its outputs the request's id and the choice's index, so
+  // the caller sees one request with request.choices() choices. ALREADY_EXISTS
   // while a request with the same id has not given its final outputs (an
   // aborted one until the next Step()), and the scheduler's refusals
   // (Scheduler::AddRequest).
@@ -96,6 +101,35 @@ class Engine {
   const EngineStats& stats() const { return stats_; }
 
  private:
+  // Queues one sequence (n choices forked from it when n > 1); `r` is
+  // validated.
+  absl::Status AddSequence(EngineRequest r);
+  // A continuation with n > 1 (r.continued_choices, validated): one n = 1
+  // sequence per choice, all or none.
+  absl::Status AddContinuedChoices(EngineRequest r);
+  // Gives the outputs of a split continuation's sequences their request's id
+  // and choice index (drops those of a request whose admission failed).
+  void MapChoiceOutputs(std::vector<RequestOutput>& outputs);
+  // Whether `request_id` names a request that has not given its final
+  // outputs (an aborted one until the next Step()).
+  bool InUse(const std::string& request_id) const {
+    return output_processor_.contains(request_id) || split_.contains(request_id);
+  }
+
+  // A continued n > 1 request split into one sequence per choice: its
+  // sequences' internal ids (those without a final output yet), and for each
+  // internal id the request and the choice it runs.
+  struct Split {
+    std::vector<std::string> unfinished;
+    bool admitted = true;  // false: admission failed half way; outputs dropped
+  };
+  struct ChoiceSeq {
+    std::string request_id;
+    int index = 0;
+  };
+  absl::flat_hash_map<std::string, Split> split_;
+  absl::flat_hash_map<std::string, ChoiceSeq> choice_seqs_;
+
   Scheduler scheduler_;
   ModelExecutor& executor_;
   Communicator& comm_;

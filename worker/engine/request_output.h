@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/api/sampling_params.h"
+#include "worker/engine/continuation.h"
 #include "worker/engine/sequence.h"
 #include "worker/exec/sampler.h"
 
@@ -18,9 +19,17 @@ struct EngineRequest {
   SamplingParams params;
   int priority = 0;
   bool return_text = false;  // outputs carry their text (RequestOutput::text)
-  // A continued request's delivered output (worker/engine/continuation.h);
-  // empty: a new request.
+  // A continued request (worker/engine/continuation.h): with n = 1 its
+  // delivered output, with n > 1 its unfinished choices; both empty: a new
+  // request.
   std::vector<int32_t> continued_output;
+  std::vector<ContinuedChoice> continued_choices;
+
+  // The final outputs the request will give: one per choice it runs
+  // (params.n, or the unfinished choices of a continuation).
+  int choices() const {
+    return continued_choices.empty() ? params.n : static_cast<int>(continued_choices.size());
+  }
 };
 
 // What one step produced for one choice of one request: its new tokens (zero

@@ -122,7 +122,7 @@ bool EngineLoop::done() const {
 void EngineLoop::AdmitAll(std::vector<Pending>& pending) {
   for (Pending& p : pending) {
     const std::string id = p.request.request_id;
-    const int n = p.request.params.n;
+    const int n = p.request.choices();
     if (sinks_.contains(id) || ending_.contains(id)) {
       p.sink->OnError(absl::AlreadyExistsError(
           absl::StrCat("request_id '", id, "' is already in flight on this worker")));
@@ -133,7 +133,9 @@ void EngineLoop::AdmitAll(std::vector<Pending>& pending) {
       p.sink->OnError(s);
       continue;
     }
-    Active active{std::move(p.sink), n};
+    Active active;
+    active.sink = std::move(p.sink);
+    active.unfinished = n;
     active.arrival = p.arrival;
     sinks_.emplace(id, std::move(active));
     unscheduled_.push_back(id);

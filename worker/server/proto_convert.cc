@@ -20,6 +20,10 @@ absl::StatusOr<EngineRequest> EngineRequestFromProto(const v1::GenerateRequest& 
   // Checked with the rest of the request by Engine::AddRequest.
   r.continued_output.assign(request.continuation().output_token_ids().begin(),
                             request.continuation().output_token_ids().end());
+  for (const v1::ContinuedChoice& c : request.continuation().choices()) {
+    r.continued_choices.push_back(ContinuedChoice{
+        c.index(), std::vector<int32_t>(c.output_token_ids().begin(), c.output_token_ids().end())});
+  }
   return r;
 }
 

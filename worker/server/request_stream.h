@@ -38,8 +38,9 @@ class GenerateStream : public RequestSink, public std::enable_shared_from_this<G
     std::string worker_id;
     // Sent in the first message (return_prompt_token_ids); empty = none.
     std::vector<int32_t> prompt_token_ids;
-    // The request's choices (SamplingParams::n): the stream ends after each
-    // has sent its final message.
+    // The request's choices (EngineRequest::choices(): SamplingParams::n, or
+    // a continuation's unfinished choices): the stream ends after each has
+    // sent its final message.
     int n = 1;
   };
 

@@ -132,7 +132,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* GenerateHandler::Generate(
   GenerateStream::Options options;
   options.request_id = r->request_id;
   options.worker_id = context_.worker_id;
-  options.n = r->params.n;
+  options.n = r->choices();
   if (request->return_prompt_token_ids()) options.prompt_token_ids = r->prompt_token_ids;
   std::shared_ptr<GenerateStream> stream =
       GenerateStream::Create(std::move(options), context_.loop);
