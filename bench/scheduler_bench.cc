@@ -1,7 +1,8 @@
 // Cost of the engine core's bookkeeping per step: Scheduler::Schedule() +
 // Scheduler::Update() + the stop decision on each new token (StopChecker, as
-// the OutputProcessor makes it, one request lookup per token) and
-// Scheduler::FinishChoice for the finished (+ draining KV events), with prefix
+// the OutputProcessor makes it: the request's stop conditions found through
+// the output's slot, checked against its id) and Scheduler::FinishChoice for
+// the finished (+ draining KV events), with prefix
 // caching on, in steady state (a finished request is replaced at once, inside
 // the timed loop, as the engine would do it).
 //
@@ -72,12 +73,13 @@ class Workload {
     int finished_long = 0;
     for (const SeqOutput& out : sched_.Update(plan, sampled_)) {
       if (out.new_tokens.empty()) continue;
-      const Sequence* seq = sched_.FindChoice(out.request_id, out.index);
-      const FinishReason reason =
-          stop_.Check(StopConditions::Of(seq->params()), out.new_tokens.back(), out.prompt_tokens,
-                      out.completion_tokens);
+      const Tracked& tracked = tracked_[out.output_slot];
+      if (tracked.id != out.request_id) std::abort();
+      const FinishReason reason = stop_.Check(tracked.stop, out.new_tokens.back(),
+                                              out.prompt_tokens, out.completion_tokens);
       if (reason == FinishReason::kNone) continue;
       sched_.FinishChoice(out.request_id, out.index, reason);
+      free_slots_.push_back(out.output_slot);
       (out.prompt_tokens > 1024 ? finished_long : finished_decode)++;
     }
     for (int i = 0; i < finished_decode; ++i) AddDecode();
@@ -108,6 +110,17 @@ class Workload {
     params.max_tokens = max_tokens;
     params.ignore_eos = true;
     auto seq = std::make_unique<Sequence>(NextId(), SeqId(next_id_), std::move(prompt), params);
+    // As OutputProcessor::Add: the request's state in a reused slot.
+    int32_t slot;
+    if (free_slots_.empty()) {
+      slot = static_cast<int32_t>(tracked_.size());
+      tracked_.emplace_back();
+    } else {
+      slot = free_slots_.back();
+      free_slots_.pop_back();
+    }
+    tracked_[slot] = Tracked{seq->request_id(), StopConditions::Of(params)};
+    seq->set_output_slot(slot);
     if (!sched_.AddRequest(std::move(seq)).ok()) std::abort();
   }
   void AddDecode() {
@@ -126,8 +139,17 @@ class Workload {
     Add(std::move(prompt), 1);
   }
 
+  // What the output processor keeps per request (here: id and stop
+  // conditions), by slot.
+  struct Tracked {
+    std::string id;
+    StopConditions stop;
+  };
+
   Scheduler sched_;
   const StopChecker stop_;
+  std::vector<Tracked> tracked_;
+  std::vector<int32_t> free_slots_;
   const int num_decode_;
   const int num_long_;
   std::mt19937_64 rng_{42};

@@ -161,6 +161,44 @@ TEST(OutputProcessorWithoutTokenizer, PassesEverythingThrough) {
   EXPECT_FALSE(step[0].finished());
 }
 
+// Outputs find their request through the slot Add returned (the engine's
+// per-token path); a slot is reused only after its request's last output,
+// and an output whose slot now holds another request is matched by its id.
+TEST(OutputProcessorSlots, OutputsFindTheirRequestBySlotAndAReusedSlotIsNotConfused) {
+  auto tokenizer = MakeByteTokenizer(512);
+  OutputProcessor p(tokenizer.get(), NoStopTokens());
+  const int32_t a = p.Add("a", {}, Stop({"xy"}), /*return_text=*/true);
+  const int32_t b = p.Add("b", {}, Stop({}), /*return_text=*/true);
+  EXPECT_NE(a, b);
+  std::vector<RequestOutput> step = {Out("a", {Tok('x')}), Out("b", {Tok('q')})};
+  step[0].output_slot = a;
+  step[1].output_slot = b;
+  EXPECT_THAT(p.Process(step), IsEmpty());
+  EXPECT_EQ(step[0].text, "");  // held back: a prefix of the stop string "xy"
+  EXPECT_EQ(step[1].text, "q");
+  // "a" ends at its stop string; its slot is free again.
+  step = {Out("a", {Tok('y')})};
+  step[0].output_slot = a;
+  EXPECT_THAT(Ids(p.Process(step)), ElementsAre("a"));
+  EXPECT_FALSE(p.contains("a"));
+  const int32_t c = p.Add("c", {}, Stop({}), /*return_text=*/true);
+  EXPECT_EQ(c, a) << "the freed slot is reused";
+  // A late output of "a" carrying the old slot does not touch "c".
+  step = {Out("a", {Tok('z')}), Out("c", {Tok('k')})};
+  step[0].output_slot = a;
+  step[1].output_slot = c;
+  EXPECT_THAT(p.Process(step), IsEmpty());
+  EXPECT_EQ(step[0].text, "") << "not tracked: passed through";
+  EXPECT_EQ(step[1].text, "k");
+  // By id (no slot) still works, and Remove frees a request that never ran.
+  step = {Out("b", {Tok('r')}, FinishReason::kLength)};
+  p.Process(step);
+  EXPECT_EQ(step[0].text, "r");
+  EXPECT_FALSE(p.contains("b"));
+  p.Remove("c");
+  EXPECT_EQ(p.size(), 0u);
+}
+
 // Through the engine (as tessera-generate runs it): greedy text, then the
 // same request with a stop string taken from that text ends before it.
 std::pair<std::string, FinishReason> RunOne(Engine& engine, EngineRequest r) {

@@ -19,6 +19,7 @@ RequestOutput ToRequestOutput(const SeqOutput& o) {
   RequestOutput ro;
   ro.request_id = o.request_id;
   ro.index = o.index;
+  ro.output_slot = o.output_slot;
   ro.new_tokens = o.new_tokens;
   ro.finish_reason = o.finish_reason;
   ro.prompt_tokens = o.prompt_tokens;
@@ -80,8 +81,11 @@ absl::Status Engine::AddSequence(EngineRequest r) {
   const size_t context = std::min<size_t>(prompt.size(), OutputProcessor::kPromptContextTokens);
   const std::vector<int32_t> prompt_tail(prompt.end() - static_cast<std::ptrdiff_t>(context),
                                          prompt.end());
-  RETURN_IF_ERROR(scheduler_.AddRequest(std::move(seq)));
-  output_processor_.Add(id, prompt_tail, params, r.return_text);
+  seq->set_output_slot(output_processor_.Add(id, prompt_tail, params, r.return_text));
+  if (const absl::Status added = scheduler_.AddRequest(std::move(seq)); !added.ok()) {
+    output_processor_.Remove(id);
+    return added;
+  }
   if (!r.continued_output.empty()) output_processor_.PrimeContinuation(id, r.continued_output);
   return absl::OkStatus();
 }

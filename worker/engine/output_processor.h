@@ -58,8 +58,15 @@ class OutputProcessor {
   // and vLLM print it); `params`: its stop conditions (ignore_eos,
   // stop_token_ids, max_tokens), stop strings and choices (n), each choice
   // with its own text state; `return_text`: whether its outputs carry text.
-  void Add(const std::string& request_id, std::span<const int32_t> prompt_tail,
-           const SamplingParams& params, bool return_text);
+  // Returns the request's slot: give it to its sequences
+  // (Sequence::set_output_slot), whose outputs then carry it
+  // (RequestOutput::output_slot) and find their state without a lookup by
+  // id. A request already tracked under `request_id` is replaced.
+  int32_t Add(const std::string& request_id, std::span<const int32_t> prompt_tail,
+              const SamplingParams& params, bool return_text);
+  // Stops tracking `request_id` (added but never run: the scheduler refused
+  // it). No-op when unknown.
+  void Remove(const std::string& request_id);
 
   // A continued request (worker/engine/continuation.h): replays `delivered`,
   // the output the client already has, through choice 0's text state one
@@ -84,8 +91,8 @@ class OutputProcessor {
   std::vector<Finished> Process(std::span<RequestOutput> outputs);
 
   // Requests tracked (added, and not every choice has given its last output).
-  size_t size() const { return requests_.size(); }
-  bool contains(const std::string& request_id) const { return requests_.contains(request_id); }
+  size_t size() const { return by_id_.size(); }
+  bool contains(const std::string& request_id) const { return by_id_.contains(request_id); }
 
  private:
   // One request's text state.
@@ -101,18 +108,27 @@ class OutputProcessor {
   // Applies `text` to `output`; true when a stop string ended it.
   bool ProcessText(Text& text, RequestOutput& output);
 
-  // One request: its stop conditions, a text state per choice (empty: no
-  // text, no stop strings) and how many choices have not given their last
-  // output.
+  // One request: its id, its stop conditions, a text state per choice
+  // (empty: no text, no stop strings) and how many choices have not given
+  // their last output. `live`: the slot holds a tracked request.
   struct Request {
+    std::string id;
+    bool live = false;
     StopConditions stop;
     std::vector<std::unique_ptr<Text>> choices;
     int unfinished = 1;
   };
+  // The request `output` belongs to (by its slot, else by its id), or null.
+  Request* Find(const RequestOutput& output);
+  // Frees `slot` (its request gave its last output, or was removed).
+  void Release(int32_t slot);
 
   const Tokenizer* const tokenizer_;
   const StopChecker stop_checker_;
-  absl::flat_hash_map<std::string, Request> requests_;
+  // The tracked requests by slot (a freed slot is reused), and their slots by id.
+  std::vector<Request> slots_;
+  std::vector<int32_t> free_slots_;
+  absl::flat_hash_map<std::string, int32_t> by_id_;
 };
 
 }  // namespace tessera

@@ -39,6 +39,9 @@ struct EngineRequest {
 struct RequestOutput {
   std::string request_id;
   int index = 0;  // the choice, 0 .. params.n - 1
+  // The output processor's handle of the request (Sequence::output_slot);
+  // -1: found by request_id.
+  int32_t output_slot = -1;
   std::vector<int32_t> new_tokens;
   std::vector<SampleResult> logprobs;  // one per new token when params.logprobs > 0
   // The new tokens' text (OutputProcessor), when the request asked for text:

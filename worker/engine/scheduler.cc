@@ -168,6 +168,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::EmitToken(const Sequence& se
   out.request_id.assign(seq.request_id());
   out.seq_id = seq.id();
   out.index = seq.choice_index();
+  out.output_slot = seq.output_slot();
   out.new_tokens.clear();
   out.new_tokens.push_back(token);
   out.finish_reason = FinishReason::kNone;

@@ -95,6 +95,7 @@ struct SeqOutput {
   std::string request_id;
   SeqId seq_id;
   int index = 0;                    // the choice (Sequence::choice_index)
+  int32_t output_slot = -1;         // Sequence::output_slot
   std::vector<int32_t> new_tokens;  // the token sampled this step (empty for an abort)
   FinishReason finish_reason = FinishReason::kNone;  // kNone while it runs
   // Usage of this choice, cumulative.

@@ -102,6 +102,7 @@ void Scheduler::AbortSeq(Sequence& seq, FinishReason reason) {
   out.request_id = seq.request_id();
   out.seq_id = seq.id();
   out.index = seq.choice_index();
+  out.output_slot = seq.output_slot();
   out.finish_reason = reason;
   FillUsage(seq, out);
 }
@@ -125,6 +126,7 @@ bool Scheduler::Abort(absl::string_view request_id, FinishReason reason) {
       out.request_id = first.request_id();
       out.seq_id = first.id();
       out.index = c;
+      out.output_slot = first.output_slot();
       out.finish_reason = reason;
       FillUsage(first, out);
       out.completion_tokens = 0;

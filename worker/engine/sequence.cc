@@ -64,6 +64,7 @@ std::unique_ptr<Sequence> Sequence::ForkOf(const Sequence& parent, int index) {
       parent.params_, parent.priority_, parent.arrival_time_ns_);
   child->fork_flags_ = 0;
   child->choice_index_ = index;
+  child->output_slot_ = parent.output_slot_;
   child->arrival_order_ = parent.arrival_order_;
   child->rng_seed_ = parent.choice_seed(index);
   child->ReserveOutput();

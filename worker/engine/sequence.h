@@ -92,6 +92,11 @@ class alignas(64) Sequence {
   // Which of the request's params().n choices this sequence is (0 for the
   // sequence the request entered as).
   int choice_index() const { return choice_index_; }
+  // The output processor's handle of the request (OutputProcessor::Add),
+  // carried into its outputs so that the per-token path finds the request's
+  // state without a lookup by id; -1: none. Forks keep their parent's.
+  int32_t output_slot() const { return output_slot_; }
+  void set_output_slot(int32_t slot) { output_slot_ = slot; }
   // Choice 0 of a request with n > 1 that has not forked yet: its first
   // sample is drawn n times and forks the other choices.
   bool fork_pending() const { return (fork_flags_ & kForkPending) != 0; }
@@ -210,6 +215,7 @@ class alignas(64) Sequence {
   int num_preemptions_ = 0;
   int num_cached_tokens_ = -1;
   int choice_index_ = 0;
+  int32_t output_slot_ = -1;
   std::vector<uint64_t> choice_seeds_;  // choices 1..n-1 (choice 0: n > 1 only)
 };
 
