@@ -22,6 +22,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/cli.h"
+#include "common/grpc/library_scope.h"
 #include "common/logging.h"
 #include "router/flags.h"
 #include "router/router_server.h"
@@ -134,5 +135,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tessera-router: %s\n", std::string(s.message()).c_str());
     return 2;
   }
+  const tessera::rpc::GrpcLibraryScope grpc;  // shuts gRPC down here, after Run's objects
   return tessera::router::Run();
 }

@@ -117,6 +117,7 @@ void WorkerPool::Impl::Poll(const EntryPtr& e) {
   const absl::Time now = absl::Now();
   std::string retire;
   auto call = std::make_shared<PollCall>();
+  std::shared_ptr<const Op> op;
   {
     absl::MutexLock lock(&e->mu);
     if (e->removed) return;
@@ -131,7 +132,7 @@ void WorkerPool::Impl::Poll(const EntryPtr& e) {
       call->started = now;
       call->load_context.set_deadline(absl::ToChronoTime(now + options.health_timeout));
       e->poll = call;
-      BeginOp();
+      op = NewOp(e);
     }
   }
   if (!retire.empty()) {
@@ -139,15 +140,15 @@ void WorkerPool::Impl::Poll(const EntryPtr& e) {
     return;
   }
   e->stub->async()->GetLoad(&call->load_context, &call->load_request, &call->report,
-                            [this, e, call](grpc::Status s) {
+                            [this, op, call](grpc::Status s) {
                               call->load_status = std::move(s);
-                              OnLoad(e, call);
-                              EndOp();
+                              OnLoad(op->entry(), call);
                             });
 }
 
 void WorkerPool::Impl::OnLoad(const EntryPtr& e, const std::shared_ptr<PollCall>& call) {
   bool need_models = false;
+  std::shared_ptr<const Op> op;
   {
     absl::MutexLock lock(&e->mu);
     if (e->removed) return;
@@ -156,7 +157,7 @@ void WorkerPool::Impl::OnLoad(const EntryPtr& e, const std::shared_ptr<PollCall>
                    (!call->report.model().empty() && call->report.model() != e->model->id()));
     if (need_models) {
       call->models_context.set_deadline(absl::ToChronoTime(absl::Now() + options.health_timeout));
-      BeginOp();  // before the caller's EndOp: the count never drops to 0 between
+      op = NewOp(e);  // while the caller's op lasts: the count never drops to 0 between
     }
   }
   if (!need_models) {
@@ -164,10 +165,9 @@ void WorkerPool::Impl::OnLoad(const EntryPtr& e, const std::shared_ptr<PollCall>
     return;
   }
   e->llm->async()->ListModels(&call->models_context, &call->models_request, &call->models,
-                              [this, e, call](grpc::Status s) {
+                              [this, op, call](grpc::Status s) {
                                 call->models_status = std::move(s);
-                                AfterModels(e, call);
-                                EndOp();
+                                AfterModels(op->entry(), call);
                               });
 }
 
@@ -202,16 +202,17 @@ void WorkerPool::Impl::AfterModels(const EntryPtr& e, const std::shared_ptr<Poll
     FinishPoll(e, call);
     return;
   }
+  std::shared_ptr<const Op> op;
   {
     absl::MutexLock lock(&e->mu);
     if (e->removed) return;
     call->tokenizer_context.set_deadline(
         absl::ToChronoTime(absl::Now() + std::max(options.health_timeout, absl::Seconds(30))));
-    BeginOp();
+    op = NewOp(e);
   }
   e->stub->async()->GetTokenizer(
       &call->tokenizer_context, &call->tokenizer_request, &call->tokenizer_response,
-      [this, e, call](grpc::Status s) {
+      [this, op, call](grpc::Status s) {
         // Parses the files on this gRPC thread (once per new tokenizer hash).
         if (!s.ok()) {
           call->text_error = Describe("GetTokenizer", s);
@@ -225,8 +226,7 @@ void WorkerPool::Impl::AfterModels(const EntryPtr& e, const std::shared_ptr<Poll
           }
           call->tokenizer_response.Clear();
         }
-        FinishPoll(e, call);
-        EndOp();
+        FinishPoll(op->entry(), call);
       });
 }
 
@@ -307,16 +307,16 @@ std::shared_ptr<KvWatchStream> WorkerPool::Impl::NewWatchLocked(const EntryPtr& 
     return nullptr;
   }
   const uint64_t epoch = ++e->watch_epoch;
+  // The op ends when the stream is destroyed (after on_done, or unstarted).
+  std::shared_ptr<const Op> op = NewOp(e);
   KvWatchStream::Callbacks callbacks;
-  callbacks.on_batch = [this, e, epoch](const v1::KvEventBatch& batch) {
-    return OnKvBatch(e, epoch, batch);
+  callbacks.on_batch = [this, op, epoch](const v1::KvEventBatch& batch) {
+    return OnKvBatch(op->entry(), epoch, batch);
   };
-  callbacks.on_done = [this, e, epoch](const absl::Status& status, bool got_snapshot) {
-    OnWatchDone(e, epoch, status, got_snapshot);
-    EndOp();
+  callbacks.on_done = [this, op, epoch](const absl::Status& status, bool got_snapshot) {
+    OnWatchDone(op->entry(), epoch, status, got_snapshot);
   };
   e->watch = std::make_shared<KvWatchStream>(std::move(callbacks));
-  BeginOp();  // ended by on_done, which every started stream calls once
   return e->watch;
 }
 

@@ -93,19 +93,42 @@ WorkerPool::Impl::Impl(WorkerPoolOptions o, std::unique_ptr<PlacementPolicy> p)
 }
 
 void WorkerPool::Impl::Shutdown() {
-  Cancels cancels;
+  std::vector<EntryPtr> all;  // released last, on this thread (see Op)
   {
-    absl::MutexLock lock(&mu);
-    stopping = true;
-    std::vector<EntryPtr> all;
-    for (const auto& [id, e] : by_id) all.push_back(e);
-    for (const EntryPtr& e : all) RemoveLocked(e, "the pool is shutting down", &cancels);
-  }
-  cancels.Run();
+    Cancels cancels;
+    {
+      absl::MutexLock lock(&mu);
+      stopping = true;
+      for (const auto& [id, e] : by_id) all.push_back(e);
+      for (const EntryPtr& e : all) RemoveLocked(e, "the pool is shutting down", &cancels);
+    }
+    cancels.Run();
+  }  // a cancelled watch stream goes (with its Op) once its call is over
   scheduler.Stop();
-  absl::MutexLock lock(&ops_mu);
-  ops_mu.Await(absl::Condition(
-      +[](int64_t* n) { return *n == 0; }, &ops));
+  {
+    absl::MutexLock lock(&ops_mu);
+    ops_mu.Await(absl::Condition(
+        +[](int64_t* n) { return *n == 0; }, &ops));
+  }
+  absl::MutexLock lock(&mu);
+  all.clear();        // each one is in `retired` too (RemoveLocked)
+  all.swap(retired);  // released after the lock, on this thread
+}
+
+void WorkerPool::Impl::PruneRetired() {
+  std::vector<EntryPtr> unused;  // released after the lock, on this (the scheduler's) thread
+  absl::MutexLock lock(&mu);
+  prune_scheduled = false;
+  // use_count() == 1: only `retired` holds it, and nothing can copy it from
+  // there but this function.
+  for (EntryPtr& e : retired) {
+    if (e.use_count() == 1) unused.push_back(std::move(e));
+  }
+  std::erase(retired, nullptr);
+  if (!retired.empty() && !stopping) {
+    prune_scheduled = true;
+    scheduler.Schedule(absl::Now() + options.health_interval, [this] { PruneRetired(); });
+  }
 }
 
 void WorkerPool::Impl::BeginOp() {
@@ -139,6 +162,11 @@ void WorkerPool::Impl::RemoveLocked(EntryPtr e, absl::string_view why, Cancels* 
     index.RemoveWorker(e->slot);
   }
   free_slots.push_back(e->slot);
+  retired.push_back(e);
+  if (!prune_scheduled && !stopping) {
+    prune_scheduled = true;
+    scheduler.Schedule(absl::Now(), [this] { PruneRetired(); });
+  }
   if (e->source == v1::WorkerInfo::SOURCE_REGISTERED) --registered;
   if (by_id.empty()) {
     vote.Clear();  // a new set of workers may serve another model / block size

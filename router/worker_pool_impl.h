@@ -229,10 +229,35 @@ struct WorkerPool::Impl {
   static v1::WorkerInfo InfoLocked(const WorkerRecord& e, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(e.mu);
 
-  // Async RPCs in flight (each callback's last act is EndOp): Shutdown waits
-  // for zero, so no callback touches a destroyed Impl.
+  // Async RPCs in flight: Shutdown waits for zero, so no callback touches a
+  // destroyed Impl. An RPC's callback holds its worker's entry through an Op,
+  // which ends the op only when the last copy of the callback is destroyed,
+  // after letting go of the entry. So once the count is zero no gRPC thread
+  // holds an entry, and Shutdown's own thread drops the last references to
+  // the workers' channels: a grpc::Channel destroyed last on a gRPC callback
+  // thread destroys the callback completion queue that thread runs (a double
+  // free at exit, found by ASan in integration_cluster_tls_test).
   void BeginOp();
   void EndOp();
+  class Op {
+   public:
+    Op(Impl* pool, EntryPtr entry) : pool_(pool), entry_(std::move(entry)) { pool_->BeginOp(); }
+    ~Op() {
+      entry_.reset();
+      pool_->EndOp();
+    }
+    Op(const Op&) = delete;
+    Op& operator=(const Op&) = delete;
+    const EntryPtr& entry() const { return entry_; }
+
+   private:
+    Impl* const pool_;
+    EntryPtr entry_;
+  };
+  // Held by an RPC's callback (copyable, as std::function wants).
+  std::shared_ptr<const Op> NewOp(const EntryPtr& e) { return std::make_shared<const Op>(this, e); }
+  // Releases the retired entries nothing else holds any more (scheduler task).
+  void PruneRetired() ABSL_LOCKS_EXCLUDED(mu);
 
   WorkerPoolOptions options;
   const std::unique_ptr<PlacementPolicy> policy;
@@ -269,6 +294,12 @@ struct WorkerPool::Impl {
   // at most registration_burst).
   double registration_tokens ABSL_GUARDED_BY(mu) = 0;
   absl::Time registration_refill ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+
+  // Removed entries, kept until nothing else holds them (a lease, an RPC's
+  // Op): then released by PruneRetired on the scheduler's thread, or by
+  // Shutdown, never on a gRPC thread (see Op).
+  std::vector<EntryPtr> retired ABSL_GUARDED_BY(mu);
+  bool prune_scheduled ABSL_GUARDED_BY(mu) = false;
 
   absl::Mutex ops_mu;
   int64_t ops ABSL_GUARDED_BY(ops_mu) = 0;

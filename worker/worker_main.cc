@@ -32,6 +32,7 @@
 #include "common/api/cluster_channel.h"
 #include "common/api/cluster_flags.h"
 #include "common/cli.h"
+#include "common/grpc/library_scope.h"
 #include "common/grpc/server_setup.h"
 #include "common/logging.h"
 #include "common/metrics/metrics_http.h"
@@ -316,6 +317,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tessera-worker: %s\n", std::string(mpi.status().message()).c_str());
     return 1;
   }
+  // Before any gRPC object (the cluster credentials below): shuts gRPC down
+  // on this thread at the end.
+  const tessera::rpc::GrpcLibraryScope grpc;
   const int rank = (*mpi)->world_rank();
   if (auto s = tessera::InitLogging(absl::GetFlag(FLAGS_log_level), absl::StrCat("worker r", rank));
       !s.ok()) {

@@ -1,6 +1,9 @@
 // WorkerPool's KV-event feed against in-process fake workers: the index
 // follows the watch stream, resyncs after a restart or a sequence gap, and the
 // watch can be turned off.
+#include <thread>
+#include <utility>
+
 #include "tests/router/worker_pool_test_util.h"
 
 namespace tessera::router::pool_test {
@@ -87,6 +90,54 @@ TEST_F(WorkerPoolTest, WatchCanBeTurnedOff) {
   const int64_t polls = a.get_load_calls();
   EXPECT_TRUE(Eventually([&] { return a.get_load_calls() >= polls + 3; }));
   EXPECT_EQ(a.watch_calls(), 0);
+}
+
+// The pool lets go of its workers' channels on the thread that destroys it,
+// once every RPC callback is over: a grpc::Channel destroyed last on a gRPC
+// callback thread destroys the completion queue that thread runs (a double
+// free at the router's exit, when a worker's watch ended just as the router
+// stopped). Each round: worker "b" is removed, then "a" stops (its watch and
+// polls end on gRPC threads) just before the pool goes.
+TEST_F(WorkerPoolTest, ChannelsAreReleasedOnTheThreadThatDestroysThePool) {
+  struct Released {
+    absl::Mutex mu;
+    std::vector<std::pair<std::string, std::thread::id>> by ABSL_GUARDED_BY(mu);
+  };
+  for (int round = 0; round < 10; ++round) {
+    SCOPED_TRACE(::testing::Message() << "round " << round);
+    fakes_.clear();
+    FakeWorker& a = Fake("a");
+    FakeWorker& b = Fake("b");
+    auto released = std::make_shared<Released>();
+    WorkerPoolOptions o = FastOptions();
+    // Each channel the pool gets, with a deleter that records where it ran.
+    o.make_channel = [released](const std::string& address) {
+      std::shared_ptr<grpc::Channel> channel =
+          grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+      grpc::Channel* raw = channel.get();
+      return std::shared_ptr<grpc::Channel>(
+          raw, [channel, released, address](grpc::Channel*) mutable {
+            {
+              absl::MutexLock lock(&released->mu);
+              released->by.emplace_back(address, std::this_thread::get_id());
+            }
+            channel.reset();
+          });
+    };
+    MakePool(o);
+    AddEligible(a);
+    AddEligible(b);
+    ASSERT_TRUE(Eventually([&] { return a.kv_watchers() == 1 && b.kv_watchers() == 1; }));
+    ASSERT_TRUE(pool_->Remove("b").ok());
+    a.Stop();
+    pool_.reset();
+
+    absl::MutexLock lock(&released->mu);
+    EXPECT_EQ(released->by.size(), 2u);  // each worker's channel, once, by now
+    for (const auto& [address, thread] : released->by) {
+      EXPECT_EQ(thread, std::this_thread::get_id()) << "the channel to " << address;
+    }
+  }
 }
 
 }  // namespace
