@@ -87,9 +87,9 @@ TEST_F(WorkerPoolTest, AWorkerRestartedAtItsAddressRegistersItsNewIncarnation) {
   MakePool();
   ASSERT_TRUE(pool_->Register(w.address(), "w1", kRealIncarnation).ok());
   ASSERT_TRUE(pool_->WaitEligible("w1", absl::Seconds(5)));
-  // Its watch stream is up first: destroying the pool while the watch it
-  // just opened is starting has tripped a gRPC refcount assertion (a
-  // teardown race outside this test's subject).
+  // Its watch stream is up first (destroying the pool while a watch starts
+  // tripped a gRPC refcount assertion once, before the pool released its
+  // channels only after every callback: worker_pool_kv_test).
   ASSERT_TRUE(Eventually([&] { return w.kv_watchers() == 1; }));
   absl::StatusOr<v1::WorkerInfo> again = pool_->Register(w.address(), "w1", kOtherIncarnation);
   ASSERT_TRUE(again.ok()) << again.status();
