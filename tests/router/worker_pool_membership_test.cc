@@ -162,13 +162,15 @@ TEST_F(WorkerPoolTest, RegisteredWorkersExpireWithoutHeartbeats) {
   FakeWorker& r = Fake("r");
   FakeWorker& s = Fake("s");
   WorkerPoolOptions o = FastOptions();
-  o.registration_ttl = absl::Milliseconds(300);
+  // 1 s: a heartbeat paced every 50 ms misses it only if this thread stalls
+  // for 950 ms (300 ms failed once in 18 runs on a 2-core VM at load 20).
+  o.registration_ttl = absl::Seconds(1);
   MakePool(o);
   ASSERT_TRUE(pool_->Add(r.address(), Source::SOURCE_REGISTERED, "r").ok());
   AddEligible(s);
   // Heartbeats keep it for well past the TTL (paced: this is the behaviour
   // under test, not synchronisation).
-  const absl::Time until = absl::Now() + absl::Milliseconds(900);
+  const absl::Time until = absl::Now() + absl::Milliseconds(2500);
   while (absl::Now() < until) {
     ASSERT_TRUE(pool_->Heartbeat("r"));
     absl::SleepFor(absl::Milliseconds(50));
