@@ -7,7 +7,6 @@
 #include "absl/strings/str_cat.h"
 
 namespace tessera::api {
-namespace {
 
 absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view flag) {
   std::ifstream in(path, std::ios::binary);
@@ -26,8 +25,6 @@ absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view f
   }
   return pem;
 }
-
-}  // namespace
 
 absl::StatusOr<ClusterCredentials> LoadClusterCredentials(std::string token,
                                                           const std::string& cert_path,

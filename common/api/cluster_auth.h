@@ -35,6 +35,10 @@ struct ClusterCredentials {
   bool tls() const { return !tls_cert.empty(); }
 };
 
+// The contents of the PEM file at `path`. INVALID_ARGUMENT naming `flag` and
+// the path when it cannot be read or holds no PEM block.
+absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view flag);
+
 // `token` plus the PEM files at the three paths (all empty: no TLS).
 // INVALID_ARGUMENT naming the flag when only some paths are given, a file
 // cannot be read or is empty.

@@ -3,6 +3,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/support/client_interceptor.h"
@@ -54,6 +55,28 @@ std::shared_ptr<grpc::ChannelCredentials> ClusterChannelCredentials(const Cluste
   options.pem_root_certs = c.tls_ca;
   options.pem_private_key = c.tls_key;
   options.pem_cert_chain = c.tls_cert;
+  return grpc::SslCredentials(options);
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ClientTlsCredentials(
+    const std::string& ca_path, const std::string& cert_path, const std::string& key_path) {
+  if (cert_path.empty() != key_path.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        cert_path.empty() ? "--tls-key" : "--tls-cert", " needs ",
+        cert_path.empty() ? "--tls-cert" : "--tls-key", " (a client certificate and its key)"));
+  }
+  grpc::SslCredentialsOptions options;
+  absl::StatusOr<std::string> ca = ReadPem(ca_path, "--tls-ca");
+  if (!ca.ok()) return ca.status();
+  options.pem_root_certs = *std::move(ca);
+  if (!cert_path.empty()) {
+    absl::StatusOr<std::string> cert = ReadPem(cert_path, "--tls-cert");
+    if (!cert.ok()) return cert.status();
+    absl::StatusOr<std::string> key = ReadPem(key_path, "--tls-key");
+    if (!key.ok()) return key.status();
+    options.pem_cert_chain = *std::move(cert);
+    options.pem_private_key = *std::move(key);
+  }
   return grpc::SslCredentials(options);
 }
 

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "common/api/cluster_auth.h"
 #include "grpcpp/grpcpp.h"
 
@@ -24,6 +25,15 @@ namespace tessera::api {
 std::shared_ptr<grpc::ServerCredentials> ClusterServerCredentials(const ClusterCredentials& c);
 
 std::shared_ptr<grpc::ChannelCredentials> ClusterChannelCredentials(const ClusterCredentials& c);
+
+// TLS for a client of a TLS port that is not a cluster peer (the `tessera`
+// CLI to the router's client port): trusts only the PEM CA bundle at
+// `ca_path`, and presents the certificate at `cert_path` with its key at
+// `key_path` when they are given (both or neither). INVALID_ARGUMENT naming
+// the flag (--tls-ca, --tls-cert, --tls-key) when a file cannot be read, is
+// not PEM, or only one of cert and key is given.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ClientTlsCredentials(
+    const std::string& ca_path, const std::string& cert_path, const std::string& key_path);
 
 // A channel to `target` (host:port) for cluster calls; `args` as for
 // grpc::CreateCustomChannel.

@@ -52,6 +52,16 @@ struct OptionSpec {
   std::function<absl::Status(CliArgs&, const std::string&)> apply;
 };
 
+// An option whose value is the path of a PEM file, kept in `field`.
+std::function<absl::Status(CliArgs&, const std::string&)> PemPath(std::string CliArgs::*field,
+                                                                  absl::string_view flag) {
+  return [field, flag](CliArgs& a, const std::string& v) {
+    if (v.empty()) return Usage(absl::StrCat(flag, " needs the path of a PEM file"));
+    a.*field = v;
+    return absl::OkStatus();
+  };
+}
+
 const std::vector<OptionSpec>& Options() {
   static const auto* options = new std::vector<OptionSpec>{
       {"router",
@@ -84,6 +94,9 @@ const std::vector<OptionSpec>& Options() {
          a.api_key = v;
          return absl::OkStatus();
        }},
+      {"tls-ca", true, {Command::kGenerate}, PemPath(&CliArgs::tls_ca, "--tls-ca")},
+      {"tls-cert", true, {Command::kGenerate}, PemPath(&CliArgs::tls_cert, "--tls-cert")},
+      {"tls-key", true, {Command::kGenerate}, PemPath(&CliArgs::tls_key, "--tls-key")},
       {"timeout",
        true,
        {},
@@ -326,6 +339,10 @@ absl::StatusOr<CliArgs> ParseCliArgs(const std::vector<std::string>& args, const
   }
   if (a.command == Command::kGenerate && a.json) {
     return Usage("generate has no --json output (it streams text)");
+  }
+  if (a.tls_ca.empty() && (!a.tls_cert.empty() || !a.tls_key.empty())) {
+    return Usage(absl::StrCat(a.tls_cert.empty() ? "--tls-key" : "--tls-cert",
+                              " needs --tls-ca (the CA that signed the endpoint's certificate)"));
   }
   for (const Given& g : given) {
     if (g.spec->name == "wait-timeout" && !a.wait) return Usage("--wait-timeout needs --wait");

@@ -49,6 +49,11 @@ struct CliArgs {
   std::string admin_token;                   // sent as `authorization: Bearer <token>`
   std::string endpoint = "localhost:50050";  // public (Llm) address, for generate
   std::string api_key;                       // sent as `authorization: Bearer <key>`
+  // TLS to --endpoint (generate), PEM file paths: on when tls_ca is set; the
+  // client certificate (both or neither) only with it.
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
   // Per-call deadline; unset = 10 s for admin calls and none for generate.
   std::optional<double> timeout_s;
   bool json = false;  // one JSON document on stdout instead of text

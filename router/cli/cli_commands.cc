@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/api/cluster_channel.h"
 #include "common/api/grpc_status.h"
 #include "common/api/wire_names.h"
 #include "router/cli/cli_format.h"
@@ -34,14 +35,16 @@ std::string FinishReasonName(v1::FinishReason reason) {
 // public endpoint for generate) and how its calls fail.
 class Connection {
  public:
-  Connection(const CliArgs& args, CliIo& io, std::string address, std::string bearer,
-             std::optional<double> timeout_s)
+  Connection(
+      const CliArgs& args, CliIo& io, std::string address, std::string bearer,
+      std::optional<double> timeout_s,
+      std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials())
       : args_(args),
         io_(io),
         address_(std::move(address)),
         bearer_(std::move(bearer)),
         timeout_s_(timeout_s),
-        channel_(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials())) {}
+        channel_(grpc::CreateChannel(address_, credentials)) {}
 
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 
@@ -256,7 +259,17 @@ int RunGenerate(const CliArgs& a, CliIo& io) {
       return kExitUsage;
     }
   }
-  Connection conn(a, io, a.endpoint, a.api_key, a.timeout_s);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!a.tls_ca.empty()) {
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> tls =
+        api::ClientTlsCredentials(a.tls_ca, a.tls_cert, a.tls_key);
+    if (!tls.ok()) {
+      io.err << "tessera: generate: " << tls.status().message() << "\n";
+      return kExitUsage;
+    }
+    credentials = *std::move(tls);
+  }
+  Connection conn(a, io, a.endpoint, a.api_key, a.timeout_s, std::move(credentials));
   auto stub = v1::Llm::NewStub(conn.channel());
   v1::GenerateRequest req;
   req.set_text(prompt);

@@ -3,7 +3,8 @@
 // reaches a TLS worker (health polls, Generate relayed to a client), a worker
 // registers over TLS with its certificate; a client without a certificate is
 // refused by the worker's services and by Registry (health still answers),
-// one with a certificate from another CA, or without TLS, cannot connect.
+// one with a certificate from another CA, or without TLS, cannot connect;
+// the `tessera` CLI reaches the TLS router with --tls-ca.
 #include "gtest/gtest.h"
 #include "tessera/v1/admin.grpc.pb.h"
 #include "tests/integration/cluster_process.h"
@@ -100,6 +101,24 @@ TEST_F(ClusterTlsTest, RouterAndWorkersUseMutualTls) {
                                          {.deadline = milliseconds(30000)});
   ExpectCompleteCall(call, 4, 6, "through the TLS router");
   EXPECT_EQ(call.worker_id, "w0");
+
+  // The `tessera` CLI through the TLS router: with --tls-ca (and a client
+  // certificate, or none), as the TLS client above; without, it cannot connect.
+  for (const std::vector<std::string>& tls :
+       {std::vector<std::string>{"--tls-ca", certs_.ca},
+        std::vector<std::string>{"--tls-ca", certs_.ca, "--tls-cert", certs_.cert, "--tls-key",
+                                 certs_.key}}) {
+    std::vector<std::string> args = {"--endpoint",   client, "generate",  "Hello",
+                                     "--max-tokens", "4",    "--timeout", "30"};
+    args.insert(args.end(), tls.begin(), tls.end());
+    const CliResult cli = RunCliIn(dir_, args);
+    EXPECT_EQ(cli.exit_code, 0) << cli.Describe();
+    EXPECT_NE(cli.err.find("completion_tokens: 4, cached_prompt_tokens"), std::string::npos)
+        << cli.Describe();
+  }
+  const CliResult plain_cli =
+      RunCliIn(dir_, {"--endpoint", client, "generate", "Hello", "--timeout", "3"});
+  EXPECT_EQ(plain_cli.exit_code, 5) << plain_cli.Describe();  // unreachable
 
   // The worker, directly: with the certificate everything works...
   auto with_cert = tessera::v1::Worker::NewStub(ClusterTestChannel(worker, "", ca_, cert_, key_));

@@ -63,6 +63,11 @@ struct CliResult {
   std::string Describe() const;  // for failure messages
 };
 
+// `tessera ARGS...` exactly as given (TESSERA_* environment cleared), its
+// stderr kept in a file under `dir`; killed after `timeout_s`.
+CliResult RunCliIn(const std::string& dir, const std::vector<std::string>& args,
+                   int timeout_s = 30);
+
 // $TESSERA_ROUTER_LOG_LEVEL (default info) sets the router's --log-level.
 std::string RouterLogLevel();
 
@@ -152,7 +157,7 @@ class RouterCluster {
   bool RestartReplica(int i, std::string* error);
 
   // ---- the CLI ----
-  // `tessera ARGS...` exactly as given (TESSERA_* environment cleared).
+  // RunCliIn(this cluster's directory, ...).
   CliResult RunCli(const std::vector<std::string>& args, int timeout_s = 30) const;
   // `tessera --router ADMIN --admin-token TOKEN ARGS...`.
   CliResult AdminCli(const std::vector<std::string>& args) const;

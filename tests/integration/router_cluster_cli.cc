@@ -40,11 +40,11 @@ std::string RouterCluster::CliBinary() {
   return TESSERA_CLI_BINARY;
 }
 
-CliResult RouterCluster::RunCli(const std::vector<std::string>& args, int timeout_s) const {
+CliResult RunCliIn(const std::string& dir, const std::vector<std::string>& args, int timeout_s) {
   CliResult r;
   static std::atomic<int> counter{0};
-  const std::string err_file = dir_ + "/cli" + std::to_string(counter.fetch_add(1)) + ".err";
-  std::string command = ShellQuote(CliBinary());
+  const std::string err_file = dir + "/cli" + std::to_string(counter.fetch_add(1)) + ".err";
+  std::string command = ShellQuote(RouterCluster::CliBinary());
   for (const std::string& a : args) command += " " + ShellQuote(a);
   r.command = command;
   const CommandResult cr = RunCommand(
@@ -55,6 +55,10 @@ CliResult RouterCluster::RunCli(const std::vector<std::string>& args, int timeou
   r.out = cr.out;
   r.err = ReadTestFile(err_file);
   return r;
+}
+
+CliResult RouterCluster::RunCli(const std::vector<std::string>& args, int timeout_s) const {
+  return RunCliIn(dir_, args, timeout_s);
 }
 
 CliResult RouterCluster::AdminCli(const std::vector<std::string>& args) const {

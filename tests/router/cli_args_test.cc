@@ -104,6 +104,23 @@ TEST(CliArgsTest, GenerateOptions) {
   EXPECT_FALSE(unset.timeout_s.has_value());
 }
 
+TEST(CliArgsTest, TlsOptionsOfGenerate) {
+  const CliArgs a =
+      ParseOk({"generate", "hi", "--tls-ca", "ca.pem", "--tls-cert=c.pem", "--tls_key", "k.pem"});
+  EXPECT_EQ(a.tls_ca, "ca.pem");
+  EXPECT_EQ(a.tls_cert, "c.pem");
+  EXPECT_EQ(a.tls_key, "k.pem");
+  EXPECT_EQ(ParseOk({"generate", "hi", "--tls-ca", "ca.pem"}).tls_cert, "");
+  EXPECT_THAT(ParseError({"generate", "hi", "--tls-cert", "c.pem", "--tls-key", "k.pem"}),
+              HasSubstr("--tls-cert needs --tls-ca"));
+  EXPECT_THAT(ParseError({"generate", "hi", "--tls-key", "k.pem"}),
+              HasSubstr("--tls-key needs --tls-ca"));
+  EXPECT_THAT(ParseError({"generate", "hi", "--tls-ca="}),
+              HasSubstr("--tls-ca needs the path of a PEM file"));
+  EXPECT_THAT(ParseError({"workers", "--tls-ca", "ca.pem"}),
+              HasSubstr("--tls-ca is an option of generate, not of workers"));
+}
+
 TEST(CliArgsTest, DoubleDashEndsOptions) {
   const CliArgs a = ParseOk({"generate", "--max-tokens", "4", "--", "--not an option"});
   EXPECT_EQ(a.argument, "--not an option");

@@ -2,6 +2,7 @@
 // (tests/router/cli_test_fixture.h): streamed text, usage, unset sampling
 // fields left unset, the prompt from stdin, a refused API key, an error
 // finish.
+#include <fstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -58,6 +59,23 @@ TEST_F(CliCommandsTest, GenerateErrorFinishExits1) {
   EXPECT_EQ(r.code, kExitCallFailed);
   EXPECT_THAT(r.err, HasSubstr("finish_reason: error"));
   EXPECT_THAT(r.err, HasSubstr("the worker crashed"));
+}
+
+// A TLS file that cannot be used is a usage error naming its option; no call
+// is made.
+TEST_F(CliCommandsTest, GenerateTlsFilesThatCannotBeReadExit2) {
+  Result r = Run({"generate", "hi", "--tls-ca", "/nonexistent/ca.pem"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("tessera: generate: --tls-ca /nonexistent/ca.pem: cannot open"));
+  const std::string not_pem = ::testing::TempDir() + "/cli_not_pem.txt";
+  std::ofstream(not_pem) << "hello";
+  r = Run({"generate", "hi", "--tls-ca", not_pem});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("--tls-ca " + not_pem + ": not a PEM file"));
+  r = Run({"generate", "hi", "--tls-ca", not_pem, "--tls-cert", not_pem});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("--tls-cert needs --tls-key"));
+  EXPECT_EQ(llm_.last_request().text(), "");  // no call reached the service
 }
 
 }  // namespace
