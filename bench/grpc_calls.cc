@@ -178,10 +178,16 @@ absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> MakeChannels(const O
     if (several) args.SetServiceConfigJSON(kSeveralRoutersConfig);
     // Distinct arguments give each channel its own connection.
     args.SetInt("tessera.bench.channel", i);
-    // A worker's port needs the cluster credential; the router's Llm the API key.
-    channels.push_back(o.worker_service ? api::CreateClusterChannel(*target, o.cluster, args)
-                                        : grpc::CreateCustomChannel(
-                                              *target, grpc::InsecureChannelCredentials(), args));
+    // A worker's port needs the cluster credential; the router's Llm the API
+    // key, over TLS when --tls-* are given (a router started with them serves
+    // TLS on its client port; this process's certificate is presented).
+    channels.push_back(
+        o.worker_service
+            ? api::CreateClusterChannel(*target, o.cluster, args)
+            : grpc::CreateCustomChannel(*target,
+                                        o.cluster.tls() ? api::ClusterChannelCredentials(o.cluster)
+                                                        : grpc::InsecureChannelCredentials(),
+                                        args));
     if (!channels.back()->WaitForConnected(std::chrono::system_clock::now() +
                                            std::chrono::seconds(30))) {
       return absl::UnavailableError("cannot connect to " + o.target + " within 30 s");

@@ -4,7 +4,8 @@
 // registers over TLS with its certificate; a client without a certificate is
 // refused by the worker's services and by Registry (health still answers),
 // one with a certificate from another CA, or without TLS, cannot connect;
-// the `tessera` CLI reaches the TLS router with --tls-ca.
+// the `tessera` CLI (--tls-ca) and tessera-bench --service llm (--tls-*)
+// reach the TLS router.
 #include "gtest/gtest.h"
 #include "tessera/v1/admin.grpc.pb.h"
 #include "tests/integration/cluster_process.h"
@@ -119,6 +120,32 @@ TEST_F(ClusterTlsTest, RouterAndWorkersUseMutualTls) {
   const CliResult plain_cli =
       RunCliIn(dir_, {"--endpoint", client, "generate", "Hello", "--timeout", "3"});
   EXPECT_EQ(plain_cli.exit_code, 5) << plain_cli.Describe();  // unreachable
+  // tessera-bench --service llm with --tls-*: every request completes (exit 0).
+  {
+    std::vector<std::string> bench = {std::string(TESSERA_BINARY_DIR) + "/bench/tessera-bench",
+                                      "--target",
+                                      client,
+                                      "--service",
+                                      "llm",
+                                      "--requests",
+                                      "4",
+                                      "--concurrency",
+                                      "2",
+                                      "--prompt-len",
+                                      "4",
+                                      "--max-tokens",
+                                      "4",
+                                      "--vocab-size",
+                                      "256",
+                                      "--timeout",
+                                      "60"};
+    bench.insert(bench.end(), tls_flags_.begin(), tls_flags_.end());
+    std::string error;
+    std::unique_ptr<Process> p =
+        Process::Spawn(bench, dir_ + "/bench.log", &error, {"TESSERA_CLUSTER_TOKEN="});
+    ASSERT_NE(p, nullptr) << error;
+    EXPECT_EQ(p->WaitExit(milliseconds(90000)), std::optional<int>(0)) << p->LogTail();
+  }
 
   // The worker, directly: with the certificate everything works...
   auto with_cert = tessera::v1::Worker::NewStub(ClusterTestChannel(worker, "", ca_, cert_, key_));
