@@ -4,13 +4,17 @@
 // message naming the limit and trailing metadata `retry-after`, the
 // admission queue's overload carries `retry-after` too, `priority` is
 // clamped to the tenant's max_priority, `user` names a tenant only with
-// --user-tenants, and the tenant metrics count it all.
+// --user-tenants, and the tenant metrics count it all; over the HTTP API a
+// limit is 429 with Retry-After.
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "absl/strings/numbers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/common/http_test_util.h"
 #include "tests/router/service_test_util.h"
 
 namespace tessera::router::testing {
@@ -132,6 +136,53 @@ TEST_F(TenantServiceTest, TokensPerMinuteCountsPromptAndCompletion) {
   ASSERT_TRUE(absl::SimpleAtoi(RetryAfterOf(ctx), &seconds)) << RetryAfterOf(ctx);
   EXPECT_GE(seconds, 15);
   EXPECT_LE(seconds, 20);
+  EXPECT_EQ(workers_[0]->generate_calls(), 2);
+}
+
+// The same limit over the OpenAI HTTP API: 429, a Retry-After header and
+// OpenAI's error body naming the limit.
+TEST_F(TenantServiceTest, OverHttpALimitIs429WithRetryAfter) {
+  StartWorkers(1);
+  workers_[0]->SetGenerateScript({.tokens = 10});
+  RouterServerOptions o = FastOptions();
+  o.api_keys = {Keyed("batch", kBatchKey)};
+  o.api_keys[0].policy.tokens_per_minute = 60;  // one per second
+  StartRouter(o);
+  ASSERT_GT(router_->http_port(), 0);
+  std::string prompt = "[5";
+  for (int i = 1; i < 20; ++i) prompt += ",5";
+  const std::string body =
+      absl::StrCat(R"({"model":"fake","prompt":)", prompt, R"(],"max_tokens":10})");
+  auto post = [&]() -> std::optional<http::testing::RawResponse> {
+    http::testing::RawClient client(router_->http_port(), absl::Seconds(10));
+    if (!client.Send(absl::StrCat(
+            "POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+            "Authorization: Bearer ",
+            kBatchKey, "\r\nContent-Type: application/json\r\nContent-Length: ", body.size(),
+            "\r\n\r\n", body))) {
+      return std::nullopt;
+    }
+    return client.ReadResponse();
+  };
+  // 20 prompt + 10 completion tokens: two pass (60 -> 30 -> 0), the third
+  // finds an empty bucket.
+  for (int i = 0; i < 2; ++i) {
+    const std::optional<http::testing::RawResponse> r = post();
+    ASSERT_TRUE(r.has_value());
+    ASSERT_EQ(r->status, 200) << r->body;
+    ASSERT_TRUE(Eventually([&] { return router_->tenants().in_flight("batch") == 0; }));
+  }
+  const std::optional<http::testing::RawResponse> r = post();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 429) << r->body;
+  int64_t seconds = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(r->header("retry-after"), &seconds)) << r->header("retry-after");
+  EXPECT_GE(seconds, 15);
+  EXPECT_LE(seconds, 20);
+  const nlohmann::json j = nlohmann::json::parse(r->body, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(j.is_object()) << r->body;
+  EXPECT_EQ(j["error"]["type"], "rate_limit_error") << r->body;
+  EXPECT_THAT(j["error"]["message"].get<std::string>(), HasSubstr("tokens_per_minute (60)"));
   EXPECT_EQ(workers_[0]->generate_calls(), 2);
 }
 
