@@ -75,6 +75,7 @@
 #include "bench/openai_calls.h"
 #include "bench/recording.h"
 #include "common/cli.h"
+#include "common/grpc/library_scope.h"
 
 namespace tessera::bench {
 namespace {
@@ -205,5 +206,6 @@ int main(int argc, char** argv) {
       "      [--workload random|shared-prefix|multi-turn] [--prompt-len L] [--max-tokens T]\n"
       "      [--temperature T] [--record FILE | --replay FILE]\n"
       "      [--disconnect-after-tokens K] [--json FILE|-] [--admin ADDR --admin-token TOKEN]");
+  const tessera::rpc::GrpcLibraryScope grpc;  // shuts gRPC down here, after Run's objects
   return tessera::bench::Run();
 }

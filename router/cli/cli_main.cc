@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/grpc/library_scope.h"
 #include "router/cli/cli_commands.h"
 
 namespace {
@@ -54,6 +55,7 @@ int main(int argc, char** argv) {
   // Only --watch waits for signals; other commands keep the default (die).
   const bool watch = std::find(args.begin(), args.end(), "--watch") != args.end();
   if (watch && InstallStopHandlers()) io.wait_or_stop = WaitOrStop;
+  const tessera::rpc::GrpcLibraryScope grpc;  // shuts gRPC down on this thread, at the end
   const int code = tessera::cli::RunCli(args, tessera::cli::ProcessEnv(), io);
   std::cout.flush();
   return code;
