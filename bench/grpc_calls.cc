@@ -96,13 +96,21 @@ class Call final : public grpc::ClientReadReactor<v1::GenerateResponse> {
       record_.failure = "FINISH_ERROR";
     }
     if (finished_) record_.disconnected = false;  // it ended before the cancel took effect
-    sink_->Finished(plan_, std::move(record_), output_);
+    // The call (its context holds the channel) goes before the sink hears of
+    // its end: once every call is reported, the driver lets the channels go,
+    // and the last reference released on this gRPC thread would destroy the
+    // completion queue the thread runs (a double free ASan found at exit).
+    CallSink* const sink = sink_;
+    Planned plan = std::move(plan_);
+    CallRecord record = std::move(record_);
+    std::vector<int32_t> output = std::move(output_);
     delete this;
+    sink->Finished(plan, std::move(record), output);
   }
 
  private:
   CallSink* const sink_;
-  const Planned plan_;
+  Planned plan_;
   const bool keep_tokens_;
   const int disconnect_after_;
   v1::GenerateRequest request_;

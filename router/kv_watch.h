@@ -53,6 +53,9 @@ class KvWatchStream : public grpc::ClientReadReactor<v1::KvEventBatch>,
  private:
   void Fail(absl::Status status);  // reader-side protocol error: cancel the call
 
+  // Declared before the context, so destroyed after it: the owner's
+  // callbacks may hold the last reference to the channel, which the context
+  // also holds (WorkerPool's Op relies on this order).
   const Callbacks callbacks_;
   grpc::ClientContext context_;
   v1::WatchKvEventsRequest request_;

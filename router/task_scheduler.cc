@@ -1,10 +1,16 @@
 #include "router/task_scheduler.h"
 
+#include <pthread.h>
+
 #include <utility>
 
 namespace tessera::router {
 
-TaskScheduler::TaskScheduler() : thread_([this] { Loop(); }) {}
+TaskScheduler::TaskScheduler()
+    : thread_([this] {
+        pthread_setname_np(pthread_self(), kThreadName);  // for top -H, gdb and tests
+        Loop();
+      }) {}
 
 TaskScheduler::~TaskScheduler() { Stop(); }
 

@@ -17,6 +17,9 @@ namespace tessera::router {
 
 class TaskScheduler {
  public:
+  // The thread's name (pthread_setname_np).
+  static constexpr char kThreadName[] = "tessera-tasks";
+
   TaskScheduler();   // starts the thread
   ~TaskScheduler();  // Stop()
   TaskScheduler(const TaskScheduler&) = delete;

@@ -132,7 +132,7 @@ void WorkerPool::Impl::Poll(const EntryPtr& e) {
       call->started = now;
       call->load_context.set_deadline(absl::ToChronoTime(now + options.health_timeout));
       e->poll = call;
-      op = NewOp(e);
+      op = NewOp(e, call);
     }
   }
   if (!retire.empty()) {
@@ -140,9 +140,9 @@ void WorkerPool::Impl::Poll(const EntryPtr& e) {
     return;
   }
   e->stub->async()->GetLoad(&call->load_context, &call->load_request, &call->report,
-                            [this, op, call](grpc::Status s) {
-                              call->load_status = std::move(s);
-                              OnLoad(op->entry(), call);
+                            [this, op](grpc::Status s) {
+                              op->poll()->load_status = std::move(s);
+                              OnLoad(op->entry(), op->poll());
                             });
 }
 
@@ -157,7 +157,7 @@ void WorkerPool::Impl::OnLoad(const EntryPtr& e, const std::shared_ptr<PollCall>
                    (!call->report.model().empty() && call->report.model() != e->model->id()));
     if (need_models) {
       call->models_context.set_deadline(absl::ToChronoTime(absl::Now() + options.health_timeout));
-      op = NewOp(e);  // while the caller's op lasts: the count never drops to 0 between
+      op = NewOp(e, call);  // while the caller's op lasts: the count never drops to 0 between
     }
   }
   if (!need_models) {
@@ -165,9 +165,9 @@ void WorkerPool::Impl::OnLoad(const EntryPtr& e, const std::shared_ptr<PollCall>
     return;
   }
   e->llm->async()->ListModels(&call->models_context, &call->models_request, &call->models,
-                              [this, op, call](grpc::Status s) {
-                                call->models_status = std::move(s);
-                                AfterModels(op->entry(), call);
+                              [this, op](grpc::Status s) {
+                                op->poll()->models_status = std::move(s);
+                                AfterModels(op->entry(), op->poll());
                               });
 }
 
@@ -208,25 +208,26 @@ void WorkerPool::Impl::AfterModels(const EntryPtr& e, const std::shared_ptr<Poll
     if (e->removed) return;
     call->tokenizer_context.set_deadline(
         absl::ToChronoTime(absl::Now() + std::max(options.health_timeout, absl::Seconds(30))));
-    op = NewOp(e);
+    op = NewOp(e, call);
   }
   e->stub->async()->GetTokenizer(
       &call->tokenizer_context, &call->tokenizer_request, &call->tokenizer_response,
-      [this, op, call](grpc::Status s) {
+      [this, op](grpc::Status s) {
+        PollCall* const poll = op->poll().get();
         // Parses the files on this gRPC thread (once per new tokenizer hash).
         if (!s.ok()) {
-          call->text_error = Describe("GetTokenizer", s);
+          poll->text_error = Describe("GetTokenizer", s);
         } else {
           absl::StatusOr<std::shared_ptr<const ModelText>> text =
-              ModelText::FromProto(call->tokenizer_response, call->models.models(0).vocab_size());
+              ModelText::FromProto(poll->tokenizer_response, poll->models.models(0).vocab_size());
           if (text.ok()) {
-            call->text = *std::move(text);
+            poll->text = *std::move(text);
           } else {
-            call->text_error = absl::StrCat("its tokenizer: ", text.status().message());
+            poll->text_error = absl::StrCat("its tokenizer: ", text.status().message());
           }
-          call->tokenizer_response.Clear();
+          poll->tokenizer_response.Clear();
         }
-        FinishPoll(op->entry(), call);
+        FinishPoll(op->entry(), op->poll());
       });
 }
 

@@ -239,23 +239,35 @@ struct WorkerPool::Impl {
   // free at exit, found by ASan in integration_cluster_tls_test).
   void BeginOp();
   void EndOp();
+  // A poll's op also holds its PollCall (whose grpc::ClientContexts hold the
+  // channel too) and releases it first. (A watch stream's context goes before
+  // its callbacks: KvWatchStream's members.)
   class Op {
    public:
-    Op(Impl* pool, EntryPtr entry) : pool_(pool), entry_(std::move(entry)) { pool_->BeginOp(); }
+    Op(Impl* pool, EntryPtr entry, std::shared_ptr<PollCall> poll)
+        : pool_(pool), entry_(std::move(entry)), poll_(std::move(poll)) {
+      pool_->BeginOp();
+    }
     ~Op() {
+      poll_.reset();
       entry_.reset();
       pool_->EndOp();
     }
     Op(const Op&) = delete;
     Op& operator=(const Op&) = delete;
     const EntryPtr& entry() const { return entry_; }
+    const std::shared_ptr<PollCall>& poll() const { return poll_; }
 
    private:
     Impl* const pool_;
     EntryPtr entry_;
+    std::shared_ptr<PollCall> poll_;
   };
-  // Held by an RPC's callback (copyable, as std::function wants).
-  std::shared_ptr<const Op> NewOp(const EntryPtr& e) { return std::make_shared<const Op>(this, e); }
+  // Held by an RPC's callback (copyable, as std::function wants), which
+  // reaches the entry and the poll only through it.
+  std::shared_ptr<const Op> NewOp(const EntryPtr& e, std::shared_ptr<PollCall> poll = nullptr) {
+    return std::make_shared<const Op>(this, e, std::move(poll));
+  }
   // Releases the retired entries nothing else holds any more (scheduler task).
   void PruneRetired() ABSL_LOCKS_EXCLUDED(mu);
 

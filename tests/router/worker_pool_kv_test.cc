@@ -1,9 +1,13 @@
 // WorkerPool's KV-event feed against in-process fake workers: the index
 // follows the watch stream, resyncs after a restart or a sequence gap, and the
-// watch can be turned off.
+// watch can be turned off; the pool releases its channels on its own threads.
+#include <pthread.h>
+
 #include <thread>
+#include <tuple>
 #include <utility>
 
+#include "router/task_scheduler.h"
 #include "tests/router/worker_pool_test_util.h"
 
 namespace tessera::router::pool_test {
@@ -92,17 +96,22 @@ TEST_F(WorkerPoolTest, WatchCanBeTurnedOff) {
   EXPECT_EQ(a.watch_calls(), 0);
 }
 
-// The pool lets go of its workers' channels on the thread that destroys it,
-// once every RPC callback is over: a grpc::Channel destroyed last on a gRPC
-// callback thread destroys the completion queue that thread runs (a double
-// free at the router's exit, when a worker's watch ended just as the router
-// stopped). Even rounds: worker "b" is removed, then "a" stops (its watch and
-// polls end on gRPC threads) just before the pool goes; odd rounds: the pool
-// goes as soon as both are in rotation, while their watches are starting.
-TEST_F(WorkerPoolTest, ChannelsAreReleasedOnTheThreadThatDestroysThePool) {
+// The pool lets go of its workers' channels on its own threads, never on a
+// gRPC callback thread: a grpc::Channel destroyed last on a gRPC callback
+// thread destroys the completion queue that thread runs (a double free at the
+// router's exit, when a worker's watch ended just as the router stopped).
+// Even rounds: worker "b" is removed, then "a" stops (its watch and polls end
+// on gRPC threads) just before the pool goes; odd rounds: the pool goes as
+// soon as both are in rotation, while their watches are starting. "a" is in
+// the pool to the end: its channel goes on the thread that destroys the pool.
+// "b" goes then or before, on the pool's scheduler thread (PruneRetired).
+// What is checked is the pool's own reference (the deleter of the channel it
+// was given); the calls' contexts hold the channel too.
+TEST_F(WorkerPoolTest, ChannelsAreReleasedOnThePoolsOwnThreads) {
   struct Released {
     absl::Mutex mu;
-    std::vector<std::pair<std::string, std::thread::id>> by ABSL_GUARDED_BY(mu);
+    // address -> (thread, its name)
+    std::vector<std::tuple<std::string, std::thread::id, std::string>> by ABSL_GUARDED_BY(mu);
   };
   for (int round = 0; round < 10; ++round) {
     SCOPED_TRACE(::testing::Message() << "round " << round);
@@ -118,9 +127,11 @@ TEST_F(WorkerPoolTest, ChannelsAreReleasedOnTheThreadThatDestroysThePool) {
       grpc::Channel* raw = channel.get();
       return std::shared_ptr<grpc::Channel>(
           raw, [channel, released, address](grpc::Channel*) mutable {
+            char name[16] = {};
+            pthread_getname_np(pthread_self(), name, sizeof(name));
             {
               absl::MutexLock lock(&released->mu);
-              released->by.emplace_back(address, std::this_thread::get_id());
+              released->by.emplace_back(address, std::this_thread::get_id(), name);
             }
             channel.reset();
           });
@@ -137,8 +148,13 @@ TEST_F(WorkerPoolTest, ChannelsAreReleasedOnTheThreadThatDestroysThePool) {
 
     absl::MutexLock lock(&released->mu);
     EXPECT_EQ(released->by.size(), 2u);  // each worker's channel, once, by now
-    for (const auto& [address, thread] : released->by) {
-      EXPECT_EQ(thread, std::this_thread::get_id()) << "the channel to " << address;
+    for (const auto& [address, thread, name] : released->by) {
+      if (address == a.address() || round % 2 == 1) {
+        EXPECT_EQ(thread, std::this_thread::get_id()) << "the channel to " << address;
+      } else {
+        EXPECT_TRUE(thread == std::this_thread::get_id() || name == TaskScheduler::kThreadName)
+            << "the channel to " << address << " went on thread '" << name << "'";
+      }
     }
   }
 }
