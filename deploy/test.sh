@@ -15,7 +15,7 @@
 # children the integration tests start — writes its reports to $BUILD_DIR/sanitizer-logs/
 # (log_path), and a report there fails the run even when the test that started the
 # process did not notice. LeakSanitizer suppressions: tests/sanitizers/lsan.supp (Open
-# MPI's own leaks only).
+# MPI's own leaks, and OpenSSL's per-thread state at exit; the file says why).
 #
 # Environment: TESSERA_SANITIZE (a -fsanitize= list; unset: address,undefined; empty: none,
 # a Release build), BUILD_DIR (build-asan when sanitizing, else build), JOBS (build jobs,
