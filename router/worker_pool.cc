@@ -125,10 +125,13 @@ void WorkerPool::Impl::PruneRetired() {
     if (e.use_count() == 1) unused.push_back(std::move(e));
   }
   std::erase(retired, nullptr);
-  if (!retired.empty() && !stopping) {
-    prune_scheduled = true;
-    scheduler.Schedule(absl::Now() + options.health_interval, [this] { PruneRetired(); });
-  }
+  if (!retired.empty()) SchedulePruneLocked(absl::Now() + options.health_interval);
+}
+
+void WorkerPool::Impl::SchedulePruneLocked(absl::Time when) {
+  if (prune_scheduled || stopping) return;
+  prune_scheduled = true;
+  scheduler.Schedule(when, [this] { PruneRetired(); });
 }
 
 void WorkerPool::Impl::BeginOp() {
@@ -163,10 +166,7 @@ void WorkerPool::Impl::RemoveLocked(EntryPtr e, absl::string_view why, Cancels* 
   }
   free_slots.push_back(e->slot);
   retired.push_back(e);
-  if (!prune_scheduled && !stopping) {
-    prune_scheduled = true;
-    scheduler.Schedule(absl::Now(), [this] { PruneRetired(); });
-  }
+  SchedulePruneLocked(absl::Now());
   if (e->source == v1::WorkerInfo::SOURCE_REGISTERED) --registered;
   if (by_id.empty()) {
     vote.Clear();  // a new set of workers may serve another model / block size

@@ -270,6 +270,8 @@ struct WorkerPool::Impl {
   }
   // Releases the retired entries nothing else holds any more (scheduler task).
   void PruneRetired() ABSL_LOCKS_EXCLUDED(mu);
+  // Schedules PruneRetired at `when` unless one is pending or the pool stops.
+  void SchedulePruneLocked(absl::Time when) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 
   WorkerPoolOptions options;
   const std::unique_ptr<PlacementPolicy> policy;

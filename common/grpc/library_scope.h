@@ -2,12 +2,13 @@
 // on main's own thread at the end, so that gRPC's background threads are
 // joined before exit() runs the atexit handlers.
 //
-// Without it the last gRPC object may go on a gRPC thread (a callback); that
-// grpc_shutdown finishes on a detached thread, which can still run while
-// exit() runs OpenSSL's atexit cleanup: LeakSanitizer then reported OpenSSL's
-// per-thread state of gRPC's threads as leaked (tessera-router with TLS, a
-// sanitized CI run). grpc_shutdown_blocking, unlike grpc_shutdown in some gRPC
-// versions, always cleans up on the calling thread.
+// Without it the last gRPC object may go on a gRPC thread (a callback), and
+// that grpc_shutdown finishes on a detached thread that can still run while
+// exit() runs the atexit handlers. grpc_shutdown_blocking, unlike
+// grpc_shutdown in some gRPC versions, always cleans up on the calling thread.
+// (It does not cure every exit-order problem: OpenSSL's per-thread state of a
+// gRPC thread can still outlive OpenSSL's atexit cleanup, grpc/grpc#38539;
+// tests/sanitizers/lsan.supp.)
 //
 // Declare it in main() before any gRPC object (credentials, servers,
 // channels), so that it is destroyed after all of them.

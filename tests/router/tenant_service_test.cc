@@ -57,6 +57,16 @@ class TenantServiceTest : public RouterServiceTest {
     h->reader = llm_->Generate(&h->ctx, IdsRequest({1, 2, 3}, 4));
     return h;
   }
+  // One worker answering 10 tokens, tenant "batch" limited to 60 tokens per
+  // minute (one per second).
+  void StartTokensPerMinuteRouter() {
+    StartWorkers(1);
+    workers_[0]->SetGenerateScript({.tokens = 10});
+    RouterServerOptions o = FastOptions();
+    o.api_keys = {Keyed("batch", kBatchKey)};
+    o.api_keys[0].policy.tokens_per_minute = 60;
+    StartRouter(o);
+  }
   void Release(std::unique_ptr<Held> h) {
     h->ctx.TryCancel();
     v1::GenerateResponse m;
@@ -108,12 +118,7 @@ TEST_F(TenantServiceTest, ConcurrencyLimitIsRefusedWithTheLimitAndRetryAfter) {
 }
 
 TEST_F(TenantServiceTest, TokensPerMinuteCountsPromptAndCompletion) {
-  StartWorkers(1);
-  workers_[0]->SetGenerateScript({.tokens = 10});
-  RouterServerOptions o = FastOptions();
-  o.api_keys = {Keyed("batch", kBatchKey)};
-  o.api_keys[0].policy.tokens_per_minute = 60;  // one per second
-  StartRouter(o);
+  StartTokensPerMinuteRouter();
   // 20 prompt + 10 completion tokens: the first passes (60 -> 30), the
   // second too (30 -> 0), the third finds an empty bucket.
   const v1::GenerateRequest request = IdsRequest(std::vector<int32_t>(20, 5), 10);
@@ -142,12 +147,7 @@ TEST_F(TenantServiceTest, TokensPerMinuteCountsPromptAndCompletion) {
 // The same limit over the OpenAI HTTP API: 429, a Retry-After header and
 // OpenAI's error body naming the limit.
 TEST_F(TenantServiceTest, OverHttpALimitIs429WithRetryAfter) {
-  StartWorkers(1);
-  workers_[0]->SetGenerateScript({.tokens = 10});
-  RouterServerOptions o = FastOptions();
-  o.api_keys = {Keyed("batch", kBatchKey)};
-  o.api_keys[0].policy.tokens_per_minute = 60;  // one per second
-  StartRouter(o);
+  StartTokensPerMinuteRouter();
   ASSERT_GT(router_->http_port(), 0);
   std::string prompt = "[5";
   for (int i = 1; i < 20; ++i) prompt += ",5";
